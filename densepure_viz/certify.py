@@ -1,0 +1,136 @@
+"""Randomized smoothing PREDICT and CERTIFY (Cohen, Rosenfeld & Kolter 2019, Alg. 1-2), any base classifier.
+
+The base classifier is a function `(phase, draws) -> labels`: it classifies the noise draws with the
+given indices of the current input (the draws themselves come from seeded streams, see `seeding`).
+With DensePure as the base classifier this is DensePure's certification (Xiao et al. 2023, Thm. 3.4);
+with the bare classifier on x + delta it is Cohen et al.; with one-shot denoising, Carlini et al. 2023.
+
+CERTIFY: guess the top class cA from n0 selection draws, count it among n fresh estimation draws
+(nA), take the one-sided (1 - alpha) Clopper-Pearson lower bound pA_lower of its probability, and
+certify radius sigma * Phi^-1(pA_lower) when pA_lower > 1/2, else abstain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from scipy.stats import binomtest, norm
+
+from densepure_viz.seeding import Stream
+
+BaseClassifier = Callable[[Stream, torch.Tensor], torch.Tensor]  # (phase, draw indices (m,)) -> labels (m,)
+MAX_DRAWS = 100_000  # cap on n0 and n that keeps one request bounded
+
+
+@dataclass(frozen=True)
+class CertifyConfig:
+    """Sample sizes and confidence of CERTIFY."""
+
+    n0: int = 100  # selection draws (guess the top class)
+    n: int = 1000  # estimation draws (bound its probability)
+    alpha: float = 0.001  # failure probability of the certificate
+
+    def __post_init__(self) -> None:
+        for name in ("n0", "n"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 1 <= value <= MAX_DRAWS):
+                raise ValueError(f"{name} must be an integer in 1..{MAX_DRAWS}, got {value!r}")
+        if not (isinstance(self.alpha, float) and 0 < self.alpha < 1):
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+
+
+def lower_confidence_bound(count: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) Clopper-Pearson lower bound on a binomial proportion (0 when count is 0)."""
+    if count == 0:
+        return 0.0
+    return float(binomtest(count, n).proportion_ci(confidence_level=1 - 2 * alpha, method="exact").low)
+
+
+def certified_radius(p_lower: float, sigma: float) -> float:
+    """sigma * Phi^-1(p_lower), the L2 radius of Cohen et al. Thm. 1 (0 when p_lower <= 1/2)."""
+    return float(sigma * norm.ppf(p_lower)) if p_lower > 0.5 else 0.0
+
+
+@dataclass
+class CertifyResult:
+    """A certificate (or abstention) for one input."""
+
+    label: int | None  # certified class cA, None when abstaining
+    radius: float  # certified L2 radius in [0, 1] pixel units (0 when abstaining)
+    p_lower: float  # Clopper-Pearson lower bound on P(base = cA)
+    count: int  # nA: estimation draws that voted for cA
+    n: int  # estimation draws
+    n0: int  # selection draws
+    alpha: float  # failure probability
+    sigma: float  # smoothing std
+    guess: int  # cA, the selection phase's top class (reported even when abstaining)
+    counts: list[int]  # estimation votes per class
+    selection_counts: list[int]  # selection votes per class
+
+
+@dataclass
+class CertifyProgress:
+    """Running state while draws accumulate; the preview is not a certificate."""
+
+    phase: Stream  # Stream.SELECT or Stream.ESTIMATE
+    done: int  # draws classified so far in this phase
+    total: int  # draws this phase will classify
+    counts: list[int]  # votes per class so far in this phase
+    preview_p_lower: float  # lower bound from the draws so far (estimate phase), else 0
+    preview_radius: float  # radius from that bound
+
+
+def _count(
+    base: BaseClassifier, phase: Stream, total: int, num_classes: int, chunk: int
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Classify draws 0..total-1 of `phase` in chunks; yield (draws done, counts so far)."""
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    for draws in torch.arange(total).split(chunk):
+        counts += torch.bincount(base(phase, draws).view(-1).cpu(), minlength=num_classes)[:num_classes]
+        yield int(draws[-1]) + 1, counts.clone()
+
+
+def certify_stream(
+    base: BaseClassifier, num_classes: int, sigma: float, cfg: CertifyConfig, chunk: int = 256
+) -> Iterator[CertifyProgress | CertifyResult]:
+    """CERTIFY with progress: yield CertifyProgress per chunk of draws, then the CertifyResult."""
+    selection = torch.zeros(num_classes, dtype=torch.long)
+    for done, selection in _count(base, Stream.SELECT, cfg.n0, num_classes, chunk):
+        yield CertifyProgress(Stream.SELECT, done, cfg.n0, selection.tolist(), 0.0, 0.0)
+    guess = int(selection.argmax())
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    for done, counts in _count(base, Stream.ESTIMATE, cfg.n, num_classes, chunk):
+        p = lower_confidence_bound(int(counts[guess]), done, cfg.alpha)
+        yield CertifyProgress(Stream.ESTIMATE, done, cfg.n, counts.tolist(), p, certified_radius(p, sigma))
+    count = int(counts[guess])
+    p_lower = lower_confidence_bound(count, cfg.n, cfg.alpha)
+    certified = p_lower > 0.5
+    yield CertifyResult(
+        label=guess if certified else None,
+        radius=certified_radius(p_lower, sigma),
+        p_lower=p_lower,
+        count=count,
+        n=cfg.n,
+        n0=cfg.n0,
+        alpha=cfg.alpha,
+        sigma=sigma,
+        guess=guess,
+        counts=counts.tolist(),
+        selection_counts=selection.tolist(),
+    )
+
+
+def certify(base: BaseClassifier, num_classes: int, sigma: float, cfg: CertifyConfig, chunk: int = 256) -> CertifyResult:
+    """CERTIFY without progress reports."""
+    *_, result = certify_stream(base, num_classes, sigma, cfg, chunk)
+    return result
+
+
+def predict(base: BaseClassifier, num_classes: int, n: int, alpha: float, chunk: int = 256) -> int | None:
+    """PREDICT: the top class of n draws, or None when a two-sided binomial test cannot tell it from the runner-up."""
+    *_, (_, counts) = _count(base, Stream.ESTIMATE, n, num_classes, chunk)
+    top2 = counts.topk(min(2, num_classes))
+    n_a, n_b = int(top2.values[0]), int(top2.values[1]) if num_classes > 1 else 0
+    return int(top2.indices[0]) if binomtest(n_a, n_a + n_b, 0.5).pvalue <= alpha else None

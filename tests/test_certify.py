@@ -1,0 +1,92 @@
+"""CERTIFY / PREDICT against closed forms and known statistics (Cohen et al. 2019)."""
+
+import pytest
+import torch
+from scipy.stats import beta, norm
+
+from densepure_viz.certify import (
+    CertifyConfig,
+    CertifyProgress,
+    CertifyResult,
+    certified_radius,
+    certify,
+    certify_stream,
+    lower_confidence_bound,
+    predict,
+)
+from densepure_viz.seeding import Stream
+
+
+def constant_base(label: int):
+    return lambda phase, draws: torch.full((len(draws),), label)
+
+
+def bernoulli_base(p: float, top: int, other: int, seed: int = 0):
+    """Label `top` with probability p, else `other`; each draw's outcome fixed by (phase, draw index)."""
+
+    def base(phase: Stream, draws: torch.Tensor) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed * 1000 + int(phase))
+        u = torch.rand(int(draws.max()) + 1, generator=g)[draws]
+        return torch.where(u < p, top, other)
+
+    return base
+
+
+@pytest.mark.parametrize("count, n, alpha", [(1, 10, 0.05), (990, 1000, 0.001), (500, 1000, 0.01), (37, 40, 0.001)])
+def test_clopper_pearson_lower_bound_is_the_beta_quantile(count, n, alpha):
+    assert lower_confidence_bound(count, n, alpha) == pytest.approx(beta.ppf(alpha, count, n - count + 1), rel=1e-9)
+
+
+def test_lower_bound_of_zero_count_is_zero():
+    assert lower_confidence_bound(0, 100, 0.001) == 0.0
+
+
+def test_radius_closed_form():
+    assert certified_radius(0.99, 0.5) == pytest.approx(0.5 * norm.ppf(0.99))
+    assert certified_radius(0.5, 0.5) == 0.0
+    assert certified_radius(0.3, 0.5) == 0.0
+
+
+def test_certify_constant_base_gives_the_all_correct_bound():
+    """nA = n: the lower bound is alpha^(1/n) exactly, radius sigma * Phi^-1(alpha^(1/n))."""
+    cfg = CertifyConfig(n0=10, n=200, alpha=0.001)
+    r = certify(constant_base(7), 10, 0.25, cfg, chunk=64)
+    assert (r.label, r.count, r.n, r.guess) == (7, 200, 200, 7)
+    assert r.p_lower == pytest.approx(0.001 ** (1 / 200), rel=1e-9)
+    assert r.radius == pytest.approx(0.25 * norm.ppf(0.001 ** (1 / 200)), rel=1e-9)
+    assert r.counts[7] == 200 and sum(r.selection_counts) == 10
+
+
+def test_certify_abstains_below_one_half():
+    r = certify(bernoulli_base(0.45, top=2, other=5), 10, 0.5, CertifyConfig(n0=100, n=1000, alpha=0.001))
+    assert r.label is None and r.radius == 0.0 and r.p_lower < 0.5
+
+
+def test_certify_bound_is_below_the_true_probability():
+    """With p = 0.9, the (1 - alpha) lower bound is below p and within a few standard errors of it."""
+    p, n = 0.9, 2000
+    r = certify(bernoulli_base(p, top=1, other=0), 2, 0.5, CertifyConfig(n0=50, n=n, alpha=0.001))
+    assert r.label == 1
+    se = (p * (1 - p) / n) ** 0.5
+    assert p - 6 * se < r.p_lower < p
+    assert r.radius == pytest.approx(0.5 * norm.ppf(r.p_lower))
+
+
+def test_certify_stream_reports_progress_then_result():
+    items = list(certify_stream(constant_base(3), 10, 0.5, CertifyConfig(n0=20, n=100), chunk=30))
+    progress = [i for i in items if isinstance(i, CertifyProgress)]
+    assert isinstance(items[-1], CertifyResult)
+    assert [p.done for p in progress if p.phase == Stream.SELECT] == [20]
+    assert [p.done for p in progress if p.phase == Stream.ESTIMATE] == [30, 60, 90, 100]
+    assert progress[-1].preview_p_lower == pytest.approx(items[-1].p_lower)
+
+
+def test_predict():
+    assert predict(constant_base(4), 10, n=100, alpha=0.001) == 4
+    assert predict(bernoulli_base(0.5, top=1, other=2), 10, n=200, alpha=0.001) is None
+
+
+@pytest.mark.parametrize("kwargs", [dict(n0=0), dict(n=0), dict(n=10**9), dict(alpha=0.0), dict(alpha=1.0), dict(n=2.5)])
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        CertifyConfig(**kwargs)
