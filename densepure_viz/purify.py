@@ -125,9 +125,12 @@ class Trajectories:
 def smoothed_draws(
     models: DensePureModels, x01: torch.Tensor, sigma: float, seed: int, phase: Stream, draws: torch.Tensor
 ) -> tuple[torch.Tensor, _BlockNoise]:
-    """x + delta (m, C, H, W) for noise draws `draws` of image x01 (C, H, W), and their noise streams."""
+    """x + delta (m, C, H, W) for noise draws `draws` (m,) of image x01, and their noise streams.
+
+    x01 is one image (C, H, W) shared by all draws, or one image per draw (m, C, H, W).
+    """
     x = x01.to(models.device, torch.float32)
-    noise = _BlockNoise(seed, phase, draws, tuple(x.shape), models.device)
+    noise = _BlockNoise(seed, phase, draws, tuple(x.shape[-3:]), models.device)
     return x + sigma * noise.smoothing(), noise
 
 
@@ -182,13 +185,14 @@ def densepure_labels(
     seed_ids: Sequence[int] | None = None,
     max_batch: int | None = None,
 ) -> torch.Tensor:
-    """Labels (m, K) of the purified images for noise draws `draws` (m,) of image x01 (C, H, W)."""
+    """Labels (m, K) of the purified images for noise draws `draws` (m,) of x01: (C, H, W) or (m, C, H, W)."""
     seed_ids = list(range(cfg.seeds)) if seed_ids is None else list(seed_ids)
     t_star, timesteps = cfg.plan(models)
     per_chunk = max(1, (max_batch or auto_batch(models)) // len(seed_ids))
+    images = x01.split(per_chunk) if x01.dim() == 4 else [x01] * len(draws.split(per_chunk))
     labels = []
-    for chunk in draws.split(per_chunk):
-        traj = start_draws(models, x01, cfg.sigma, t_star, seed, phase, chunk)
+    for chunk, x in zip(draws.split(per_chunk), images):
+        traj = start_draws(models, x, cfg.sigma, t_star, seed, phase, chunk)
         *_, last = reverse(models, traj, timesteps, seed_ids)
         labels.append(models.predict(to_unit(last.prev_sample)).view(len(chunk), len(seed_ids)))
     return torch.cat(labels).cpu()

@@ -115,3 +115,13 @@ def test_bare_base_classifies_the_noisy_input(tiny_models, image):
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         PurifyConfig(**kwargs)
+
+
+def test_a_batch_of_images_equals_one_call_per_image(tiny_models):
+    images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(7))
+    cfg = PurifyConfig(sigma=0.5, seeds=3, sampler="fast", steps=3)
+    draws = torch.arange(5)
+    batched = densepure_labels(tiny_models, images, cfg, 0, Stream.ESTIMATE, draws, max_batch=6)
+    for i in range(5):
+        alone = densepure_labels(tiny_models, images[i], cfg, 0, Stream.ESTIMATE, draws[i : i + 1])
+        assert batched[i].tolist() == alone[0].tolist()

@@ -1,0 +1,87 @@
+"""Loading: hub-layout round trip, safe formats only, clear offline and bad-source errors."""
+
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from densepure_viz import models as models_module
+from densepure_viz.models import REGISTRY, ModelLoadError, custom_spec, load_classifier, load_models, resolve_source
+
+
+def test_round_trip_of_a_model_saved_in_hub_layout(tiny_dirs, tiny_models):
+    diffusion, classifier = tiny_dirs
+    saved = load_file(diffusion / "unet" / "diffusion_pytorch_model.safetensors")
+    loaded = tiny_models.unet.state_dict()
+    assert saved.keys() == loaded.keys()
+    assert all(torch.equal(saved[k], loaded[k]) for k in saved)
+    saved_cls = load_file(classifier / "model.safetensors")
+    assert all(torch.equal(v, tiny_models.classifier.state_dict()[k]) for k, v in saved_cls.items())
+    assert tiny_models.labels == tuple(str(i) for i in range(10))
+    assert tiny_models.image_size == 8 and tiny_models.channels == 1
+
+
+def test_flat_unet_folder_loads_too(tmp_path, tiny_dirs):
+    """A bare UNet folder with scheduler_config.json beside it (like google/ddpm-cifar10-32) loads."""
+    import shutil
+
+    diffusion, classifier = tiny_dirs
+    flat = tmp_path / "flat"
+    shutil.copytree(diffusion / "unet", flat)
+    shutil.copy(diffusion / "scheduler" / "scheduler_config.json", flat)
+    m = load_models(custom_spec(str(flat), str(classifier)), device="cpu")
+    assert m.scheduler.config.num_train_timesteps == 1000
+
+
+def test_pickle_only_classifier_is_refused(tmp_path, tiny_dirs):
+    import shutil
+
+    _, classifier = tiny_dirs
+    bad = tmp_path / "pickled"
+    shutil.copytree(classifier, bad)
+    (bad / "model.safetensors").rename(bad / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        load_classifier(str(bad))
+
+
+def test_offline_hub_id_fails_at_once_with_directions(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(models_module, "_hub_reachable", lambda timeout=3.0: False)
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="local folder") as info:
+        resolve_source("google/ddpm-cifar10-32")
+    assert time.perf_counter() - start < 5
+    assert "google/ddpm-cifar10-32" in str(info.value)
+
+
+def test_real_offline_environment_fails_fast(tmp_path, monkeypatch):
+    """With HF_HUB_OFFLINE the hub is never contacted (CI has no hub access either way)."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError):
+        load_models("cifar10", device="cpu")
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("source", ["../../no-such-model", "/nonexistent/folder", "not a repo", "a/b/c", "~/missing"])
+def test_bad_sources_are_refused(source):
+    with pytest.raises(ModelLoadError):
+        resolve_source(source)
+
+
+def test_unknown_registry_name():
+    with pytest.raises(ModelLoadError, match="unknown model"):
+        load_models("imagenet-9000")
+
+
+def test_registry_embedded_entry_points_inside_assets():
+    assert REGISTRY["digits"].embedded and "assets" in REGISTRY["digits"].diffusion
+    assert not REGISTRY["cifar10"].embedded
+
+
+def test_folder_that_is_not_a_model_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="not a diffusers DDPM"):
+        load_models(custom_spec(str(tmp_path), str(tmp_path)))
