@@ -1,0 +1,1 @@
+"""Plotly figures (no Gradio, no computation beyond layout)."""
