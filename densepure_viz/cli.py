@@ -209,9 +209,147 @@ def _certify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="TSV file for a folder (default: stdout)")
 
 
+def run_attack(args: argparse.Namespace) -> None:
+    from densepure_viz.attacks import AttackConfig, AttackResult, attack_stream
+    from densepure_viz.images import save_image
+
+    cfg = AttackConfig(
+        norm=args.norm, eps=args.eps, steps=args.steps, step_size=args.step_size,
+        random_start=not args.no_random_start, target=args.target, threat=args.threat, eot_samples=args.eot,
+        sigma=args.sigma, adaptive_sampler=args.adaptive_sampler, adaptive_steps=args.adaptive_steps, seed=args.seed,
+    )
+    models = models_from_args(args)
+    x = load_input(args.image, models)
+    if args.label is not None:
+        label, label_source = args.label, "--label"
+    elif true_label(Path(args.image)) >= 0:
+        label, label_source = true_label(Path(args.image)), "file name"
+    else:
+        label, label_source = int(models.predict(x[None])[0]), "classifier"
+    result: AttackResult | None = None
+    with tqdm(total=cfg.steps, desc=f"PGD ({cfg.threat})", unit="step", disable=None, file=sys.stderr) as bar:
+        for item in attack_stream(models, x, label, cfg):
+            if isinstance(item, AttackResult):
+                result = item
+            else:
+                bar.set_postfix(loss=f"{item.loss:.3f}")
+                bar.update()
+    assert result is not None
+    save_image(result.adversarial, args.out)
+    out = {
+        "clean_label": result.clean_label,
+        "adversarial_label": result.adversarial_label,
+        "success": result.success,
+        "target_label_rate": result.target_label_rate,
+        "linf": result.linf,
+        "l2": result.l2,
+        "out": str(args.out),
+        "threat": cfg.threat,
+        "norm": cfg.norm,
+        "eps": cfg.eps,
+        "steps": cfg.steps,
+        "step_size": cfg.alpha,
+        "target": cfg.target,
+        "label": label,
+        "label_source": label_source,
+        "seed": cfg.seed,
+        "model": models.name,
+    }
+    if cfg.threat == "adaptive":
+        out.update(sigma=cfg.sigma, eot_samples=cfg.eot_samples, adaptive_sampler=cfg.adaptive_sampler,
+                   adaptive_steps=cfg.adaptive_steps)
+    if args.json:
+        print(json.dumps(out))
+        return
+    goal = f"target {cfg.target}" if cfg.target is not None else f"leave label {label} (from {label_source})"
+    print(f"bare classifier: {result.clean_label} ({models.labels[result.clean_label]}) -> "
+          f"{result.adversarial_label} ({models.labels[result.adversarial_label]})")
+    print(f"{cfg.threat} attack, {cfg.norm} eps {cfg.eps:g}, goal: {goal}: "
+          f"{'succeeded' if result.success else 'failed'} ({100 * result.target_label_rate:.0f}% of draws comply); "
+          f"applied linf {result.linf:.4f}, l2 {result.l2:.4f}; wrote {args.out}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from densepure_viz.data import split_digits
+    from densepure_viz.evaluate import EvaluationConfig, evaluate, save_results
+    from densepure_viz.plots.evaluation import certified_accuracy_figure
+
+    cfg = EvaluationConfig(
+        sigmas=tuple(args.sigma), n0=args.n0, n=args.n, alpha=args.alpha, seeds=args.seeds, steps=args.steps,
+        eps=tuple(args.eps), norm=args.norm, attack_steps=args.attack_steps, eot_samples=args.eot,
+        adaptive_sampler=args.adaptive_sampler, adaptive_steps=args.adaptive_steps, seed=args.seed,
+    )
+    models = models_from_args(args)
+    if models.channels != 1:
+        raise ValueError(f"evaluate uses the held-out digits split (grayscale); this model takes {models.channels}-channel images")
+    split = split_digits(size=models.image_size)
+    if not 1 <= args.images <= len(split.test_labels):
+        raise ValueError(f"--images must be in 1..{len(split.test_labels)} (the held-out split), got {args.images}")
+    start = time.perf_counter()
+    result = evaluate(models, split.test_images[: args.images], split.test_labels[: args.images], cfg, args.out)
+    markdown, results_json = save_results(result, args.out)
+    figure = Path(args.out) / "certified_accuracy.html"
+    certified_accuracy_figure(result).write_html(figure, include_plotlyjs="cdn")
+    files = {"markdown": str(markdown), "json": str(results_json), "figure": str(figure),
+             "records": str(Path(args.out) / "records.jsonl")}
+    if args.json:
+        print(json.dumps({**result.to_json(), "files": files, "seconds": round(time.perf_counter() - start, 3)}))
+        return
+    print(markdown.read_text())
+    print("wrote " + ", ".join(files.values()))
+
+
+def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="image file")
+    add_model_arguments(parser)
+    parser.add_argument("--eps", type=float, required=True, help="perturbation budget on [0,1] pixels")
+    parser.add_argument("--norm", choices=("linf", "l2"), default="linf")
+    parser.add_argument("--threat", choices=("classifier", "adaptive"), default="classifier",
+                        help="classifier: attack the bare classifier; adaptive: PGD+EOT through the purifier")
+    parser.add_argument("--out", required=True, help="PNG file for the adversarial image")
+    parser.add_argument("--steps", type=int, default=10, help="PGD steps (1 with --no-random-start is FGSM)")
+    parser.add_argument("--step-size", type=float, default=None, help="default 2.5 * eps / steps")
+    parser.add_argument("--no-random-start", action="store_true", help="start PGD at the image itself")
+    parser.add_argument("--target", type=int, default=None, help="targeted attack toward this class")
+    parser.add_argument("--label", type=int, default=None,
+                        help="true class (default: from a '..._label3' file name, else the classifier's answer)")
+    parser.add_argument("--sigma", type=float, default=0.25, help="adaptive: the purifier's smoothing std")
+    parser.add_argument("--eot", type=int, default=8, help="adaptive: noise draws averaged per gradient")
+    parser.add_argument("--adaptive-sampler", choices=("one-shot", "fast"), default="one-shot",
+                        help="adaptive: differentiate the one-shot x0 prediction or a short reverse chain")
+    parser.add_argument("--adaptive-steps", type=int, default=2, help="adaptive fast: UNet steps differentiated")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random start and the EOT draws")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--sigma", type=float, nargs="+", default=[0.25, 0.5], help="smoothing stds")
+    parser.add_argument("--n0", type=int, default=20, help="selection draws")
+    parser.add_argument("--n", type=int, default=100, help="estimation draws")
+    parser.add_argument("--alpha", type=float, default=0.001, help="failure probability")
+    parser.add_argument("--seeds", type=int, default=4, help="DensePure's K reverse seeds")
+    parser.add_argument("--steps", type=int, default=5, help="DensePure's b fast-sampler steps")
+    parser.add_argument("--images", type=int, default=50, help="the first N images of the held-out split")
+    parser.add_argument("--out", required=True, help="output folder (resumes from its records.jsonl)")
+    parser.add_argument("--eps", type=float, nargs="*", default=[], help="attack budgets of the empirical table")
+    parser.add_argument("--norm", choices=("linf", "l2"), default="l2", help="attack norm")
+    parser.add_argument("--attack-steps", type=int, default=10, help="PGD steps")
+    parser.add_argument("--eot", type=int, default=8, help="adaptive attack: noise draws per gradient")
+    parser.add_argument("--adaptive-sampler", choices=("one-shot", "fast"), default="one-shot",
+                        help="adaptive attack: differentiate the one-shot x0 prediction or a short reverse chain")
+    parser.add_argument("--adaptive-steps", type=int, default=2, help="adaptive attack, fast: UNet steps differentiated")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of every random draw")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
 COMMANDS: dict[str, Command] = {
     "purify": Command("purify an image with K seeded reverse trajectories and vote", _purify_arguments, run_purify),
     "certify": Command("certify an image (or folder) with randomized smoothing", _certify_arguments, run_certify),
+    "attack": Command("adversarially perturb an image (FGSM/PGD, bare classifier or adaptive EOT)", _attack_arguments,
+                      run_attack),
+    "evaluate": Command("certified and empirical robust accuracy on the held-out digits", _evaluate_arguments,
+                        run_evaluate),
 }
 
 

@@ -23,6 +23,8 @@ class Stream(IntEnum):
     ESTIMATE = 2  # CERTIFY's n estimation draws
     SMOOTHING = 10  # the randomized-smoothing noise delta of a block of draws
     REVERSE = 11  # the reverse-process noise of one seed within a block
+    ATTACK_START = 20  # PGD's random start
+    ATTACK_EOT = 21  # the adaptive attack's noise draws, one generator per PGD step
 
 
 def derive_seed(seed: int, *keys: int) -> int:

@@ -1,0 +1,418 @@
+"""The paper's table on our models: certified accuracy against L2 radius, and empirical robust accuracy.
+
+Certified accuracy at radius r (Cohen et al. 2019, Sec. 4) is the share of test images that CERTIFY
+labels correctly with a radius of at least r; abstentions count as errors, so the r = 0 entry is the
+clean accuracy of the smoothed classifier. Three base classifiers are smoothed on the same noise
+draws of each image (the draws are keyed by seed, phase and index, see `seeding`):
+  bare       the classifier alone on x + delta (Cohen et al. 2019);
+  one-shot   the classifier on the diffusion model's one-shot x0 prediction (Carlini et al. 2023);
+  densepure  the majority vote of K seeded b-step reverse chains (Xiao et al. 2023).
+Empirical robust accuracy attacks each image under both threat models of `attacks` (the bare
+classifier, transferred; the purifier itself, with EOT, Athalye et al. 2018) and reports the bare
+classifier's accuracy, DensePure's vote on one fresh noise draw, and the attack's success rate on its
+own target, so a weak attack shows.
+
+Every finished (method, sigma, image) certificate and (threat, eps, sigma, image) attack is appended
+to a JSON-lines file as soon as it exists, tagged with the settings it depends on; a rerun with the
+same settings skips it, so an interrupted run continues where it stopped and changing one setting
+recomputes only what it affects.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from densepure_viz.attacks import THREATS, AdaptiveSampler, AttackConfig, Norm, Threat, attack
+from densepure_viz.certify import CertifyConfig, certify
+from densepure_viz.models import DensePureModels
+from densepure_viz.purify import PurifyConfig, auto_batch, bare_base, densepure_base, densepure_labels, majority_vote
+from densepure_viz.seeding import Stream, derive_seed
+
+Method = Literal["bare", "one-shot", "densepure"]
+METHODS: tuple[Method, ...] = ("bare", "one-shot", "densepure")
+METHOD_NAMES: dict[str, str] = {
+    "bare": "bare classifier (Cohen et al.)",
+    "one-shot": "one-shot denoising (Carlini et al.)",
+    "densepure": "DensePure (Xiao et al.)",
+}
+RADII: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+RECORDS = "records.jsonl"
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Everything an evaluation computes; the image subset is chosen by the caller."""
+
+    sigmas: tuple[float, ...] = (0.25, 0.5)  # smoothing std on [0, 1] pixels, one table block each
+    n0: int = 20  # CERTIFY selection draws
+    n: int = 100  # CERTIFY estimation draws
+    alpha: float = 0.001  # CERTIFY failure probability
+    seeds: int = 4  # DensePure's K reverse seeds per draw
+    steps: int = 5  # DensePure's b UNet steps (fast sampler)
+    radii: tuple[float, ...] = RADII  # L2 radii of the certified-accuracy table
+    eps: tuple[float, ...] = ()  # attack budgets of the empirical table (none: skip it)
+    norm: Norm = "l2"  # attack norm (L2, the norm of the certificates)
+    attack_steps: int = 10  # PGD steps
+    eot_samples: int = 8  # adaptive attack: noise draws per gradient
+    adaptive_sampler: AdaptiveSampler = "one-shot"  # adaptive attack: purifier it differentiates
+    adaptive_steps: int = 2  # adaptive attack: steps of that purifier when "fast"
+    seed: int = 0  # base seed; image i uses derive_seed(seed, i) for all its draws
+
+    def __post_init__(self) -> None:
+        if not self.sigmas:
+            raise ValueError("give at least one sigma")
+        if list(self.radii) != sorted(set(self.radii)) or self.radii[0] < 0:
+            raise ValueError(f"radii must be increasing and >= 0, got {self.radii}")
+        self.certify_config()
+        for sigma in self.sigmas:
+            for method in METHODS[1:]:
+                self.purify_config(method, sigma)
+            for eps in self.eps:
+                self.attack_config("adaptive", eps, sigma, seed=0)
+
+    def certify_config(self) -> CertifyConfig:
+        return CertifyConfig(n0=self.n0, n=self.n, alpha=self.alpha)
+
+    def purify_config(self, method: Method, sigma: float) -> PurifyConfig:
+        """The denoiser of `method` ("one-shot" or "densepure") as an engine config."""
+        if method == "one-shot":
+            return PurifyConfig(sigma=sigma, seeds=1, sampler="one-shot")
+        return PurifyConfig(sigma=sigma, seeds=self.seeds, sampler="fast", steps=self.steps)
+
+    def attack_config(self, threat: Threat, eps: float, sigma: float, seed: int) -> AttackConfig:
+        return AttackConfig(
+            norm=self.norm, eps=eps, steps=self.attack_steps, threat=threat, eot_samples=self.eot_samples,
+            sigma=sigma, adaptive_sampler=self.adaptive_sampler, adaptive_steps=self.adaptive_steps, seed=seed,
+        )
+
+    def settings(self, kind: str, name: str, model: str) -> dict:
+        """What a record of `kind` ("certify"/"robust") for method or threat `name` depends on, besides its keys."""
+        common = {"model": model, "seed": self.seed}
+        if kind == "certify":
+            denoiser = {"seeds": self.seeds, "steps": self.steps} if name == "densepure" else {}
+            return {**common, "n0": self.n0, "n": self.n, "alpha": self.alpha, **denoiser}
+        adaptive = {"eot_samples": self.eot_samples, "adaptive_sampler": self.adaptive_sampler,
+                    "adaptive_steps": self.adaptive_steps} if name == "adaptive" else {}
+        return {**common, "norm": self.norm, "attack_steps": self.attack_steps, "seeds": self.seeds,
+                "steps": self.steps, **adaptive}
+
+
+# --- records: one JSON line per finished unit of work --------------------------------------------
+
+
+@dataclass
+class CertifyRecord:
+    """CERTIFY of one image with one smoothed classifier."""
+
+    method: str  # one of METHODS
+    sigma: float  # smoothing std
+    index: int  # image index in the evaluated set
+    label: int  # true class
+    predicted: int | None  # certified class, None when abstaining
+    radius: float  # certified L2 radius (0 when abstaining)
+    p_lower: float  # Clopper-Pearson lower bound on the top class's probability
+    count: int  # estimation draws voting for the selected class
+    seconds: float  # wall time of this certificate
+
+
+@dataclass
+class RobustRecord:
+    """One attacked image and what each classifier says about it."""
+
+    threat: str  # one of attacks.THREATS
+    eps: float  # attack budget
+    sigma: float  # the defence's (and the adaptive attacker's) smoothing std
+    index: int  # image index in the evaluated set
+    label: int  # true class
+    bare: int  # bare classifier on the adversarial image
+    densepure: int  # DensePure's K-seed vote on one noise draw of the adversarial image
+    success: bool  # the attack reached its goal on its own target
+    target_label_rate: float  # share of the attacker's draws that comply
+    seconds: float  # wall time of attack + defence
+
+
+Record = CertifyRecord | RobustRecord
+Unit = tuple[str, str, float, float | None, int]  # (kind, method or threat, sigma, eps or None, index)
+
+
+def unit_of(record: Record) -> Unit:
+    if isinstance(record, CertifyRecord):
+        return ("certify", record.method, record.sigma, None, record.index)
+    return ("robust", record.threat, record.sigma, record.eps, record.index)
+
+
+def work_units(cfg: EvaluationConfig, images: int) -> Iterator[Unit]:
+    """Image by image (so a partial run covers every cell on a prefix of images): certificates, then attacks."""
+    for index in range(images):
+        for sigma in cfg.sigmas:
+            for method in METHODS:
+                yield ("certify", method, sigma, None, index)
+        for threat in THREATS:
+            for eps in cfg.eps:
+                for sigma in cfg.sigmas:
+                    yield ("robust", threat, sigma, eps, index)
+
+
+def _settings_key(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True)
+
+
+def read_records(path: Path, cfg: EvaluationConfig, model: str) -> dict[Unit, Record]:
+    """Records in `path` whose settings match cfg (a truncated last line from a killed run is ignored)."""
+    if not path.is_file():
+        return {}
+    found: dict[Unit, Record] = {}
+    for line in path.read_text().splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        kind, settings = obj.pop("kind"), obj.pop("settings")
+        record = CertifyRecord(**obj) if kind == "certify" else RobustRecord(**obj)
+        unit = unit_of(record)
+        if _settings_key(settings) == _settings_key(cfg.settings(kind, unit[1], model)):
+            found[unit] = record
+    return found
+
+
+def append_record(path: Path, record: Record, settings: dict) -> None:
+    """Append one record as a JSON line (starting a new line if a killed run left a partial one)."""
+    kind = unit_of(record)[0]
+    text = json.dumps({"kind": kind, "settings": settings, **asdict(record)}) + "\n"
+    with path.open("a+") as f:
+        f.seek(0, 2)
+        if f.tell() > 0:
+            f.seek(f.tell() - 1)
+            if f.read(1) != "\n":
+                text = "\n" + text
+        f.write(text)
+
+
+# --- computing one unit --------------------------------------------------------------------------
+
+
+def certify_record(
+    models: DensePureModels, x01: torch.Tensor, label: int, index: int, method: Method, sigma: float,
+    cfg: EvaluationConfig,
+) -> CertifyRecord:
+    """CERTIFY image x01 (C, H, W) with `method` as the base classifier, on image `index`'s own noise draws."""
+    start = time.perf_counter()
+    seed = derive_seed(cfg.seed, index)
+    if method == "bare":
+        base, seeds = bare_base(models, x01, sigma, seed), 1
+    else:
+        pcfg = cfg.purify_config(method, sigma)
+        base, seeds = densepure_base(models, x01, pcfg, seed), pcfg.seeds
+    result = certify(base, models.num_classes, sigma, cfg.certify_config(), chunk=max(1, auto_batch(models) // seeds))
+    return CertifyRecord(method, sigma, index, label, result.label, result.radius, result.p_lower, result.count,
+                         time.perf_counter() - start)
+
+
+def robust_record(
+    models: DensePureModels, x01: torch.Tensor, label: int, index: int, threat: Threat, eps: float, sigma: float,
+    cfg: EvaluationConfig,
+) -> RobustRecord:
+    """Attack image x01 under `threat`, then classify it bare and with DensePure on one noise draw."""
+    start = time.perf_counter()
+    seed = derive_seed(cfg.seed, index)
+    result = attack(models, x01, label, cfg.attack_config(threat, eps, sigma, seed))
+    pcfg = cfg.purify_config("densepure", sigma)
+    votes = densepure_labels(models, result.adversarial, pcfg, seed, Stream.PURIFY, torch.zeros(1, dtype=torch.long))
+    defended = int(majority_vote(votes, models.num_classes)[0])
+    return RobustRecord(threat, eps, sigma, index, label, result.adversarial_label, defended, result.success,
+                        result.target_label_rate, time.perf_counter() - start)
+
+
+# --- summaries -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CertifiedCurve:
+    """Certified accuracy of one smoothed classifier at one sigma, as a function of the radius."""
+
+    method: str  # one of METHODS
+    sigma: float  # smoothing std
+    images: int  # images evaluated
+    correct_radii: list[float]  # radii of the images certified with their true label, descending
+    abstained: int  # images on which CERTIFY abstained
+    seconds: float  # mean wall time per image
+
+    def accuracy(self, radius: float) -> float:
+        """Share of images certified correctly with radius >= `radius` (Cohen et al.'s certified accuracy)."""
+        return sum(r >= radius for r in self.correct_radii) / self.images if self.images else 0.0
+
+    def step_points(self, max_radius: float) -> tuple[list[float], list[float]]:
+        """Corners of the step function accuracy(r) on [0, max_radius], for plotting."""
+        xs, ys = [0.0], [self.accuracy(0.0)]
+        for r in sorted({r for r in self.correct_radii if r < max_radius}):
+            xs += [r, r]
+            ys += [self.accuracy(r), self.accuracy(r) - self.correct_radii.count(r) / self.images]
+        return xs + [max_radius], ys + [self.accuracy(max_radius)]
+
+
+@dataclass
+class RobustRow:
+    """Empirical accuracy under one attack."""
+
+    threat: str  # one of attacks.THREATS
+    norm: str  # attack norm
+    eps: float  # attack budget
+    sigma: float  # the defence's smoothing std
+    images: int  # images attacked
+    bare_accuracy: float  # bare classifier on the adversarial images
+    densepure_accuracy: float  # DensePure's vote on one noise draw of them
+    attack_success: float  # share of images on which the attack met its goal on its own target
+    target_label_rate: float  # mean share of the attacker's draws that comply
+
+
+@dataclass
+class EvaluationResult:
+    """The evaluation's tables, built from its records."""
+
+    model: str  # model name
+    images: int  # size of the evaluated subset
+    config: EvaluationConfig  # what was computed
+    certified: list[CertifiedCurve] = field(default_factory=list)  # per (sigma, method)
+    robust: list[RobustRow] = field(default_factory=list)  # per (threat, eps, sigma)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["table"] = {f"{c.method}@{c.sigma}": [c.accuracy(r) for r in self.config.radii] for c in self.certified}
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict) -> EvaluationResult:
+        names = {f.name for f in fields(EvaluationConfig)}
+        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in obj["config"].items() if k in names}
+        return cls(
+            model=obj["model"],
+            images=obj["images"],
+            config=EvaluationConfig(**cfg),
+            certified=[CertifiedCurve(**c) for c in obj["certified"]],
+            robust=[RobustRow(**r) for r in obj["robust"]],
+        )
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def summarize(records: dict[Unit, Record], cfg: EvaluationConfig, model: str, images: int) -> EvaluationResult:
+    """Tables over images 0..images-1 from their records (cells with missing records cover fewer images)."""
+    result = EvaluationResult(model, images, cfg)
+    for sigma in cfg.sigmas:
+        for method in METHODS:
+            rows = [records[u] for i in range(images) if (u := ("certify", method, sigma, None, i)) in records]
+            result.certified.append(CertifiedCurve(
+                method, sigma, len(rows),
+                sorted((r.radius for r in rows if r.predicted == r.label), reverse=True),
+                sum(r.predicted is None for r in rows),
+                _mean([r.seconds for r in rows]),
+            ))
+    for threat in THREATS:
+        for eps in cfg.eps:
+            for sigma in cfg.sigmas:
+                rows = [records[u] for i in range(images) if (u := ("robust", threat, sigma, eps, i)) in records]
+                result.robust.append(RobustRow(
+                    threat, cfg.norm, eps, sigma, len(rows),
+                    _mean([r.bare == r.label for r in rows]),
+                    _mean([r.densepure == r.label for r in rows]),
+                    _mean([r.success for r in rows]),
+                    _mean([r.target_label_rate for r in rows]),
+                ))
+    return result
+
+
+def evaluate(
+    models: DensePureModels,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: EvaluationConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Evaluate images (N, C, H, W) in [0, 1] with true labels (N,), resuming from out_dir/records.jsonl."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RECORDS
+    records = read_records(path, cfg, models.name)
+    units = list(work_units(cfg, len(images)))
+    with tqdm(total=len(units), desc="evaluate", unit="cell", disable=not progress) as bar:
+        bar.update(sum(u in records for u in units))
+        for unit in units:
+            if unit in records:
+                continue
+            kind, name, sigma, eps, index = unit
+            x, y = images[index], int(labels[index])
+            if kind == "certify":
+                record = certify_record(models, x, y, index, name, sigma, cfg)
+            else:
+                record = robust_record(models, x, y, index, name, eps, sigma, cfg)
+            append_record(path, record, cfg.settings(kind, name, models.name))
+            records[unit] = record
+            bar.update()
+    return summarize(records, cfg, models.name, len(images))
+
+
+# --- outputs -------------------------------------------------------------------------------------
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def markdown_table(result: EvaluationResult) -> str:
+    """The certified-accuracy table (and the empirical one, when attacks ran) in Markdown."""
+    cfg = result.config
+    lines = [
+        f"### Certified accuracy (%) at L2 radius, {result.model}, {result.images} held-out images",
+        "",
+        f"CERTIFY with n0 = {cfg.n0}, n = {cfg.n}, alpha = {cfg.alpha}; DensePure K = {cfg.seeds} seeds, "
+        f"b = {cfg.steps} steps. Abstentions count as errors.",
+        "",
+        "| sigma | method | " + " | ".join(f"r = {r:g}" for r in cfg.radii) + " | abstain | s / image |",
+        "|---|---|" + "---:|" * (len(cfg.radii) + 2),
+    ]
+    for c in result.certified:
+        cells = " | ".join(_pct(c.accuracy(r)) for r in cfg.radii)
+        lines.append(f"| {c.sigma:g} | {METHOD_NAMES[c.method]} | {cells} | {_pct(c.abstained / max(c.images, 1))} "
+                     f"| {c.seconds:.2f} |")
+    if result.robust:
+        lines += [
+            "",
+            f"### Empirical accuracy (%) under {cfg.norm.upper()} PGD-{cfg.attack_steps}",
+            "",
+            f"classifier: PGD on the bare classifier, then defended; adaptive: PGD with EOT over "
+            f"{cfg.eot_samples} noise draws through the {cfg.adaptive_sampler} purifier. DensePure votes K = "
+            f"{cfg.seeds} seeds on one fresh noise draw. Attack success is on the attack's own target.",
+            "",
+            "| threat | eps | sigma | images | bare classifier | DensePure (1 draw) | attack success "
+            "| draws complying |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in result.robust:
+            lines.append(f"| {r.threat} | {r.eps:g} | {r.sigma:g} | {r.images} | {_pct(r.bare_accuracy)} | "
+                         f"{_pct(r.densepure_accuracy)} | {_pct(r.attack_success)} | {_pct(r.target_label_rate)} |")
+    return "\n".join(lines) + "\n"
+
+
+def save_results(result: EvaluationResult, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write out_dir/results.md and out_dir/results.json; return their paths."""
+    out = Path(out_dir)
+    md, js = out / "results.md", out / "results.json"
+    md.write_text(markdown_table(result))
+    js.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+    return md, js
+
+
+def load_results(path: str | Path) -> EvaluationResult:
+    """An EvaluationResult from a results.json written by save_results (what the app shows)."""
+    return EvaluationResult.from_json(json.loads(Path(path).read_text()))

@@ -1,0 +1,75 @@
+"""The command line contract: JSON keys, reproducibility, folder TSV, one-line errors (shipped digits model)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from densepure_viz.cli import main
+from densepure_viz.models import ASSETS
+
+SAMPLES = ASSETS / "samples" / "digits"
+
+
+def sample(label: int) -> Path:
+    return sorted(SAMPLES.glob(f"*_label{label}.png"))[0]
+
+
+def run_json(capsys, *argv: str) -> dict:
+    assert main(list(argv) + ["--json", "--device", "cpu"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_purify_json_contract_and_known_label(capsys):
+    out = run_json(capsys, "purify", str(sample(3)), "--sigma", "0.25", "--seeds", "4", "--steps", "5", "--seed", "0")
+    assert {"label", "votes", "per_seed", "t_star"} <= out.keys()
+    assert len(out["per_seed"]) == 4 and sum(out["votes"].values()) == 4
+    assert out["votes"][str(out["label"])] == max(out["votes"].values())
+    assert out["label"] == 3  # a clean held-out "3" at sigma 0.25 is purified to a 3
+
+
+def test_certify_json_contract_and_reproducibility(capsys):
+    argv = ["certify", str(sample(0)), "--sigma", "0.25", "--n0", "10", "--n", "40", "--alpha", "0.01",
+            "--seeds", "2", "--steps", "3", "--seed", "5"]
+    first, second = run_json(capsys, *argv), run_json(capsys, *argv)
+    assert first == {**second, "time": first["time"]}
+    assert {"label", "radius", "p_lower", "count", "n", "alpha", "sigma", "t_star"} <= first.keys()
+    assert first["n"] == 40 and first["alpha"] == 0.01 and first["sigma"] == 0.25
+    if first["label"] is None:
+        assert first["radius"] == 0
+    else:
+        assert first["label"] == 0 and first["radius"] > 0 and first["count"] <= 40
+
+
+def test_folder_writes_reference_tsv(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for label in (1, 7):
+        (folder / sample(label).name).write_bytes(sample(label).read_bytes())
+    tsv = tmp_path / "out.tsv"
+    assert main(["certify", str(folder), "--sigma", "0.25", "--n0", "5", "--n", "20", "--alpha", "0.05",
+                 "--seeds", "1", "--sampler", "one-shot", "--out", str(tsv)]) == 0
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+    assert rows[0] == ["idx", "label", "predict", "radius", "correct", "time"]
+    assert [r[1] for r in rows[1:]] == ["1", "7"]
+    assert all(r[4] == str(int(r[1] == r[2])) for r in rows[1:])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["purify", "README.md"], "not an image"),
+    (["purify", "no-such-file.png"], "no such image"),
+    (["purify", "SAMPLE", "--sigma", "0"], "sigma"),
+    (["certify", "SAMPLE", "--n0", "0"], "n0"),
+    (["certify", "SAMPLE", "--n", "0"], "n must"),
+    (["certify", "SAMPLE", "--alpha", "1.5"], "alpha"),
+    (["purify", "SAMPLE", "--model", "nope"], "unknown model"),
+])
+def test_bad_input_exits_2_with_one_line(argv, message):
+    argv = [str(sample(2)) if a == "SAMPLE" else a for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "densepure_viz", *argv], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,142 @@
+"""Evaluation: table shape and truths, resume without recomputation, outputs, on tiny random-weight models."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import densepure_viz.evaluate as ev
+from densepure_viz.certify import certify
+from densepure_viz.cli import main
+from densepure_viz.evaluate import (
+    EvaluationConfig,
+    EvaluationResult,
+    evaluate,
+    load_results,
+    markdown_table,
+    save_results,
+)
+from densepure_viz.plots.evaluation import certified_accuracy_figure
+from densepure_viz.purify import bare_base
+from densepure_viz.seeding import derive_seed
+
+CFG = EvaluationConfig(sigmas=(0.25, 0.5), n0=4, n=24, alpha=0.05, seeds=2, steps=2, eps=(0.5,), attack_steps=2,
+                       eot_samples=2)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_models):
+    """Four random images; labels agree with the bare classifier on half of them, so accuracy is neither 0 nor 1."""
+    images = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = tiny_models.predict(images)
+    labels[1::2] = (labels[1::2] + 1) % tiny_models.num_classes
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_models, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    return evaluate(tiny_models, *data, CFG, out, progress=False), out
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def _without_time(result: EvaluationResult) -> dict:
+    obj = result.to_json()
+    for curve in obj["certified"]:
+        curve.pop("seconds")
+    return obj
+
+
+def test_certified_accuracy_is_non_increasing_and_starts_at_smoothed_clean_accuracy(tiny_models, data, full_run):
+    result, out = full_run
+    records = _records(out)
+    assert len(result.certified) == 6  # 2 sigmas x 3 methods
+    for curve in result.certified:
+        accuracies = [curve.accuracy(r) for r in CFG.radii]
+        assert all(a >= b for a, b in zip(accuracies, accuracies[1:]))
+        mine = [r for r in records if (r["kind"], r.get("method"), r["sigma"]) == ("certify", curve.method, curve.sigma)]
+        assert len(mine) == 4
+        assert accuracies[0] == sum(r["predicted"] == r["label"] for r in mine) / 4
+    images, labels = data
+    for curve in (c for c in result.certified if c.method == "bare"):  # recomputed with the engine alone
+        smoothed = [certify(bare_base(tiny_models, x, curve.sigma, derive_seed(CFG.seed, i)), tiny_models.num_classes,
+                            curve.sigma, CFG.certify_config()).label for i, x in enumerate(images)]
+        assert curve.accuracy(0.0) == sum(p == int(y) for p, y in zip(smoothed, labels)) / 4
+
+
+def test_resume_continues_without_recomputing(tiny_models, data, full_run, tmp_path, monkeypatch):
+    images, labels = data
+    evaluate(tiny_models, images[:2], labels[:2], CFG, tmp_path, progress=False)  # "interrupted" after 2 images
+    first = (tmp_path / "records.jsonl").read_text()
+    calls = []
+    for name in ("certify_record", "robust_record"):
+        real = getattr(ev, name)
+        monkeypatch.setattr(ev, name, lambda *a, _real=real, **k: calls.append(a[3]) or _real(*a, **k))
+    resumed = evaluate(tiny_models, images, labels, CFG, tmp_path, progress=False)
+    assert set(calls) == {2, 3} and len(calls) == 2 * (6 + 4)  # only the new images: 6 certificates, 4 attacks each
+    assert (tmp_path / "records.jsonl").read_text().startswith(first)
+    assert _without_time(resumed) == _without_time(full_run[0])
+    calls.clear()
+    evaluate(tiny_models, images, labels, CFG, tmp_path, progress=False)
+    assert calls == []
+
+
+def test_changed_settings_recompute_only_what_they_affect(tiny_models, data, full_run, tmp_path, monkeypatch):
+    """A line cut by a killed run is recomputed; a changed n0 recomputes certificates but not attacks."""
+    (tmp_path / "records.jsonl").write_text((full_run[1] / "records.jsonl").read_text()[:-7])  # killed mid-line
+    calls = []
+    for name in ("certify_record", "robust_record"):
+        real = getattr(ev, name)
+        monkeypatch.setattr(ev, name, lambda *a, _real=real, **k: calls.append((a[4], a[3])) or _real(*a, **k))
+    evaluate(tiny_models, *data, replace(CFG, n0=5), tmp_path, progress=False)
+    certified = [c for c in calls if c[0] in ev.METHODS]
+    assert sorted({m for m, _ in certified}) == ["bare", "densepure", "one-shot"] and len(certified) == 3 * 2 * 4
+    assert [c for c in calls if c[0] not in ev.METHODS] == [("adaptive", 3)]  # attacks ignore n0; only the cut line
+
+
+def test_robust_rows_are_consistent(full_run):
+    result, _ = full_run
+    assert len(result.robust) == 4  # 2 threats x 1 eps x 2 sigmas
+    for row in result.robust:
+        assert row.images == 4 and 0 <= row.densepure_accuracy <= 1
+        if row.threat == "classifier":  # its own target is the bare classifier
+            assert row.attack_success == pytest.approx(1 - row.bare_accuracy)
+
+
+def test_outputs_round_trip_and_plot(full_run, tmp_path):
+    result, _ = full_run
+    markdown, results_json = save_results(result, tmp_path)
+    text = markdown.read_text()
+    assert "r = 0.5" in text and "DensePure" in text and "adaptive" in text
+    assert len([line for line in text.splitlines() if line.startswith("| 0.")]) == 6
+    again = load_results(results_json)
+    assert again == result and markdown_table(again) == text
+    fig = certified_accuracy_figure(again)
+    assert len(fig.data) == 6
+    for trace, curve in zip(fig.data, result.certified):
+        ys = list(trace.y)
+        assert ys[0] == pytest.approx(100 * curve.accuracy(0.0))
+        assert all(a >= b for a, b in zip(ys, ys[1:]))
+
+
+def test_config_rejects_bad_values():
+    for kwargs in ({"sigmas": ()}, {"radii": (0.5, 0.25)}, {"n": 0}, {"seeds": 0}, {"eps": (-1.0,)}):
+        with pytest.raises(ValueError):
+            EvaluationConfig(**kwargs)
+
+
+def test_evaluate_cli_writes_table_json_and_figure(tiny_dirs, tmp_path, capsys):
+    diffusion, classifier = tiny_dirs
+    argv = ["evaluate", "--diffusion", str(diffusion), "--classifier", str(classifier), "--device", "cpu",
+            "--sigma", "0.25", "--n0", "2", "--n", "8", "--seeds", "2", "--steps", "2", "--images", "2",
+            "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] == 2 and len(result["table"]) == 3
+    for name in ("results.md", "results.json", "certified_accuracy.html", "records.jsonl"):
+        assert (tmp_path / name).is_file()
+    assert main(argv[:-1] + ["--images", "100000"]) == 2
