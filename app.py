@@ -1,6 +1,11 @@
-"""densepure-viz: `python app.py` launches the explorer (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT honoured)."""
+"""densepure-viz: `python app.py` serves the explorer (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT honoured).
+
+build_app() configures the queue (a concurrency limit per model, a bounded waiting line); nothing is
+loaded or launched on import, so tests and Hugging Face Spaces can import this file safely.
+"""
 
 from densepure_viz.ui import build_app
+from densepure_viz.ui.app import launch_options
 
 if __name__ == "__main__":
-    build_app().queue(default_concurrency_limit=2).launch()
+    build_app().launch(**launch_options())

@@ -1,9 +1,132 @@
-"""Placeholder page until the explorer lands: says what the project is and how to use the CLI."""
+"""The explorer: five views in the method's order, composed from one builder per tab.
+
+`build_app()` lays out the page and wires the events; it loads no model and launches nothing (models
+load on first use; the first view's preset is computed on the first page load and then cached).
+`launch()` adds the queue and the page options (CSS, the map-click script) and serves it; app.py
+calls it under `__main__`, honouring GRADIO_SERVER_NAME / GRADIO_SERVER_PORT as Gradio does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
 
 import gradio as gr
+import torch
+
+from densepure_viz.models import ModelLoadError
+from densepure_viz.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
+from densepure_viz.ui.components import CSS
+from densepure_viz.ui.inputs import cli_defaults
+from densepure_viz.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
+from densepure_viz.ui.validation import model_id
+
+TITLE = "DensePure explorer"
+QUEUE_SIZE = 64  # requests waiting beyond this are refused with a "queue full" message
+CACHE_CLEANUP = (3600, 3600)  # delete Gradio's cached files older than an hour, checked hourly
 
 
-def build_app() -> gr.Blocks:
-    with gr.Blocks(title="densepure-viz") as demo:
-        gr.Markdown("# densepure-viz\nThe explorer is being built; meanwhile use `python -m densepure_viz purify IMAGE`.")
+def _device_line(pool: ModelPool) -> str:
+    if pool.device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(pool.device)}"
+    return "CPU (no GPU found)"
+
+
+def build_app(
+    loader: Loader | None = None,
+    names: tuple[str, ...] | None = None,
+    device: torch.device | str | None = None,
+) -> gr.Blocks:
+    """The Blocks of the explorer, with its queue configured; nothing is loaded or launched.
+
+    loader(name, device) -> DensePureModels replaces the registry loader (tests pass tiny models);
+    names restricts the model choices (default: the registry); device defaults to CUDA when present.
+    """
+    pool = ModelPool(loader, names, device)
+    ctx = AppContext(pool=pool, samples=list_samples(SAMPLES), engine_concurrency=2 if pool.device.type == "cuda" else 1)
+    first_view_cache: dict[str, tuple] = {}
+    first_view_lock = threading.Lock()
+
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"# {TITLE}\nDiffusion purification with K seeded reverse trajectories and a majority vote, "
+                        "and the certificate it earns (Xiao et al., ICLR 2023).", elem_id="title")
+            with gr.Column(scale=0, min_width=320):
+                model = gr.Dropdown([(f"{n}", n) for n in pool.names], value=pool.embedded, label="model",
+                                    info=pool.describe(pool.embedded), elem_id="model")
+                model_status = gr.Markdown(_device_line(pool), elem_id="model-status")
+        with gr.Tabs(selected="purify"):
+            with gr.Tab("1. Purify", id="purify"):
+                purify = purify_tab.build(ctx, model)
+            with gr.Tab("2. Certify", id="certify"):
+                certify_tab.build(ctx, model, purify.image)
+            with gr.Tab("3. Robust regions (2D)", id="regions", elem_id="tab-regions"):
+                regions_outputs, regions_first = regions_tab.build(ctx)
+            with gr.Tab("4. High-density points", id="density"):
+                density_tab.build(ctx, model, purify)
+            with gr.Tab("5. About", id="about"):
+                about_tab.build()
+
+        def check_model(name):
+            """Load the chosen model now; on failure, say why and fall back to the embedded one."""
+            try:
+                name = model_id(name, pool.names)
+                models = pool.get(name)
+            except (ValueError, ModelLoadError) as exc:
+                message = f"⚠️ {exc}\n\nUsing the embedded model **{pool.embedded}** instead."
+                gr.Warning(str(exc).splitlines()[0])
+                return gr.update(value=pool.embedded, info=pool.describe(pool.embedded)), message
+            info = f"{models.image_size}x{models.image_size}, {models.channels} channel(s), {models.num_classes} classes"
+            return gr.update(info=pool.describe(name)), f"{_device_line(pool)} - **{name}** loaded ({info})"
+
+        model.input(check_model, model, [model, model_status], api_visibility="private", concurrency_limit=None)
+
+        purify_handler = purify_tab.make_handler(ctx)
+
+        def first_view():
+            """The Purify view's preset (first sample, CLI defaults) and the 2D preset; computed once, then cached."""
+            with first_view_lock:
+                if "view" not in first_view_cache:
+                    first_view_cache["view"] = _first_view(ctx, purify_handler) + tuple(regions_first())
+                return first_view_cache["view"]
+
+        # its own unlimited group: a visitor never waits behind someone's long certification (it is cached)
+        demo.load(first_view, None, purify.outputs + regions_outputs, api_visibility="private",
+                  concurrency_limit=None, show_progress="minimal")
+    demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
+
+
+def _first_view(ctx: AppContext, handler) -> tuple:
+    """The last frame of the default purification; on failure, empty outputs and a message."""
+    n = 10  # purify outputs
+    if ctx.default_image is None:
+        return (gr.skip(),) * 5 + ("No sample images found: run `python scripts/export_samples.py`.",) + (gr.skip(),) * (n - 6)
+    d = cli_defaults("purify")
+    try:
+        *_, last = handler(ctx.default_image, ctx.pool.embedded, d["sigma"], d["seeds"], d["sampler"], d["steps"],
+                           d["seed"], "none", "linf", 0.1, 10, "classifier", progress=_NoProgress())
+        return tuple(last)
+    except Exception as exc:  # noqa: BLE001 - the page must open even without a model
+        message = getattr(exc, "message", None) or str(exc)
+        return (gr.skip(),) * 5 + (f"⚠️ The first view could not be computed: {message}",) + (gr.skip(),) * (n - 6)
+
+
+class _NoProgress:
+    """Stands in for gr.Progress outside an event."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def launch_options() -> dict:
+    """Page options Gradio 6 takes at launch: CSS, the map-click script, the samples folder."""
+    return {"css": CSS, "head": regions_tab.CLICK_JS, "allowed_paths": [str(SAMPLES)] if SAMPLES.is_dir() else []}
+
+
+def launch(**kwargs: Any) -> None:
+    """Build and serve the explorer (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio)."""
+    build_app().launch(**{**launch_options(), **kwargs})
+
+
+__all__ = ["build_app", "launch", "launch_options"]

@@ -1,0 +1,62 @@
+"""Small Gradio component helpers shared by the tabs."""
+
+from __future__ import annotations
+
+import types
+
+import gradio as gr
+from gradio.data_classes import ImageData
+
+from densepure_viz.ui.validation import LIMITS
+
+PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
+BIG = "big-image"  # CSS class: small images fill their box
+CSS = f"""
+.{PIXELATED} img, .{PIXELATED} canvas {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
+.verdict {{ font-size: 1.05rem; }}
+.{BIG} img {{ width: 100% !important; height: 100% !important; object-fit: contain; }}
+"""
+
+
+def _file_preprocess(self: gr.Image, payload: ImageData | None) -> str | None:
+    """gr.Image preprocessing that hands the handler the uploaded file's path, untouched.
+
+    gr.Image opens the upload with Pillow before the handler runs, and a file it cannot read becomes
+    a generic error; this leaves decoding to densepure_viz.images.to_tensor, which is bounded and
+    reports bad files in one line.
+    """
+    if payload is None:
+        return None
+    if payload.path is None:  # a data: URL (clipboard paste): let Gradio write it to its cache
+        return gr.Image.preprocess(self, payload)
+    return str(payload.path)
+
+
+def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:
+    """A file image input (the handler gets a path, see _file_preprocess), shown large and crisp.
+
+    The override is set on the instance, not by subclassing: a gr.Image subclass would make Gradio
+    write a .pyi stub next to this module at import time.
+    """
+    image = gr.Image(
+        value=value, type="filepath", image_mode=None, format="png", label=label, height=height,
+        sources=["upload", "clipboard"], elem_classes=[PIXELATED, BIG], elem_id=elem_id,
+    )
+    image.preprocess = types.MethodType(_file_preprocess, image)
+    return image
+
+
+def image_output(label: str, height: int | None = 200, elem_id: str | None = None, big: bool = True,
+                 show_label: bool = True) -> gr.Image:
+    """A PNG (lossless) image output shown with nearest-neighbour scaling (filling its box when `big`)."""
+    return gr.Image(label=label, type="pil", format="png", height=height, interactive=False, show_label=show_label,
+                    elem_classes=[PIXELATED, BIG] if big else [PIXELATED], elem_id=elem_id, buttons=["download", "fullscreen"])
+
+
+def sigma_slider(value: float, label: str = "sigma (smoothing std on [0, 1] pixels)") -> gr.Slider:
+    return gr.Slider(0.05, LIMITS.sigma_max, value=value, step=0.05, label=label)
+
+
+def seed_input(value: int = 0) -> gr.Number:
+    return gr.Number(value=value, precision=0, minimum=0, maximum=LIMITS.seed, label="base seed",
+                     info="same seed, same noise, same answer (as the CLI's --seed)")

@@ -1,0 +1,305 @@
+"""View 1, Purify: perturb an input, watch K seeded reverse trajectories purify it live, and vote.
+
+The handler is a generator: it yields a frame after the attack and after each reverse step (x_t and
+the predicted x0 of every seed, framed by the classifier's label), then the final grid, the vote
+histogram and a verdict comparing the bare classifier (clean and adversarial input), one-shot
+denoising and DensePure's vote. Afterwards a slider scrubs through the stored reverse steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import torch
+
+from densepure_viz.attacks import AttackProgress
+from densepure_viz.diffusion import SAMPLERS
+from densepure_viz.grids import choose_scale, column_indices, step_view, trajectory_grid
+from densepure_viz.images import to_pil
+from densepure_viz.plots.images import vote_histogram_figure
+from densepure_viz.purify import PurifyFrame, PurifyResult, purify_stream
+from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
+from densepure_viz.ui.inputs import ATTACKS, PreparedInput, check_budget, cli_defaults, parse_attack, parse_purify, prepare_input
+from densepure_viz.ui.session import AppContext, gpu
+from densepure_viz.ui.validation import LIMITS, model_id, user_errors
+
+MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
+MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
+STREAM_INTERVAL = 0.2  # seconds between streamed frames (the final frame always goes out)
+DISPLAY_SCALE = 8  # nearest-neighbour enlargement of single images (16x16 -> 128x128)
+
+
+@dataclass
+class PurifyView:
+    """The components other views reuse."""
+
+    image: gr.Image  # the input image (a file path for the handlers)
+    sigma: gr.Slider
+    seeds: gr.Slider
+    sampler: gr.Radio
+    steps: gr.Slider
+    seed: gr.Number
+    attack_inputs: list  # [attack, norm, eps, attack steps, threat]
+    outputs: list  # outputs of the purify event, in order
+    run_event: Any  # the click event (for Stop)
+
+
+def _display(x: torch.Tensor, image_size: int) -> Any:
+    return to_pil(x.cpu(), max(1, (DISPLAY_SCALE * 16) // image_size))
+
+
+def _name(labels: tuple[str, ...], c: int | None) -> str:
+    return "-" if c is None else (labels[c] if labels[c] == str(c) else f"{c} ({labels[c]})")
+
+
+def verdict(prep: PreparedInput, result: PurifyResult, labels: tuple[str, ...], k: int) -> str:
+    """One line per comparison: bare classifier clean / adversarial, one-shot, DensePure's vote."""
+    ref = prep.true_label if prep.true_label >= 0 else prep.clean_label
+    ref_name = "true label" if prep.true_label >= 0 else "clean prediction"
+
+    def mark(c: int) -> str:
+        return "✓" if c == ref else "✗ (wrong)"
+
+    lines = [f"**Reference: {_name(labels, ref)}** ({ref_name})"]
+    lines.append(f"- bare classifier on clean x0: **{_name(labels, prep.clean_label)}** {mark(prep.clean_label)}")
+    if prep.attack is not None:
+        lines.append(f"- bare classifier on adversarial x_a: **{_name(labels, result.input_label)}** {mark(result.input_label)}")
+    lines.append(f"- bare classifier on x + delta (noise only): **{_name(labels, result.noisy_label)}** {mark(result.noisy_label)}")
+    lines.append(f"- one-shot denoising (x0 predicted at t* = {result.t_star}): **{_name(labels, result.one_shot_label)}** "
+                 f"{mark(result.one_shot_label)}")
+    votes = result.votes.get(result.label, 0)
+    lines.append(f"- **DensePure vote: {_name(labels, result.label)}** ({votes}/{k} seeds) {mark(result.label)}")
+    return "\n".join(lines)
+
+
+def attack_line(prep: PreparedInput, name: str, cfg) -> str:
+    if prep.attack is None:
+        return "No attack: the purifier sees the clean input."
+    a = prep.attack
+    goal = "left its label" if cfg.target is None else f"reached target {cfg.target}"
+    return (f"{name} ({cfg.norm}, eps {cfg.eps:g}, {cfg.steps} step{'s' if cfg.steps > 1 else ''}, threat: {cfg.threat}): "
+            f"perturbation L-inf {a.linf:.3f}, L2 {a.l2:.3f}; the attacked model {'**' + goal + '**' if a.success else 'held'} "
+            f"({100 * a.target_label_rate:.0f}% of draws).")
+
+
+def result_json(prep: PreparedInput, result: PurifyResult, model: str, cfg, seed: int, attack_name: str, attack_cfg, labels) -> dict:
+    """The CLI's purify JSON (same keys), plus the clean label and the attack."""
+    out = {
+        "label": result.label,
+        "label_name": labels[result.label],
+        "votes": {str(k): v for k, v in sorted(result.votes.items())},
+        "per_seed": result.per_seed,
+        "t_star": result.t_star,
+        "timesteps": result.timesteps,
+        "input_label": result.input_label,
+        "noisy_label": result.noisy_label,
+        "one_shot_label": result.one_shot_label,
+        "clean_label": prep.clean_label,
+        "true_label": prep.true_label,
+        "sigma": cfg.sigma,
+        "seeds": cfg.seeds,
+        "sampler": cfg.sampler,
+        "steps": cfg.steps,
+        "seed": seed,
+        "model": model,
+        "attack": None,
+    }
+    if prep.attack is not None:
+        a = prep.attack
+        out["attack"] = {"name": attack_name, "norm": attack_cfg.norm, "eps": attack_cfg.eps, "steps": attack_cfg.steps,
+                         "threat": attack_cfg.threat, "label": prep.attack_label, "adversarial_label": a.adversarial_label,
+                         "success": a.success, "target_label_rate": a.target_label_rate, "linf": a.linf, "l2": a.l2}
+    return out
+
+
+def make_handler(ctx: AppContext):
+    """The `purify` endpoint: a generator of frames (see the module docstring)."""
+
+    @gpu
+    @user_errors
+    def purify(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat,
+               progress=gr.Progress()):
+        model = model_id(model, ctx.pool.names)
+        path, cfg, seed = parse_purify(model, image, sigma, seeds, sampler, steps, seed)
+        attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
+        models = ctx.pool.get(model)
+        t_star, timesteps = check_budget(models, cfg, 1, LIMITS.purify_evals, "this purification")
+        size, labels = models.image_size, models.labels
+        skip = gr.skip()
+
+        prep = None
+        for item in prepare_input(models, path, attack_cfg):
+            if isinstance(item, AttackProgress):
+                progress((item.step, item.total), desc=f"attack: step {item.step}/{item.total}", unit="steps")
+            else:
+                prep = item
+        assert prep is not None
+        clean_img = _display(prep.clean, size)
+        adv_img = _display(prep.purifier_input, size)
+        status = attack_line(prep, attack, attack_cfg) + f"\n\nPurifying: t* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
+        yield clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None
+
+        shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
+        scale = choose_scale(size, len(shown) + 1)
+        cols_t, cols_x0, cols_lab, cols_ts = [], [], [], []
+        last, result = 0.0, None
+        for item in purify_stream(models, prep.purifier_input, cfg, seed):
+            if isinstance(item, PurifyResult):
+                result = item
+                break
+            frame: PurifyFrame = item
+            progress((frame.step + 1, frame.total), desc=f"reverse step t = {frame.t}", unit="steps")
+            if frame.step not in shown:
+                continue
+            with torch.inference_mode():
+                step_labels = models.predict(frame.x0).cpu().tolist()
+            cols_t.append(frame.x_t)
+            cols_x0.append(frame.x0)
+            cols_lab.append(step_labels)
+            cols_ts.append(frame.t)
+            if time.monotonic() - last >= STREAM_INTERVAL:
+                last = time.monotonic()
+                grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, label_names=labels, scale=scale)
+                counts = [step_labels.count(c) for c in range(len(labels))]
+                fig = vote_histogram_figure(counts, labels, title=f"Labels of the predicted x0 at t = {frame.t} (live)")
+                yield skip, skip, skip, grid, fig, skip, skip, skip, skip, skip
+        assert result is not None
+
+        grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, result.purified, result.per_seed, labels, scale)
+        ref = prep.true_label if prep.true_label >= 0 else prep.clean_label
+        fig = vote_histogram_figure(result.votes, labels, title=f"DensePure's vote: {labels[result.label]} "
+                                    f"({result.votes.get(result.label, 0)}/{cfg.seeds} seeds)", winner=result.label, reference=ref)
+        keep = column_indices(len(result.frames), MAX_SCRUB_FRAMES)
+        with torch.inference_mode():
+            scrub = {
+                "t": [result.frames[i].t for i in keep],
+                "x_t": [result.frames[i].x_t for i in keep],
+                "x0": [result.frames[i].x0 for i in keep],
+                "labels": [models.predict(result.frames[i].x0).cpu().tolist() for i in keep],
+                "scale": max(1, min(6, 96 // size)),
+            }
+        last_i = len(keep) - 1
+        slider = gr.update(visible=True, minimum=0, maximum=max(last_i, 1), value=last_i, step=1, interactive=last_i > 0)
+        scrub_img = step_view(scrub["x_t"][-1], scrub["x0"][-1], scrub["labels"][-1], scrub["t"][-1], scrub["scale"])
+        text = attack_line(prep, attack, attack_cfg) + "\n\n" + verdict(prep, result, labels, cfg.seeds)
+        yield (clean_img, adv_img, _display(result.noisy, size), grid, fig, text,
+               result_json(prep, result, model, cfg, seed, attack, attack_cfg, labels), slider, scrub_img, scrub)
+
+    return purify
+
+
+def scrub_view(index, scrub):
+    """The K seeds at one stored reverse step (slider handler)."""
+    if not scrub:
+        return gr.skip()
+    i = int(min(max(int(index or 0), 0), len(scrub["t"]) - 1))
+    return step_view(scrub["x_t"][i], scrub["x0"][i], scrub["labels"][i], scrub["t"][i], scrub["scale"])
+
+
+def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
+    """Lay out the Purify view and wire its events."""
+    d = cli_defaults("purify")
+    a = cli_defaults("attack")
+    gr.Markdown(
+        "**Step 1 - purify.** Pick, draw or upload a digit, optionally attack it, then watch DensePure: "
+        "add Gaussian noise (sigma), read the noisy image as a diffusion sample at step t*, run K seeded "
+        "reverse trajectories back to a clean image, classify each and take the majority vote."
+    )
+    with gr.Row():
+        with gr.Column(scale=2, min_width=280):
+            image = image_input("Input image (x0)", ctx.default_image, elem_id="purify-image")
+            with gr.Tabs():
+                with gr.Tab("Samples"):
+                    gallery = gr.Gallery(
+                        value=[(str(s.path), s.caption) for s in ctx.samples], columns=5, height=220,
+                        allow_preview=False, show_label=False, elem_classes=[PIXELATED], elem_id="purify-samples",
+                        object_fit="contain", format="png",
+                    )
+                with gr.Tab("Draw"):
+                    sketch = gr.Sketchpad(
+                        label="Draw a digit (dark on light)", canvas_size=(224, 224), type="pil", image_mode="RGBA",
+                        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"), height=280,
+                    )
+                    use_sketch = gr.Button("Use this drawing", size="sm")
+        with gr.Column(scale=3, min_width=320):
+            with gr.Accordion("Adversarial perturbation (optional)", open=False):
+                attack = gr.Radio(list(ATTACKS), value="none", label="attack", info="FGSM: one signed-gradient step; PGD: iterated, projected")
+                with gr.Row():
+                    norm = gr.Radio([("L-inf", "linf"), ("L2", "l2")], value=a["norm"], label="norm")
+                    threat = gr.Radio([("bare classifier", "classifier"), ("adaptive (through the purifier)", "adaptive")],
+                                      value=a["threat"], label="threat model")
+                with gr.Row():
+                    eps = gr.Slider(0.0, 4.0, value=a["eps"], step=0.01, label="epsilon",
+                                    info="L-inf: at most 1 (try 0.1-0.3); L2: try 0.5-3")
+                    attack_steps = gr.Slider(1, LIMITS.attack_steps, value=a["steps"], step=1, label="PGD steps")
+            sigma = sigma_slider(d["sigma"])
+            with gr.Row():
+                seeds = gr.Slider(1, LIMITS.purify_seeds, value=d["seeds"], step=1, label="K (reverse seeds)")
+                steps = gr.Slider(1, LIMITS.steps, value=d["steps"], step=1, label="b (steps of the fast sampler)")
+            with gr.Row():
+                sampler = gr.Radio(list(SAMPLERS), value=d["sampler"], label="sampler",
+                                   info="one-shot: x0 predicted at t*; fast: b respaced steps; full: every step")
+                seed = seed_input(d["seed"])
+            with gr.Row():
+                run = gr.Button("Run DensePure", variant="primary", elem_id="purify-run")
+                stop = gr.Button("Stop", variant="stop")
+    with gr.Row():
+        clean_img = image_output("clean x0", elem_id="purify-clean")
+        adv_img = image_output("purifier input (x_a)")
+        noisy_img = image_output("x + delta (what the diffusion model starts from)")
+    verdict_md = gr.Markdown(label="verdict", elem_id="purify-verdict", elem_classes=["verdict"])
+    with gr.Row():
+        with gr.Column(scale=3):
+            gr.Markdown("**Reverse trajectories** - rows: seeds k; columns: steps t; each cell: x_t above the predicted "
+                        "x0, framed in the colour of its label; last column: the purified images (the votes).")
+            grid = image_output("reverse trajectories", height=None, elem_id="purify-grid", big=False, show_label=False)
+        with gr.Column(scale=2):
+            votes = gr.Plot(label="Vote histogram", elem_id="purify-votes")
+    scrub = gr.Slider(0, 1, value=0, step=1, label="scrub through the reverse steps", visible=False)
+    scrub_img = image_output("the K seeds at the chosen step", height=None, big=False)
+    scrub_state = gr.State(None)
+    with gr.Accordion("Result as JSON (as the CLI's --json)", open=False):
+        result = gr.JSON(label="result")
+    with gr.Accordion("What am I looking at?", open=False):
+        gr.Markdown(
+            "Each row is one reverse seed k. A cell shows the sample x_t (scaled back by sqrt(alpha_bar_t)) above "
+            "the diffusion model's prediction of the clean image at that step; its frame has the colour of the "
+            "classifier's label for that prediction. The last column holds the purified images: their labels are "
+            "the votes. With a large sigma the seeds can disagree; the vote picks the label of the region where "
+            "the posterior p(x0 | x + delta) has the most mass, which is what DensePure certifies."
+        )
+
+    outputs = [clean_img, adv_img, noisy_img, grid, votes, verdict_md, result, scrub, scrub_img, scrub_state]
+    attack_inputs = [attack, norm, eps, attack_steps, threat]
+    inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
+    handler = make_handler(ctx)
+    event = run.click(handler, inputs, outputs, api_name="purify", concurrency_id="engine",
+                      concurrency_limit=ctx.engine_concurrency)
+    stop.click(None, None, None, cancels=[event])
+    scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")
+
+    def pick(evt: gr.SelectData):
+        return str(ctx.samples[evt.index].path) if 0 <= evt.index < len(ctx.samples) else gr.skip()
+
+    gallery.select(pick, None, image, api_visibility="private")
+    use_sketch.click(drawing_to_image, sketch, image, api_visibility="private")
+    return PurifyView(image, sigma, seeds, sampler, steps, seed, attack_inputs, outputs, event)
+
+
+@user_errors
+def drawing_to_image(value):
+    """The sketchpad's drawing composited onto white (dark strokes on light paper, as to_tensor expects)."""
+    from PIL import Image
+
+    composite = (value or {}).get("composite") if isinstance(value, dict) else None
+    if composite is None:
+        raise ValueError("draw something first")
+    rgba = composite.convert("RGBA")
+    paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    drawing = Image.alpha_composite(paper, rgba).convert("L")
+    if drawing.getextrema()[0] > 250:
+        raise ValueError("the canvas is empty: draw a digit first")
+    return drawing

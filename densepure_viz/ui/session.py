@@ -1,0 +1,99 @@
+"""What the app shares between requests: lazily loaded models, the device, the samples, the GPU decorator.
+
+Models are loaded on first use (never at import or build time) and cached per (name, device). A
+model that cannot be loaded (offline hub id, missing files) raises ModelLoadError with its message;
+the UI shows it and falls back to the embedded model. With the `spaces` package installed (Hugging
+Face Spaces), heavy handlers are wrapped in `spaces.GPU`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from densepure_viz.cli import true_label
+from densepure_viz.images import list_images
+from densepure_viz.models import ASSETS, REGISTRY, DensePureModels, ModelLoadError, default_device, load_models
+
+Loader = Callable[[str, torch.device], DensePureModels]  # (registry name, device) -> loaded models
+SAMPLES = ASSETS / "samples" / "digits"  # shipped test digits (scripts/export_samples.py)
+
+
+def default_loader(name: str, device: torch.device) -> DensePureModels:
+    """Registry entry `name` on `device`, in the device's default dtype."""
+    return load_models(name, device=device)
+
+
+class ModelPool:
+    """Models loaded once per (name, device), on first use; thread-safe."""
+
+    def __init__(self, loader: Loader | None = None, names: tuple[str, ...] | None = None, device: torch.device | str | None = None):
+        self.loader = loader or default_loader
+        self.names = names or tuple(REGISTRY)
+        self.device = torch.device(device) if device is not None else default_device()
+        embedded = [n for n in self.names if n in REGISTRY and REGISTRY[n].embedded]
+        self.embedded = embedded[0] if embedded else self.names[0]
+        self._models: dict[tuple[str, str], DensePureModels] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> DensePureModels:
+        """The loaded models for registry entry `name` (ModelLoadError when they cannot be loaded)."""
+        if name not in self.names:
+            raise ModelLoadError(f"unknown model {name!r}; choose one of {', '.join(self.names)}")
+        key = (name, str(self.device))
+        with self._lock:  # one load at a time; later callers get the cached models
+            if key not in self._models:
+                self._models[key] = self.loader(name, self.device)
+            return self._models[key]
+
+    def describe(self, name: str) -> str:
+        """One line on a registry entry."""
+        spec = REGISTRY.get(name)
+        return spec.description if spec is not None else name
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A shipped sample image."""
+
+    path: Path  # PNG file
+    label: int  # true label written in its name (-1 when absent)
+
+    @property
+    def caption(self) -> str:
+        return f"label {self.label}" if self.label >= 0 else self.path.stem
+
+
+def list_samples(folder: Path = SAMPLES) -> list[Sample]:
+    """The sample images of a folder (sorted by label, then name); empty when the folder is missing."""
+    if not folder.is_dir():
+        return []
+    samples = [Sample(p, true_label(p)) for p in list_images(folder)]
+    return sorted(samples, key=lambda s: (s.label, s.path.name))
+
+
+def gpu(fn: Callable) -> Callable:
+    """`spaces.GPU(fn)` when the `spaces` package is importable (Hugging Face ZeroGPU), else fn unchanged."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+@dataclass
+class AppContext:
+    """Shared by every tab builder."""
+
+    pool: ModelPool  # the models
+    samples: list[Sample] = field(default_factory=list_samples)  # gallery images
+    engine_concurrency: int = 1  # simultaneous model requests (1 on CPU, 2 on a GPU)
+
+    @property
+    def default_image(self) -> str | None:
+        """The first sample, the input of the first view."""
+        return str(self.samples[0].path) if self.samples else None

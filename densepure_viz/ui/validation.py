@@ -1,0 +1,166 @@
+"""Server-side validation of every request, and the translation of user errors into one-line gr.Error.
+
+The API can be called without the UI (gradio_client, curl), so nothing here trusts the sliders:
+numbers are parsed and range-checked, choices are checked against their lists, model ids against the
+registry (path-like ids are refused before any lookup), and caps keep one request bounded.
+The validators raise ValueError; `user_errors` turns ValueError (and ImageError), ModelLoadError and
+unexpected exceptions into gr.Error with one clear line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from densepure_viz.images import ImageError
+from densepure_viz.models import ModelLoadError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on one request (UI sliders stop at the same values)."""
+
+    sigma_max: float = 1.0  # smoothing std on [0, 1] pixels
+    purify_seeds: int = 32  # K in the Purify view
+    certify_seeds: int = 16  # K per draw in the Certify view
+    steps: int = 100  # b, UNet evaluations of the fast sampler
+    n0: int = 1_000  # CERTIFY selection draws
+    n: int = 10_000  # CERTIFY estimation draws
+    purify_evals: int = 40_000  # K x evaluated timesteps of one purification
+    certify_evals: int = 2_000_000  # (n0 + n) x K x evaluated timesteps of one certification
+    attack_steps: int = 100  # PGD iterations
+    density_draws: int = 64  # noise draws in the High-density view
+    seed: int = 2**31 - 1  # largest base seed
+    toy_seeds: int = 256  # K in the 2D world
+    toy_steps: int = 1000  # respaced steps in the 2D world (0 = full chain)
+    toy_n: int = 20_000  # certification draws in the 2D world
+    toy_sigma_max: float = 3.0  # smoothing std in the 2D world
+    model_id_chars: int = 100  # longest model id accepted
+
+
+LIMITS = Limits()
+
+
+def number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
+    """`value` as a finite number in [lo, hi] (an int when `integer`); numeric strings are accepted."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value[:40]!r}") from None
+    if not isinstance(value, Real):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if integer:
+        if value != round(value):
+            raise ValueError(f"{name} must be a whole number, got {value:g}")
+        value = int(round(value))
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in {lo:g}..{hi:g}, got {value:g}")
+    return value
+
+
+def integer(value: Any, name: str, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi]."""
+    return int(number(value, name, lo, hi, integer=True))
+
+
+def positive(value: Any, name: str, hi: float) -> float:
+    """`value` as a finite float in (0, hi]."""
+    x = float(number(value, name, -math.inf, math.inf))
+    if not 0 < x <= hi:
+        raise ValueError(f"{name} must be > 0 and <= {hi:g}, got {x:g}")
+    return x
+
+
+def choice(value: Any, name: str, options: Sequence[T]) -> T:
+    """`value` if it is one of `options`."""
+    if value not in options:
+        shown = value[:40] if isinstance(value, str) else value
+        raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {shown!r}")
+    return value
+
+
+def model_id(value: Any, known: Sequence[str]) -> str:
+    """A registry model name; path-like ids (`..`, slashes, absolute paths) are refused outright."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"model must be a name, one of {', '.join(known)}")
+    if len(value) > LIMITS.model_id_chars:
+        raise ValueError(f"model id is too long ({len(value)} characters); choose one of {', '.join(known)}")
+    if ".." in value or "/" in value or "\\" in value or value.startswith("~") or "\x00" in value:
+        raise ValueError(f"model must be a registry name ({', '.join(known)}), not a path: {value[:40]!r}")
+    if value not in known:
+        raise ValueError(f"unknown model {value[:40]!r}; choose one of {', '.join(known)}")
+    return value
+
+
+def image_file(value: Any) -> str:
+    """The path of an input image handed over by Gradio (it lives in Gradio's upload cache)."""
+    if value is None or value == "":
+        raise ValueError("no input image: upload one, draw one, or pick a sample")
+    if isinstance(value, dict):  # an API caller passing FileData as a plain dict
+        value = value.get("path")
+    if not isinstance(value, (str, Path)):
+        raise ValueError(f"the image must be a file, got {type(value).__name__}")
+    return str(value)
+
+
+def evaluations(count: int, cap: int, what: str) -> None:
+    """Refuse a request whose network evaluations exceed `cap`."""
+    if count > cap:
+        raise ValueError(f"{what} needs {count:,} image evaluations; the limit per request is {cap:,} (lower K, steps or n)")
+
+
+USER_ERRORS = (ValueError, ModelLoadError, ImageError)
+
+
+def _to_gr_error(exc: BaseException) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, USER_ERRORS):
+        return gr.Error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, print_exception=False)
+    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
+        return gr.Error("out of memory: lower K, steps or n and try again", print_exception=False)
+    log.exception("unexpected error in a request")
+    return gr.Error(f"internal error ({type(exc).__name__}); it was logged on the server", print_exception=False)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Decorate a handler (function or generator): every exception reaches the user as one-line gr.Error."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except GeneratorExit:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the point is to catch everything
+                raise _to_gr_error(exc) from None
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise _to_gr_error(exc) from None
+
+    return wrapper

@@ -1,0 +1,119 @@
+"""The running app through gradio_client: same labels as the CLI for the same seeds; bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from densepure_viz import cli
+from densepure_viz.models import ASSETS, load_models
+from densepure_viz.ui import build_app
+from densepure_viz.ui.app import launch_options
+
+SAMPLES = sorted((ASSETS / "samples" / "digits").glob("*.png"))
+SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()
+pytestmark = pytest.mark.skipif(not SAMPLES, reason="no shipped samples: run scripts/export_samples.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(loader):
+    """Launch the app on a free loopback port in this process (Gradio's server thread); (demo, client)."""
+    demo = build_app(loader=loader, names=("digits",), device="cpu")
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_models):
+    demo, client = serve(lambda name, device: tiny_models)
+    yield client
+    demo.close()
+
+
+def run_cli(capsys, argv: list[str]) -> dict:
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def purify_api(client: Client, image: Path, sigma=0.5, seeds=4, sampler="fast", steps=5, seed=3) -> dict:
+    out = client.predict(handle_file(str(image)), "digits", sigma, seeds, sampler, steps, seed,
+                         "none", "linf", 0.1, 10, "classifier", api_name="/purify")
+    return out[6]
+
+
+def certify_api(client: Client, image: Path, seeds=2, steps=3, n0=10, n=60, seed=1) -> dict:
+    out = client.predict(handle_file(str(image)), "digits", 0.5, seeds, "fast", steps, seed, n0, n, 0.001, True,
+                         api_name="/certify")
+    return out[3]
+
+
+def test_purify_and_certify_match_the_cli(tiny_server, tiny_dirs, capsys):
+    image = SAMPLES[0]
+    model = ["--diffusion", str(tiny_dirs[0]), "--classifier", str(tiny_dirs[1]), "--device", "cpu"]
+    got = purify_api(tiny_server, image)
+    want = run_cli(capsys, ["purify", str(image), *model, "--seeds", "4", "--steps", "5", "--seed", "3", "--json"])
+    for key in ("label", "per_seed", "votes", "t_star", "input_label", "noisy_label", "one_shot_label"):
+        assert got[key] == want[key], key
+    got = certify_api(tiny_server, image)["densepure"]
+    want = run_cli(capsys, ["certify", str(image), *model, "--seeds", "2", "--steps", "3", "--seed", "1",
+                            "--n0", "10", "--n", "60", "--json"])
+    for key in ("label", "count", "counts", "p_lower", "radius", "guess"):
+        assert got[key] == pytest.approx(want[key]), key
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"sigma": -1.0}, "less than minimum"),  # sliders and numbers: Gradio's own range check answers first
+    ({"sigma": 1e9}, "greater than maximum"),
+    ({"seeds": 0}, "less than minimum"),
+    ({"seeds": 10**9}, "greater than maximum"),
+    ({"seeds": 2.5}, "K \\(seeds\\) must be a whole number"),  # then the app's validators
+    ({"steps": 100_000}, "greater than maximum"),
+    ({"model": "../../etc"}, "not in the list of choices"),
+    ({"sampler": "ddim"}, "not in the list of choices"),
+    ({"seed": -5}, "less than minimum"),
+    ({"image": None}, "no input image"),
+])
+def test_bad_parameters_are_refused_and_the_server_keeps_answering(tiny_server, args, message):
+    call = {"image": handle_file(str(SAMPLES[0])), "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast",
+            "steps": 2, "seed": 0, "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"}
+    call.update(args)
+    with pytest.raises(Exception, match=message):
+        tiny_server.predict(*call.values(), api_name="/purify")
+    assert tiny_server.predict("clusters", 0.75, -1.8, -0.3, -0.4, 0.2, 4, 10, "ddpm", "mode", 0, 100,
+                               api_name="/regions")[4]["K"] == 4
+
+
+def test_bad_files_are_refused(tiny_server, tmp_path):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n but truncated")
+    with pytest.raises(Exception, match="corrupt|not an image"):
+        certify_api(tiny_server, junk)
+    assert purify_api(tiny_server, SAMPLES[1], seeds=2, steps=2)["seeds"] == 2
+
+
+@pytest.mark.skipif(not SHIPPED, reason="the shipped digits models are not in assets/digits yet")
+def test_shipped_digits_model_end_to_end(capsys):
+    models = load_models("digits", device="cpu")
+    demo, client = serve(lambda name, device: models)
+    try:
+        image = next(p for p in SAMPLES if "label3" in p.name)
+        got = purify_api(client, image, seeds=8, steps=10, seed=0)
+        want = run_cli(capsys, ["purify", str(image), "--device", "cpu", "--json"])
+        assert (got["label"], got["per_seed"]) == (want["label"], want["per_seed"])
+        assert got["label"] == 3, "the shipped model should purify a clean 3 to 3"
+        got = certify_api(client, image, seeds=4, steps=10, n0=20, n=100, seed=0)["densepure"]
+        want = run_cli(capsys, ["certify", str(image), "--device", "cpu", "--n0", "20", "--n", "100", "--json"])
+        assert (got["label"], got["count"], got["radius"]) == (want["label"], want["count"], pytest.approx(want["radius"]))
+    finally:
+        demo.close()

@@ -1,0 +1,51 @@
+"""Plotly figures of the image views: they are figures, carry the numbers they are given, and stay layout-only."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from densepure_viz.plots.images import (
+    certificates_figure,
+    certify_progress_figure,
+    label_mass_figure,
+    projection_figure,
+    vote_histogram_figure,
+)
+from densepure_viz.projections import ProjectedScene
+
+LABELS = tuple(str(i) for i in range(10))
+
+
+def test_vote_histogram_counts_and_winner():
+    fig = vote_histogram_figure({3: 5, 7: 3}, LABELS, winner=3, reference=7)
+    assert isinstance(fig, go.Figure)
+    assert list(fig.data[0].y) == [0, 0, 0, 5, 0, 0, 0, 3, 0, 0]
+    assert fig.data[0].marker.line.color[3] == "black" and fig.data[1].x == (7,)
+
+
+def test_certify_progress_marks_the_preview():
+    preview = certify_progress_figure([1, 9] + [0] * 8, LABELS, "estimation", 10, 100, p_lower=0.6, radius=0.1)
+    final = certify_progress_figure([1, 99] + [0] * 8, LABELS, "DensePure", 100, 100, guess=1, p_lower=0.9, radius=0.6, final=True)
+    assert "preview" in preview.layout.title.text and "preview" not in final.layout.title.text
+
+
+def test_label_mass_and_certificates():
+    assert len(label_mass_figure([0.1] * 10, LABELS, [0.1] * 10).data) == 2
+    assert len(certificates_figure([("DensePure", 0.9, 0.5), ("bare", 0.6, 0.1)]).data) == 2
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_projection_figure(dims):
+    scene = ProjectedScene(
+        train=torch.randn(50, 3), train_labels=torch.arange(50) % 10, clean=torch.zeros(3), adversarial=torch.ones(3),
+        noisy=torch.randn(4, 3), samples=torch.randn(8, 3), sample_labels=torch.arange(8) % 10,
+        highest_density=torch.zeros(3), highest_density_label=2, explained=torch.tensor([0.3, 0.2, 0.1]),
+    )
+    fig = projection_figure(scene, LABELS, dims)
+    names = [t.name for t in fig.data]
+    assert "x_a (adversarial)" in names and any(n.startswith("highest-density") for n in names)
+    assert all(isinstance(t, go.Scatter3d if dims == 3 else go.Scatter) for t in fig.data)
+    with pytest.raises(ValueError):
+        projection_figure(scene, LABELS, 4)

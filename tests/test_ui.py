@@ -1,0 +1,264 @@
+"""The Gradio app without a server: building it, its endpoints, its validators and handlers, module boundaries."""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import gradio as gr
+import pytest
+import torch
+
+from densepure_viz.cli import build_parser, load_input
+from densepure_viz.purify import PurifyConfig, PurifyResult, purify_stream
+from densepure_viz.ui import build_app
+from densepure_viz.ui import validation as v
+from densepure_viz.ui.inputs import cli_defaults, parse_attack
+from densepure_viz.ui.session import AppContext, ModelPool, list_samples
+
+PACKAGE = Path(__file__).resolve().parent.parent / "densepure_viz"
+SAMPLES = PACKAGE.parent / "assets" / "samples" / "digits"
+
+
+@pytest.fixture(scope="module")
+def app(tiny_models):
+    return build_app(loader=lambda name, device: tiny_models, names=("digits",), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ctx(tiny_models):
+    return AppContext(pool=ModelPool(lambda name, device: tiny_models, ("digits",), "cpu"))
+
+
+@pytest.fixture(scope="module")
+def sample() -> str:
+    paths = sorted(SAMPLES.glob("*.png"))
+    if not paths:
+        pytest.skip("no shipped samples: run scripts/export_samples.py")
+    return str(paths[0])
+
+
+def test_build_does_not_launch_or_load(tiny_models):
+    calls = []
+    demo = build_app(loader=lambda name, device: calls.append(name) or tiny_models, names=("digits",), device="cpu")
+    assert isinstance(demo, gr.Blocks)
+    assert not calls, "building the app must not load a model"
+    assert getattr(demo, "server", None) is None and not demo.is_running
+
+
+def test_named_endpoints_are_public(app):
+    public = {fn.api_name: fn for fn in app.fns.values() if fn.api_visibility == "public"}
+    assert set(public) == {"purify", "certify", "regions", "density"}  # helpers (gallery, scrub, load) stay private
+    assert len(public["purify"].inputs) == 12 and len(public["certify"].inputs) == 11 and len(public["regions"].inputs) == 12
+    # the queue bounds the waiting line, and model work shares one concurrency group
+    assert app._queue.max_size is not None
+    assert public["purify"].concurrency_id == public["certify"].concurrency_id == "engine"
+
+
+def test_app_module_is_thin():
+    tree = ast.parse((PACKAGE.parent / "app.py").read_text())
+    launches = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "launch"]
+    guards = [n for n in tree.body if isinstance(n, ast.If)]
+    assert launches and guards and all(any(n is m for m in ast.walk(guards[0])) for n in launches)
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_compute_modules_never_import_ui_libraries():
+    compute = [p for p in PACKAGE.rglob("*.py") if not {"ui", "plots"} & set(p.relative_to(PACKAGE).parts[:-1])]
+    assert len(compute) > 5
+    for path in compute:
+        assert not {"gradio", "plotly"} & _imports(path), f"{path.relative_to(PACKAGE)} imports gradio or plotly"
+    for path in (PACKAGE / "plots").rglob("*.py"):
+        assert "gradio" not in _imports(path), f"plots/{path.name} imports gradio"
+
+
+@pytest.mark.parametrize("value, expected", [(3, 3), (3.0, 3), ("3", 3), (" 7 ", 7)])
+def test_integer_accepts_numbers(value, expected):
+    assert v.integer(value, "K", 1, 10) == expected
+
+
+@pytest.mark.parametrize("value", [0, 11, 2.5, "abc", "", None, True, float("nan"), float("inf"), [], 10**9])
+def test_integer_refuses_bad_values(value):
+    with pytest.raises(ValueError, match="K"):
+        v.integer(value, "K", 1, 10)
+
+
+@pytest.mark.parametrize("value", [0, -0.5, float("nan"), float("inf"), 2.5, "x", None])
+def test_sigma_must_be_positive_finite_and_capped(value):
+    with pytest.raises(ValueError, match="sigma"):
+        v.positive(value, "sigma", 2.0)
+    assert v.positive("0.25", "sigma", 2.0) == 0.25
+
+
+@pytest.mark.parametrize("name", ["../digits", "digits/../../etc", "/etc/passwd", "a\\b", "~root", "x" * 500, "cifar100", "", None, 3])
+def test_model_ids_are_registry_names_only(name):
+    with pytest.raises(ValueError):
+        v.model_id(name, ("digits", "cifar10"))
+    assert v.model_id("digits", ("digits", "cifar10")) == "digits"
+
+
+def test_image_and_choice_validation():
+    with pytest.raises(ValueError, match="no input image"):
+        v.image_file(None)
+    assert v.image_file({"path": "/tmp/x.png"}) == "/tmp/x.png"
+    with pytest.raises(ValueError, match="sampler"):
+        v.choice("ddim", "sampler", ("one-shot", "fast", "full"))
+    with pytest.raises(ValueError, match="image evaluations"):
+        v.evaluations(10**9, 1000, "this")
+
+
+def test_user_errors_become_one_line_gr_errors():
+    @v.user_errors
+    def plain(x):
+        raise ValueError(f"bad {x}\nsecond line")
+
+    @v.user_errors
+    def gen():
+        yield 1
+        raise RuntimeError("boom")
+
+    with pytest.raises(gr.Error) as err:
+        plain(3)
+    assert err.value.message == "bad 3"
+    g = gen()
+    assert next(g) == 1
+    with pytest.raises(gr.Error, match="internal error \\(RuntimeError\\)"):
+        next(g)
+
+
+def test_defaults_are_the_clis():
+    args = vars(build_parser().parse_args(["certify", "x.png"]))
+    assert cli_defaults("certify")["n"] == args["n"] and cli_defaults("purify")["seeds"] == 8
+
+
+def test_attack_controls_map_to_attack_configs():
+    assert parse_attack("none", "linf", 0.1, 10, "classifier", 0.5, 0) is None
+    fgsm = parse_attack("FGSM", "l2", 1.0, 99, "classifier", 0.5, 3)
+    assert (fgsm.steps, fgsm.random_start, fgsm.alpha, fgsm.seed) == (1, False, 1.0, 3)
+    pgd = parse_attack("PGD", "linf", 0.2, 5, "adaptive", 0.25, 0)
+    assert (pgd.steps, pgd.threat, pgd.sigma) == (5, "adaptive", 0.25)
+    with pytest.raises(ValueError, match="eps"):
+        parse_attack("PGD", "linf", 1.5, 5, "classifier", 0.5, 0)
+
+
+def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, sample):
+    from densepure_viz.ui.purify_tab import make_handler
+
+    frames = list(make_handler(ctx)(sample, "digits", 0.5, 3, "fast", 4, 7, "none", "linf", 0.1, 10, "classifier",
+                                    progress=lambda *a, **k: None))
+    assert len(frames) >= 3  # the input, at least one reverse step, the result
+    *_, final = frames
+    out = final[6]
+    *_, expected = purify_stream(tiny_models, load_input(sample, tiny_models), PurifyConfig(0.5, 3, "fast", 4), 7)
+    assert isinstance(expected, PurifyResult)
+    assert (out["label"], out["per_seed"], out["one_shot_label"]) == (expected.label, expected.per_seed, expected.one_shot_label)
+    assert final[3].width > 100 and final[8] is not None  # the grid and the scrub view are images
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"sigma": -1}, "sigma"), ({"sigma": float("nan")}, "sigma"), ({"seeds": 0}, "K"), ({"seeds": 10**9}, "K"),
+    ({"steps": 5000}, "steps"), ({"model": "../x"}, "model"), ({"sampler": "euler"}, "sampler"),
+    ({"image": None}, "no input image"), ({"seed": "abc"}, "seed"), ({"attack": "CW"}, "attack"),
+])
+def test_purify_handler_refuses_bad_inputs(ctx, sample, override, message):
+    from densepure_viz.ui.purify_tab import make_handler
+
+    args = {"image": sample, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
+            "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"} | override
+    with pytest.raises(gr.Error, match=message):
+        list(make_handler(ctx)(*args.values(), progress=lambda *a, **k: None))
+
+
+def test_bad_image_file_is_one_clear_line(ctx, tmp_path):
+    from densepure_viz.ui.certify_tab import make_handler
+
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(gr.Error, match="not an image") as err:
+        list(make_handler(ctx)(str(bad), "digits", 0.5, 2, "fast", 2, 0, 5, 10, 0.001, False, progress=lambda *a, **k: None))
+    assert "\n" not in err.value.message
+
+
+def test_certify_handler_caps_the_work(ctx, sample):
+    from densepure_viz.ui.certify_tab import make_handler
+
+    with pytest.raises(gr.Error, match="n must be"):
+        list(make_handler(ctx)(sample, "digits", 0.5, 2, "fast", 2, 0, 10, 10**9, 0.001, False, progress=lambda *a, **k: None))
+    with pytest.raises(gr.Error, match="image evaluations"):
+        list(make_handler(ctx)(sample, "digits", 0.5, 16, "full", 2, 0, 1000, 10_000, 0.001, False, progress=lambda *a, **k: None))
+
+
+def test_regions_handler_and_its_validation():
+    from densepure_viz.toy2d import PRESETS
+    from densepure_viz.ui.regions_tab import regions
+
+    p = PRESETS["clusters"]
+    scene, maps, votes, summary, data = regions("clusters", p.sigma, *p.x0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
+    assert sum(data["votes"]) == 8 and math.isclose(sum(data["exact_probabilities"]), 1, abs_tol=1e-9)
+    assert len(scene.data) > 3 and "robust region" in summary
+    with pytest.raises(gr.Error, match="x0 x"):
+        regions("clusters", p.sigma, 99.0, 0.0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
+    with pytest.raises(gr.Error, match="preset"):
+        regions("../moons", p.sigma, *p.x0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
+
+
+def test_unloadable_model_falls_back_with_a_message(tiny_models):
+    from densepure_viz.models import ModelLoadError
+
+    def loader(name, device):
+        if name == "cifar10":
+            raise ModelLoadError("cannot reach the Hugging Face hub to download 'google/ddpm-cifar10-32'")
+        return tiny_models
+
+    demo = build_app(loader=loader, names=("digits", "cifar10"), device="cpu")
+    check = next(fn for fn in demo.fns.values() if fn.name == "check_model").fn
+    update, message = check("cifar10")
+    assert update["value"] == "digits" and "cannot reach" in message and "embedded" in message
+    assert "loaded" in check("digits")[1]
+
+
+def test_samples_are_shipped_with_labels_in_their_names():
+    samples = list_samples(SAMPLES)
+    if not samples:
+        pytest.skip("no shipped samples: run scripts/export_samples.py")
+    assert sorted({s.label for s in samples}) == list(range(10)) and len(samples) == 20
+    assert torch.is_tensor(load_input(samples[0].path, type("M", (), {"channels": 1, "image_size": 16, "dark_background": True})()))
+
+
+def test_a_drawing_becomes_dark_strokes_on_white():
+    from PIL import Image, ImageDraw
+
+    from densepure_viz.ui.purify_tab import drawing_to_image
+
+    canvas = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # the sketchpad's transparent layer
+    ImageDraw.Draw(canvas).line([(10, 10), (50, 50)], fill=(0, 0, 0, 255), width=6)
+    img = drawing_to_image({"background": None, "layers": [canvas], "composite": canvas})
+    assert img.mode == "L" and img.getpixel((2, 60)) == 255 and img.getpixel((30, 30)) == 0
+    with pytest.raises(gr.Error, match="empty"):
+        drawing_to_image({"composite": Image.new("RGBA", (64, 64), (0, 0, 0, 0))})
+    with pytest.raises(gr.Error, match="draw something"):
+        drawing_to_image(None)
+
+
+def test_image_inputs_hand_over_the_file_untouched(tmp_path):
+    from gradio.data_classes import ImageData
+
+    from densepure_viz.ui.components import image_input
+
+    with gr.Blocks():
+        image = image_input("x")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")  # gr.Image would fail here with a generic error; to_tensor explains it
+    assert image.preprocess(ImageData(path=str(junk), orig_name="junk.png")) == str(junk)
+    assert image.preprocess(None) is None
+    assert not (Path(__file__).resolve().parent.parent / "densepure_viz" / "ui" / "components.pyi").exists()
