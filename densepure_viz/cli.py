@@ -62,20 +62,9 @@ def load_input(path: str | Path, models: DensePureModels) -> torch.Tensor:
     return to_tensor(path, models.channels, models.image_size, models.dark_background)
 
 
-def run_purify(args: argparse.Namespace) -> None:
-    cfg = purify_config(args)
-    models = models_from_args(args)
-    x = load_input(args.image, models)
-    result: PurifyResult | None = None
-    with tqdm(desc="reverse steps", unit="step", disable=None, file=sys.stderr) as bar:
-        for item in purify_stream(models, x, cfg, args.seed):
-            if isinstance(item, PurifyResult):
-                result = item
-            else:
-                bar.total = item.total
-                bar.update()
-    assert result is not None
-    out = {
+def purify_json(result: PurifyResult, cfg: PurifyConfig, seed: int, models: DensePureModels) -> dict:
+    """The purify command's JSON object (contract: label, votes, per_seed, t_star)."""
+    return {
         "label": result.label,
         "label_name": models.labels[result.label],
         "votes": {str(k): v for k, v in sorted(result.votes.items())},
@@ -89,9 +78,25 @@ def run_purify(args: argparse.Namespace) -> None:
         "seeds": cfg.seeds,
         "sampler": cfg.sampler,
         "steps": cfg.steps,
-        "seed": args.seed,
+        "seed": seed,
         "model": models.name,
     }
+
+
+def run_purify(args: argparse.Namespace) -> None:
+    cfg = purify_config(args)
+    models = models_from_args(args)
+    x = load_input(args.image, models)
+    result: PurifyResult | None = None
+    with tqdm(desc="reverse steps", unit="step", disable=None, file=sys.stderr) as bar:
+        for item in purify_stream(models, x, cfg, args.seed):
+            if isinstance(item, PurifyResult):
+                result = item
+            else:
+                bar.total = item.total
+                bar.update()
+    assert result is not None
+    out = purify_json(result, cfg, args.seed, models)
     if args.json:
         print(json.dumps(out))
         return
@@ -299,11 +304,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(files.values()))
 
 
+def add_attack_arguments(parser: argparse.ArgumentParser, norm: str) -> None:
+    """--norm and the adaptive threat's knobs, shared by attack and evaluate."""
+    parser.add_argument("--norm", choices=("linf", "l2"), default=norm, help="attack norm")
+    parser.add_argument("--eot", type=int, default=8, help="adaptive: noise draws averaged per gradient")
+    parser.add_argument("--adaptive-sampler", choices=("one-shot", "fast"), default="one-shot",
+                        help="adaptive: differentiate the one-shot x0 prediction or a short reverse chain")
+    parser.add_argument("--adaptive-steps", type=int, default=2, help="adaptive fast: UNet steps differentiated")
+
+
 def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="image file")
     add_model_arguments(parser)
     parser.add_argument("--eps", type=float, required=True, help="perturbation budget on [0,1] pixels")
-    parser.add_argument("--norm", choices=("linf", "l2"), default="linf")
+    add_attack_arguments(parser, norm="linf")
     parser.add_argument("--threat", choices=("classifier", "adaptive"), default="classifier",
                         help="classifier: attack the bare classifier; adaptive: PGD+EOT through the purifier")
     parser.add_argument("--out", required=True, help="PNG file for the adversarial image")
@@ -314,10 +328,6 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", type=int, default=None,
                         help="true class (default: from a '..._label3' file name, else the classifier's answer)")
     parser.add_argument("--sigma", type=float, default=0.25, help="adaptive: the purifier's smoothing std")
-    parser.add_argument("--eot", type=int, default=8, help="adaptive: noise draws averaged per gradient")
-    parser.add_argument("--adaptive-sampler", choices=("one-shot", "fast"), default="one-shot",
-                        help="adaptive: differentiate the one-shot x0 prediction or a short reverse chain")
-    parser.add_argument("--adaptive-steps", type=int, default=2, help="adaptive fast: UNet steps differentiated")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random start and the EOT draws")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -333,12 +343,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=50, help="the first N images of the held-out split")
     parser.add_argument("--out", required=True, help="output folder (resumes from its records.jsonl)")
     parser.add_argument("--eps", type=float, nargs="*", default=[], help="attack budgets of the empirical table")
-    parser.add_argument("--norm", choices=("linf", "l2"), default="l2", help="attack norm")
+    add_attack_arguments(parser, norm="l2")
     parser.add_argument("--attack-steps", type=int, default=10, help="PGD steps")
-    parser.add_argument("--eot", type=int, default=8, help="adaptive attack: noise draws per gradient")
-    parser.add_argument("--adaptive-sampler", choices=("one-shot", "fast"), default="one-shot",
-                        help="adaptive attack: differentiate the one-shot x0 prediction or a short reverse chain")
-    parser.add_argument("--adaptive-steps", type=int, default=2, help="adaptive attack, fast: UNet steps differentiated")
     parser.add_argument("--seed", type=int, default=0, help="base seed of every random draw")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 

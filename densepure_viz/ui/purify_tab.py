@@ -16,11 +16,13 @@ import gradio as gr
 import torch
 
 from densepure_viz.attacks import AttackProgress
+from densepure_viz.cli import purify_json
 from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.grids import choose_scale, column_indices, step_view, trajectory_grid
 from densepure_viz.images import to_pil
 from densepure_viz.plots.images import vote_histogram_figure
-from densepure_viz.purify import PurifyFrame, PurifyResult, purify_stream
+from densepure_viz.models import DensePureModels
+from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.inputs import ATTACKS, PreparedInput, check_budget, cli_defaults, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import AppContext, gpu
@@ -85,28 +87,11 @@ def attack_line(prep: PreparedInput, name: str, cfg) -> str:
             f"({100 * a.target_label_rate:.0f}% of draws).")
 
 
-def result_json(prep: PreparedInput, result: PurifyResult, model: str, cfg, seed: int, attack_name: str, attack_cfg, labels) -> dict:
+def result_json(prep: PreparedInput, result: PurifyResult, models: DensePureModels, cfg: PurifyConfig, seed: int,
+                attack_name: str, attack_cfg) -> dict:
     """The CLI's purify JSON (same keys), plus the clean label and the attack."""
-    out = {
-        "label": result.label,
-        "label_name": labels[result.label],
-        "votes": {str(k): v for k, v in sorted(result.votes.items())},
-        "per_seed": result.per_seed,
-        "t_star": result.t_star,
-        "timesteps": result.timesteps,
-        "input_label": result.input_label,
-        "noisy_label": result.noisy_label,
-        "one_shot_label": result.one_shot_label,
-        "clean_label": prep.clean_label,
-        "true_label": prep.true_label,
-        "sigma": cfg.sigma,
-        "seeds": cfg.seeds,
-        "sampler": cfg.sampler,
-        "steps": cfg.steps,
-        "seed": seed,
-        "model": model,
-        "attack": None,
-    }
+    out = {**purify_json(result, cfg, seed, models), "clean_label": prep.clean_label, "true_label": prep.true_label,
+           "attack": None}
     if prep.attack is not None:
         a = prep.attack
         out["attack"] = {"name": attack_name, "norm": attack_cfg.norm, "eps": attack_cfg.eps, "steps": attack_cfg.steps,
@@ -186,7 +171,7 @@ def make_handler(ctx: AppContext):
         scrub_img = step_view(scrub["x_t"][-1], scrub["x0"][-1], scrub["labels"][-1], scrub["t"][-1], scrub["scale"])
         text = attack_line(prep, attack, attack_cfg) + "\n\n" + verdict(prep, result, labels, cfg.seeds)
         yield (clean_img, adv_img, _display(result.noisy, size), grid, fig, text,
-               result_json(prep, result, model, cfg, seed, attack, attack_cfg, labels), slider, scrub_img, scrub)
+               result_json(prep, result, models, cfg, seed, attack, attack_cfg), slider, scrub_img, scrub)
 
     return purify
 
