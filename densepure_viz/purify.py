@@ -2,10 +2,17 @@
 
 For an image x in [0, 1] and a noise draw delta ~ N(0, sigma^2 I), the start point
 x_t* = sqrt(ab_t*) * (2 (x + delta) - 1) is shared by all K reverse seeds (as in the paper), so the
-first UNet evaluation at t* is computed once per draw and broadcast to the K seeds. The K seeds of
-all draws then run as one batch, each (draw, seed) pair with its own noise stream (see `seeding`).
+first UNet evaluation at t* is computed once per draw and reused by every seed. The seeds of all
+draws run as one batch of chains, each (draw, seed) pair with its own noise stream (see `seeding`).
 Each purified image is classified and the K labels are majority-voted; a tie goes to the smallest
 class index (the rule of `torch.argmax` on the counts).
+
+When only the vote is needed (`densepure_votes`, the base classifier of CERTIFY), seeds run in
+rounds: first K // 2 + 1 seeds per draw (the fewest that can decide a majority), then only the
+undecided draws continue, each with the fewest further seeds that could decide it
+(`seeds_to_decide`). Because a chain's noise depends only on its (draw, seed) keys, the votes are
+exactly those of running all K seeds, at a fraction of the UNet evaluations. How the networks are
+run (precision, batch size, counting) lives in `runtime`.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from densepure_viz.certify import BaseClassifier
 from densepure_viz.diffusion import (
     DATA_SCALE,
     SAMPLERS,
@@ -25,8 +33,8 @@ from densepure_viz.diffusion import (
     sampler_timesteps,
     timestep_for_sigma,
 )
-from densepure_viz.certify import BaseClassifier
 from densepure_viz.models import DensePureModels
+from densepure_viz.runtime import EvalCounter, auto_batch, classify, unet_eps
 from densepure_viz.seeding import Stream, make_generator
 
 DRAW_BLOCK = 32  # noise draws per generator block: the unit of smoothing/reverse noise streams
@@ -70,6 +78,27 @@ def majority_vote(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return vote_counts(labels, num_classes).argmax(dim=-1)
 
 
+def first_round_seeds(k: int) -> int:
+    """K // 2 + 1: the fewest seeds whose labels can decide a K-seed majority (when they agree)."""
+    return k // 2 + 1
+
+
+def seeds_to_decide(counts: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
+    """Fewest further seeds (m,) that could fix the vote of counts (m, C) with `remaining` (m,) seeds to go.
+
+    Let L be the leader (argmax, smallest index on ties). The vote is decided when no rival j can
+    overtake L with all remaining votes: c_L >= c_j + R + [j < L] (a rival of smaller index wins
+    ties, so it needs one vote less). If the next s seeds all vote L, the condition becomes
+    2 s >= max_j (c_j + [j < L]) + R - c_L =: gap; no other outcome decides with fewer seeds. So the
+    answer is ceil(gap / 2), clamped to [0, R]; 0 means decided.
+    """
+    leader = counts.argmax(dim=-1, keepdim=True)  # (m, 1)
+    classes = torch.arange(counts.shape[-1], device=counts.device)
+    rival = (counts + (classes < leader)).scatter(-1, leader, -1)  # the leader is not its own rival
+    gap = rival.max(dim=-1).values + remaining - counts.gather(-1, leader).squeeze(-1)
+    return torch.minimum(torch.div(gap + 1, 2, rounding_mode="floor").clamp(min=0), remaining)
+
+
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """Model range [-1, 1] -> display range [0, 1]."""
     return ((x + 1) / DATA_SCALE).clamp(0, 1)
@@ -84,33 +113,28 @@ class _BlockNoise:
 
     def __init__(self, seed: int, phase: Stream, draws: torch.Tensor, shape: tuple[int, ...], device: torch.device):
         self.seed, self.phase, self.shape, self.device = seed, phase, shape, device
-        self.blocks, self.block_pos = torch.unique(draws // DRAW_BLOCK, return_inverse=True)  # (nb,), (m,)
+        draws = draws.cpu()
+        self.blocks, block_pos = torch.unique(draws // DRAW_BLOCK, return_inverse=True)  # (nb,), (m,)
+        self.block_pos = block_pos.to(device)
         self.rows = (draws % DRAW_BLOCK).to(device)
-        self.block_pos = self.block_pos.to(device)
 
-    def _generators(self, *keys: int) -> list[torch.Generator]:
-        return [make_generator(self.seed, self.phase, *keys, int(b), device=self.device) for b in self.blocks]
-
-    def _gather(self, full: torch.Tensor) -> torch.Tensor:
-        """(nb, DRAW_BLOCK, ...) -> the rows of our draws, (m, ...)."""
-        return full[self.block_pos, self.rows]
+    def _block(self, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(DRAW_BLOCK, *self.shape, generator=generator, device=self.device)
 
     def smoothing(self) -> torch.Tensor:
         """Standard normal delta/sigma for each draw, (m, *shape)."""
-        gens = self._generators(Stream.SMOOTHING)
-        full = torch.stack([torch.randn(DRAW_BLOCK, *self.shape, generator=g, device=self.device) for g in gens])
-        return self._gather(full)
+        gens = [make_generator(self.seed, self.phase, Stream.SMOOTHING, int(b), device=self.device) for b in self.blocks]
+        return torch.stack([self._block(g) for g in gens])[self.block_pos, self.rows]
 
-    def reverse(self, seed_ids: Sequence[int]) -> Iterator[torch.Tensor]:
-        """Per reverse step, the noise of every (draw, seed) pair, (m * K, *shape), draw-major."""
-        gens = [self._generators(Stream.REVERSE, k) for k in seed_ids]  # [K][nb]
+    def chains(self, rows: torch.Tensor, seeds: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Per reverse step, the noise (P, *shape) of the chains (draw rows[p], reverse seed seeds[p])."""
+        nb = len(self.blocks)
+        keys, key_pos = torch.unique(seeds * nb + self.block_pos[rows], return_inverse=True)  # (seed, block) pairs
+        gens = [make_generator(self.seed, self.phase, Stream.REVERSE, key // nb, int(self.blocks[key % nb]),
+                               device=self.device) for key in keys.tolist()]
+        row_in_block = self.rows[rows]
         while True:
-            full = torch.stack(
-                [torch.stack([torch.randn(DRAW_BLOCK, *self.shape, generator=g, device=self.device) for g in per_seed])
-                 for per_seed in gens],
-                dim=2,
-            )  # (nb, DRAW_BLOCK, K, *shape)
-            yield self._gather(full).flatten(0, 1)
+            yield torch.stack([self._block(g) for g in gens])[key_pos, row_in_block]
 
 
 @dataclass
@@ -143,35 +167,56 @@ def start_draws(
     return Trajectories(noised_start(noisy, ab), noisy, noise)
 
 
-def _unet(models: DensePureModels, x: torch.Tensor, t: int) -> torch.Tensor:
-    return models.unet(x.to(models.dtype), t).sample.float()
-
-
-def reverse(
-    models: DensePureModels, traj: Trajectories, timesteps: Sequence[int], seed_ids: Sequence[int]
+def _chains(
+    models: DensePureModels,
+    traj: Trajectories,
+    timesteps: Sequence[int],
+    rows: torch.Tensor,
+    seeds: torch.Tensor,
+    eps_start: torch.Tensor,
+    counter: EvalCounter | None,
 ) -> Iterator[StepOutput]:
-    """Run K = len(seed_ids) seeded reverse chains from every start; yield each step, batch (m * K) draw-major.
+    """The reverse loop: chains (draw rows[p], seed seeds[p]) (P,), given the UNet output at t* per draw (m, ...).
 
-    The first UNet call at t* sees the same input for all K seeds, so it runs once per draw.
+    Yields each step for the P chains. The first step reuses eps_start, which all seeds of a draw share.
     """
-    k = len(seed_ids)
-    noise = traj.noise.reverse(seed_ids)
-    eps = _unet(models, traj.x_start, timesteps[0]).repeat_interleave(k, dim=0)
-    x = traj.x_start.repeat_interleave(k, dim=0)
+    noise = traj.noise.chains(rows, seeds)
+    x, eps = traj.x_start[rows], eps_start[rows]  # (P, C, H, W)
     for i, t in enumerate(timesteps):
         if i > 0:
-            eps = _unet(models, x, t)
+            eps = unet_eps(models, x, t, counter)
         prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         out = ddpm_step(models.scheduler, eps, t, prev_t, x, next(noise) if prev_t >= 0 else None)
         yield out
         x = out.prev_sample
 
 
-def auto_batch(models: DensePureModels) -> int:
-    """Images per UNet batch: ~2M input values on CPU (2048 at 1x16x16), 8x that on a GPU."""
-    values = models.channels * models.image_size**2
-    budget = 2**21 * (8 if models.device.type == "cuda" else 1)
-    return max(1, budget // values)
+def _grid(m: int, seed_ids: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, seeds) of every draw 0..m-1 with every seed, draw-major, (m * K,) each."""
+    seeds = torch.as_tensor(list(seed_ids), dtype=torch.long, device=device)
+    return torch.arange(m, device=device).repeat_interleave(len(seeds)), seeds.repeat(m)
+
+
+def reverse(
+    models: DensePureModels,
+    traj: Trajectories,
+    timesteps: Sequence[int],
+    seed_ids: Sequence[int],
+    counter: EvalCounter | None = None,
+) -> Iterator[StepOutput]:
+    """Run K = len(seed_ids) seeded reverse chains from every start; yield each step, batch (m * K) draw-major.
+
+    The first UNet call at t* sees the same input for all K seeds, so it runs once per draw.
+    """
+    rows, seeds = _grid(len(traj.x_start), seed_ids, models.device)
+    eps_start = unet_eps(models, traj.x_start, timesteps[0], counter)
+    yield from _chains(models, traj, timesteps, rows, seeds, eps_start, counter)
+
+
+def _draw_chunks(x01: torch.Tensor, draws: torch.Tensor, per_chunk: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(image(s), draws) in chunks of `per_chunk` draws; x01 is one image (C, H, W) or one per draw (m, C, H, W)."""
+    images = x01.split(per_chunk) if x01.dim() == 4 else [x01] * len(draws.split(per_chunk))
+    return zip(images, draws.split(per_chunk))
 
 
 @torch.inference_mode()
@@ -184,18 +229,72 @@ def densepure_labels(
     draws: torch.Tensor,
     seed_ids: Sequence[int] | None = None,
     max_batch: int | None = None,
+    counter: EvalCounter | None = None,
 ) -> torch.Tensor:
-    """Labels (m, K) of the purified images for noise draws `draws` (m,) of x01: (C, H, W) or (m, C, H, W)."""
+    """Labels (m, K) of the purified images for noise draws `draws` (m,) of x01: (C, H, W) or (m, C, H, W).
+
+    Runs every seed of every draw; use `densepure_votes` when only the majority vote is needed.
+    """
     seed_ids = list(range(cfg.seeds)) if seed_ids is None else list(seed_ids)
     t_star, timesteps = cfg.plan(models)
     per_chunk = max(1, (max_batch or auto_batch(models)) // len(seed_ids))
-    images = x01.split(per_chunk) if x01.dim() == 4 else [x01] * len(draws.split(per_chunk))
     labels = []
-    for chunk, x in zip(draws.split(per_chunk), images):
+    for x, chunk in _draw_chunks(x01, draws, per_chunk):
         traj = start_draws(models, x, cfg.sigma, t_star, seed, phase, chunk)
-        *_, last = reverse(models, traj, timesteps, seed_ids)
-        labels.append(models.predict(to_unit(last.prev_sample)).view(len(chunk), len(seed_ids)))
+        *_, last = reverse(models, traj, timesteps, seed_ids, counter)
+        labels.append(classify(models, to_unit(last.prev_sample), counter).view(len(chunk), len(seed_ids)))
     return torch.cat(labels).cpu()
+
+
+def _round_chains(done: torch.Tensor, todo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, seeds) of the next round: draw i runs seeds done[i] .. done[i] + todo[i] - 1."""
+    rows = torch.arange(len(todo), device=todo.device).repeat_interleave(todo)
+    first_of_row = (todo.cumsum(0) - todo).repeat_interleave(todo)  # position of each row's first chain
+    return rows, done[rows] + torch.arange(len(rows), device=todo.device) - first_of_row
+
+
+def _early_votes(
+    models: DensePureModels, traj: Trajectories, timesteps: Sequence[int], k: int, counter: EvalCounter | None
+) -> torch.Tensor:
+    """Majority votes (m,) of K seeds per draw, running seeds in rounds until every vote is decided."""
+    m = len(traj.x_start)
+    eps_start = unet_eps(models, traj.x_start, timesteps[0], counter)  # shared by all rounds and seeds
+    counts = torch.zeros(m, models.num_classes, dtype=torch.long, device=models.device)
+    done = torch.zeros(m, dtype=torch.long, device=models.device)
+    todo = torch.full((m,), first_round_seeds(k), dtype=torch.long, device=models.device)
+    while bool(todo.any()):  # one host sync per round: which chains run next
+        rows, seeds = _round_chains(done, todo)
+        *_, last = _chains(models, traj, timesteps, rows, seeds, eps_start, counter)
+        labels = classify(models, to_unit(last.prev_sample), counter)
+        counts.index_put_((rows, labels), torch.ones_like(labels), accumulate=True)
+        done += todo
+        todo = seeds_to_decide(counts, k - done)
+    return counts.argmax(dim=-1)
+
+
+@torch.inference_mode()
+def densepure_votes(
+    models: DensePureModels,
+    x01: torch.Tensor,
+    cfg: PurifyConfig,
+    seed: int,
+    phase: Stream,
+    draws: torch.Tensor,
+    max_batch: int | None = None,
+    counter: EvalCounter | None = None,
+) -> torch.Tensor:
+    """Majority votes (m,) of K = cfg.seeds seeds for noise draws `draws` (m,) of x01 (C, H, W) or (m, C, H, W).
+
+    Equal to majority_vote(densepure_labels(...)) with the same arguments, but seeds run in rounds and
+    decided draws stop early (module docstring). max_batch bounds the images of the first round.
+    """
+    t_star, timesteps = cfg.plan(models)
+    per_chunk = max(1, (max_batch or auto_batch(models)) // first_round_seeds(cfg.seeds))
+    votes = []
+    for x, chunk in _draw_chunks(x01, draws, per_chunk):
+        traj = start_draws(models, x, cfg.sigma, t_star, seed, phase, chunk)
+        votes.append(_early_votes(models, traj, timesteps, cfg.seeds, counter))
+    return torch.cat(votes).cpu()
 
 
 @dataclass
@@ -228,23 +327,24 @@ class PurifyResult:
 
 @torch.inference_mode()
 def purify_stream(
-    models: DensePureModels, x01: torch.Tensor, cfg: PurifyConfig, seed: int = 0
+    models: DensePureModels, x01: torch.Tensor, cfg: PurifyConfig, seed: int = 0, counter: EvalCounter | None = None
 ) -> Iterator[PurifyFrame | PurifyResult]:
     """Purify image x01 (C, H, W) in [0, 1]: yield a PurifyFrame per reverse step, then the PurifyResult."""
     t_star, timesteps = cfg.plan(models)
     traj = start_draws(models, x01, cfg.sigma, t_star, seed, Stream.PURIFY, torch.zeros(1, dtype=torch.long))
     x_t, frames = traj.x_start.repeat_interleave(cfg.seeds, dim=0), []
-    for i, (t, out) in enumerate(zip(timesteps, reverse(models, traj, timesteps, range(cfg.seeds)))):
+    steps = reverse(models, traj, timesteps, range(cfg.seeds), counter)
+    for i, (t, out) in enumerate(zip(timesteps, steps)):
         ab = models.scheduler.alphas_cumprod[t].item()
         frame = PurifyFrame(i, len(timesteps), t, to_unit(x_t / ab**0.5).cpu(), to_unit(out.pred_original_sample).cpu())
         frames.append(frame)
         yield frame
         x_t = out.prev_sample
     purified = to_unit(x_t)
-    per_seed = models.predict(purified)
+    per_seed = classify(models, purified, counter)
     counts = vote_counts(per_seed, models.num_classes)
     one_shot = frames[0].x0[0].to(models.device)  # x0 predicted at t*: the same for every seed
-    bare = models.predict(torch.stack([x01.to(models.device, torch.float32), traj.noisy[0], one_shot]))
+    bare = classify(models, torch.stack([x01.to(models.device, torch.float32), traj.noisy[0], one_shot]), counter)
     yield PurifyResult(
         label=int(counts.argmax()),
         votes={int(c): int(n) for c, n in enumerate(counts.tolist()) if n},
@@ -260,18 +360,26 @@ def purify_stream(
     )
 
 
-def purify(models: DensePureModels, x01: torch.Tensor, cfg: PurifyConfig, seed: int = 0) -> PurifyResult:
+def purify(
+    models: DensePureModels, x01: torch.Tensor, cfg: PurifyConfig, seed: int = 0, counter: EvalCounter | None = None
+) -> PurifyResult:
     """Run purify_stream to the end and return its result."""
-    *_, result = purify_stream(models, x01, cfg, seed)
+    *_, result = purify_stream(models, x01, cfg, seed, counter)
     return result
 
 
-def densepure_base(models: DensePureModels, x01: torch.Tensor, cfg: PurifyConfig, seed: int, max_batch: int | None = None) -> BaseClassifier:
-    """DensePure's majority vote as the base classifier of randomized smoothing, for image x01."""
+def densepure_base(
+    models: DensePureModels,
+    x01: torch.Tensor,
+    cfg: PurifyConfig,
+    seed: int,
+    max_batch: int | None = None,
+    counter: EvalCounter | None = None,
+) -> BaseClassifier:
+    """DensePure's majority vote as the base classifier of randomized smoothing, for image x01 (early-stopping votes)."""
 
     def base(phase: Stream, draws: torch.Tensor) -> torch.Tensor:
-        labels = densepure_labels(models, x01, cfg, seed, phase, draws, max_batch=max_batch)
-        return majority_vote(labels, models.num_classes)
+        return densepure_votes(models, x01, cfg, seed, phase, draws, max_batch=max_batch, counter=counter)
 
     return base
 
@@ -282,6 +390,6 @@ def bare_base(models: DensePureModels, x01: torch.Tensor, sigma: float, seed: in
     @torch.inference_mode()
     def base(phase: Stream, draws: torch.Tensor) -> torch.Tensor:
         noisy, _ = smoothed_draws(models, x01, sigma, seed, phase, draws)
-        return models.predict(noisy).cpu()
+        return classify(models, noisy).cpu()
 
     return base

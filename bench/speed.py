@@ -1,0 +1,312 @@
+"""Speed of the DensePure engine beside the per-seed reference and the bare networks (issues 2 and 5).
+
+    python -m bench.speed [--quick] [--device cpu|cuda] [--models digits,cifar10] [--dtype D] [--compile]
+
+On the same inputs and seeds, each case runs (a) the engine (`purify`, or CERTIFY with
+`densepure_base`), (b) the per-seed reference structure (bench/reference.py: one pass per seed), and
+(c) the bare UNet and classifier replaying the batch shapes and counts that (a) ran: the floor.
+Printed as Markdown: times, a/b and a/c, UNet image-evaluations, peak memory, and whether (a) and
+(b) agree. Then the engine summary of issue 2: UNet evaluations per second, purify and certify
+times, and the share of wall time spent inside the UNet. Models: "digits" (the shipped model) and
+"cifar10", a random-weight UNet with google/ddpm-cifar10-32's architecture (cifar10_ddpm.json,
+35.7M parameters, no download) and a random timm ResNet-18 for 3x32x32. Thread count: torch's
+default, or set OMP_NUM_THREADS. `--quick` is a smoke run of about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import json
+import platform
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+
+from bench.reference import per_seed_certify, per_seed_labels, replay
+from densepure_viz.certify import CertifyConfig, CertifyResult, certify
+from densepure_viz.models import DensePureModels, default_dtype, load_models
+from densepure_viz.purify import PurifyConfig, PurifyResult, auto_batch, densepure_base, purify
+from densepure_viz.runtime import EvalCounter, accelerate
+from densepure_viz.seeding import Stream
+
+CIFAR_CONFIG = Path(__file__).with_name("cifar10_ddpm.json")
+SIGMA = 0.5  # smoothing std of every case
+SEED = 0  # seed of every case
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The cases run for one model."""
+
+    purify_seeds: tuple[int, ...]  # K values of the purify rows
+    purify_steps: tuple[int, ...]  # b values of the purify rows
+    certify: tuple[int, int, int, int]  # (n0, n, K, b) of the side-by-side certify row
+    summary_certify: tuple[int, int, tuple[int, ...], int]  # (n0, n, K values, b): engine-only rows of issue 2
+
+
+PLANS = {  # (model, quick) -> Plan; CIFAR on CPU stays small (a 35.7M UNet evaluates ~10 images/s per core)
+    ("digits", False): Plan((1, 4, 8, 16), (1, 10), (100, 1000, 10, 10), (100, 1000, (1, 4), 10)),
+    ("digits", True): Plan((1, 4, 8, 16), (1, 10), (10, 40, 10, 4), (10, 40, (1, 4), 4)),
+    ("cifar10", False): Plan((1, 4, 8, 16), (1, 10), (8, 32, 4, 4), (8, 32, (1,), 4)),
+    ("cifar10", True): Plan((4,), (1, 10), (2, 4, 4, 2), (2, 4, (1,), 2)),
+}
+CUDA_CIFAR = Plan((1, 4, 8, 16), (1, 10), (100, 1000, 10, 10), (100, 1000, (1, 4), 10))
+
+
+@dataclass
+class Run:
+    """One timed call."""
+
+    seconds: float  # wall time
+    cpu_seconds: float  # CPU time of this process (all threads): less sensitive than wall time to other load
+    peak_mb: float  # peak memory above the start (CUDA: allocated; CPU: resident set, sampled)
+    counter: EvalCounter  # network calls it made
+    result: object  # what it returned
+
+
+# --- measurement --------------------------------------------------------------------------------
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc), so the next peak is measured from a low start."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+@contextmanager
+def _peak_memory(device: torch.device) -> Iterator[list[float]]:
+    """Yields a one-item list that receives the peak memory (MB) above the start of the block."""
+    out = [0.0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        start = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        yield out
+        torch.cuda.synchronize(device)
+        out[0] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
+        return
+    _trim_heap()
+    start, peak, stop = _rss_bytes(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], _rss_bytes())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
+        out[0] = max(0, max(peak[0], _rss_bytes()) - start) / 2**20
+
+
+def timed(device: torch.device, fn: Callable[[EvalCounter], object]) -> Run:
+    """Run fn(counter) once and time it (CUDA synchronised at both ends)."""
+    counter = EvalCounter()
+    with _peak_memory(device) as peak:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        result = fn(counter)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return Run(seconds, cpu_seconds, peak[0], counter, result)
+
+
+def floor(models: DensePureModels, engine: Run) -> Run:
+    """(c): the bare networks on the engine's batch shapes."""
+    return timed(models.device, lambda _: replay(models, engine.counter))
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+def _seeded_init(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Deterministic random weights: N(0, 1/fan_in) for weight matrices/kernels, zero biases of convs and linears."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in module.modules():
+            weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
+            if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1:
+                weight.copy_(torch.randn(weight.shape, generator=gen) * weight[0].numel() ** -0.5)
+                if isinstance(bias, torch.nn.Parameter):
+                    bias.zero_()
+    return module
+
+
+def cifar10_models(device: torch.device, dtype: torch.dtype) -> DensePureModels:
+    """google/ddpm-cifar10-32's UNet architecture and a timm ResNet-18 for 3x32x32, both with random weights."""
+    config = json.loads(CIFAR_CONFIG.read_text())
+    unet = _seeded_init(UNet2DModel(**config["unet"]), 0).eval()
+    classifier = _seeded_init(timm.create_model("resnet18", num_classes=10), 1).eval()
+    stats = torch.full((1, 3, 1, 1), 0.5, dtype=dtype, device=device)
+    return DensePureModels(
+        name="cifar10 (random weights)",
+        unet=unet.to(device) if dtype == torch.float32 else unet.to(device, dtype),
+        scheduler=DDPMScheduler(**config["scheduler"]),
+        classifier=classifier.to(device, dtype),
+        labels=tuple(str(i) for i in range(10)),
+        mean=stats,
+        std=stats,
+        classifier_size=(32, 32),
+        device=device,
+        dtype=dtype,
+    )
+
+
+def setup(name: str, device: torch.device, dtype: torch.dtype, compile: bool) -> tuple[DensePureModels, torch.Tensor]:
+    """(models, the input image) of a benchmark model, with the engine's speed options applied."""
+    if name == "digits":
+        from densepure_viz.data import split_digits
+
+        models, image = load_models("digits", device=device, dtype=dtype), split_digits().test_images[0]
+    else:
+        models = cifar10_models(device, dtype)
+        image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    return accelerate(models, compile=compile or None), image
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+
+def _row(cells: list[object]) -> str:
+    """A Markdown table row."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "-"
+
+
+def _ratios(a: Run, b: Run, c: Run) -> list[str]:
+    """a/b and a/c in wall time, then in CPU time."""
+    return [_ratio(a.seconds, b.seconds), _ratio(a.seconds, c.seconds),
+            _ratio(a.cpu_seconds, b.cpu_seconds), _ratio(a.cpu_seconds, c.cpu_seconds)]
+
+
+def purify_rows(name: str, models: DensePureModels, image: torch.Tensor, plan: Plan) -> list[str]:
+    """(a) `purify` (the interactive call: frames, all K labels) beside (b) and (c), per K and b."""
+    rows = []
+    for steps in plan.purify_steps:
+        for k in plan.purify_seeds:
+            cfg = PurifyConfig(SIGMA, k, "fast", steps)
+            a = timed(models.device, lambda c: purify(models, image, cfg, SEED, counter=c))
+            b = timed(models.device, lambda c: per_seed_labels(models, image, cfg, SEED, Stream.PURIFY,
+                                                               torch.zeros(1, dtype=torch.long), counter=c))
+            c = floor(models, a)
+            result: PurifyResult = a.result
+            same = result.per_seed == b.result[0].tolist()
+            rows.append(_row([name, k, steps, f"{a.seconds:.3f}", f"{b.seconds:.3f}", f"{c.seconds:.3f}",
+                              *_ratios(a, b, c), f"{a.counter.unet_images} / {b.counter.unet_images}",
+                              f"{a.peak_mb:.0f} / {b.peak_mb:.0f}", "yes" if same else "NO"]))
+    return rows
+
+
+def certify_engine(models: DensePureModels, image: torch.Tensor, n0: int, n: int, k: int, steps: int) -> Run:
+    """(a) CERTIFY with the engine, chunked as the CLI does."""
+    cfg, ccfg = PurifyConfig(SIGMA, k, "fast", steps), CertifyConfig(n0=n0, n=n)
+    chunk = max(1, auto_batch(models) // k)
+    return timed(models.device, lambda c: certify(densepure_base(models, image, cfg, SEED, counter=c),
+                                                  models.num_classes, SIGMA, ccfg, chunk))
+
+
+def certify_row(name: str, models: DensePureModels, image: torch.Tensor, plan: Plan) -> tuple[str, Run]:
+    """(a), (b) and (c) for the plan's certify case; also returns (a) for the summary."""
+    n0, n, k, steps = plan.certify
+    a = certify_engine(models, image, n0, n, k, steps)
+    cfg, ccfg = PurifyConfig(SIGMA, k, "fast", steps), CertifyConfig(n0=n0, n=n)
+    b = timed(models.device, lambda c: per_seed_certify(models, image, cfg, ccfg, SEED, counter=c))
+    c = floor(models, a)
+    fast, slow = a.result, b.result
+    assert isinstance(fast, CertifyResult) and isinstance(slow, CertifyResult)
+    row = _row([name, n0, n, k, steps, f"{a.seconds:.1f}", f"{b.seconds:.1f}", f"{c.seconds:.1f}",
+                *_ratios(a, b, c), f"{a.counter.unet_images} / {b.counter.unet_images}", f"{a.peak_mb:.0f} / {b.peak_mb:.0f}",
+                f"{fast.label}, {fast.radius:.3f}", "yes" if fast == slow else "NO"])
+    return row, a
+
+
+def summary_row(name: str, models: DensePureModels, image: torch.Tensor, plan: Plan, side_by_side: Run) -> str:
+    """Issue 2: UNet evals/s, purify K=8 b=10, certify per K, and the share of wall time spent inside the UNet."""
+    cfg = PurifyConfig(SIGMA, 8, "fast", 10)
+    purified = timed(models.device, lambda c: purify(models, image, cfg, SEED, counter=c))
+    n0, n, seeds, steps = plan.summary_certify
+    certified = {k: certify_engine(models, image, n0, n, k, steps) for k in seeds}
+    if (n0, n, steps) == (plan.certify[0], plan.certify[1], plan.certify[3]):
+        certified[plan.certify[2]] = side_by_side
+    runs = [purified, *certified.values()]
+    unet_images = sum(r.counter.unet_images for r in runs)
+    unet_seconds = sum(r.counter.unet_seconds for r in runs)
+    per_k = "; ".join(f"K={k}: {r.seconds:.1f} s ({_share(r)})" for k, r in certified.items())
+    return _row([name, f"{unet_images / unet_seconds:.0f}", f"{purified.seconds:.2f} ({_share(purified)})",
+                 f"{n0} / {n} / {steps}", per_k, f"{100 * unet_seconds / sum(r.seconds for r in runs):.0f}%"])
+
+
+def _share(run: Run) -> str:
+    """Share of a run's wall time spent inside UNet calls."""
+    return f"{100 * run.counter.unet_seconds / run.seconds:.0f}% in UNet"
+
+
+def header(device: torch.device, dtype: torch.dtype, quick: bool, argv: str) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
+    return (f"Date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; command `{argv}`; "
+            f"{platform.platform()}; CPU {cpu}, torch threads {torch.get_num_threads()}; GPU {gpu}; "
+            f"torch {torch.__version__}; networks in {dtype}; mode {'quick' if quick else 'full'}.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (about a minute on 2 CPU cores)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--models", default="digits,cifar10", help="comma-separated: digits, cifar10")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                        help="network dtype (auto: models.default_dtype, float32 on CPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (accelerate)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    dtype = default_dtype(device) if args.dtype == "auto" else getattr(torch, args.dtype)
+    print(header(device, dtype, args.quick, " ".join(["python -m bench.speed", *(sys.argv[1:] if argv is None else argv)])) + "\n")
+    purify_table = ["| model | K | b | (a) engine s | (b) per-seed s | (c) networks s | a/b | a/c | a/b CPU | a/c CPU | "
+                    "UNet evals a / b | peak MB a / b | same labels |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    certify_table = ["| model | n0 | n | K | b | (a) engine s | (b) per-seed s | (c) networks s | a/b | a/c | a/b CPU | "
+                     "a/c CPU | UNet evals a / b | peak MB a / b | label, radius | same result |",
+                     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    summary = ["| model | UNet evals/s | purify K=8 b=10 s | certify n0 / n / b | certify s per K | share in UNet |",
+               "|---|---:|---:|---|---|---:|"]
+    for name in args.models.split(","):
+        models, image = setup(name, device, dtype, args.compile)
+        plan = CUDA_CIFAR if (name == "cifar10" and device.type == "cuda" and not args.quick) else PLANS[name, args.quick]
+        purify(models, image, PurifyConfig(SIGMA, 2, "fast", 2), SEED)  # warm-up: first-call allocations, kernels
+        purify_table += purify_rows(name, models, image, plan)
+        row, side_by_side = certify_row(name, models, image, plan)
+        certify_table.append(row)
+        summary.append(summary_row(name, models, image, plan, side_by_side))
+    print("## Purify (one noise draw, K seeds, b steps)\n\n" + "\n".join(purify_table) + "\n")
+    print("## Certify (CERTIFY, n0 selection + n estimation draws)\n\n" + "\n".join(certify_table) + "\n")
+    print("## Engine summary (issue 2)\n\n" + "\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
