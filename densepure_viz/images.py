@@ -1,9 +1,10 @@
 """Image input/output: any reasonable file -> a (C, H, W) float tensor in [0, 1] at the model's size.
 
-Decoding is bounded (Pillow's decompression-bomb guard stays on, and images are reduced with
-`draft`/`thumbnail` before full-size work), EXIF orientation is applied, animations give their first
-frame, transparency is composited onto the background, and every other mode (CMYK, 16-bit, palette)
-is converted. What cannot be read raises ImageError with one clear line.
+Decoding is bounded (Pillow's decompression-bomb guard stays on, JPEGs are decoded at reduced scale
+with `draft`, nothing above MAX_PIXELS is decoded, and images are reduced with `thumbnail` before
+full-size work), EXIF orientation is applied, animations give their first frame, transparency is
+composited onto the background, and every other mode (CMYK, 16-bit, palette) is converted. What
+cannot be read raises ImageError with one clear line.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def open_image(source: str | Path | bytes | Image.Image | np.ndarray) -> Image.I
         raise ImageError(f"image file is {len(data) / 2**20:.0f} MiB; the limit is {MAX_BYTES // 2**20} MiB")
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"image is {img.width}x{img.height} pixels; the limit is {MAX_PIXELS:,} pixels")
             img.seek(0)  # first frame of an animation
-            img.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced scale
+            img.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at 1/2..1/8 scale (a 48 MP photo passes)
+            if img.width * img.height > MAX_PIXELS:  # the size that would be decoded
+                raise ImageError(f"image is {img.width}x{img.height} pixels; the limit is {MAX_PIXELS:,} pixels")
             img.load()
             return img.copy()
     except ImageError:

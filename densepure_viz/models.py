@@ -169,15 +169,22 @@ def load_diffusion(source: str, dtype: torch.dtype = torch.float32) -> tuple[UNe
     sub = "unet" if (root / "unet").is_dir() else None
     sched_sub = "scheduler" if (root / "scheduler").is_dir() else None
     try:
-        unet = UNet2DModel.from_pretrained(
-            root, subfolder=sub, use_safetensors=True, low_cpu_mem_usage=False, torch_dtype=dtype
+        unet, info = UNet2DModel.from_pretrained(
+            root, subfolder=sub, use_safetensors=True, low_cpu_mem_usage=False, torch_dtype=dtype,
+            output_loading_info=True,
         )
         scheduler = DDPMScheduler.from_pretrained(root, subfolder=sched_sub)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # diffusers, safetensors and torch raise several types for bad or corrupt files
         raise ModelLoadError(
             f"{source!r} is not a diffusers DDPM with safetensors weights "
-            f"(expected config.json + diffusion_pytorch_model.safetensors and scheduler_config.json): {exc}"
+            f"(expected config.json + diffusion_pytorch_model.safetensors and scheduler_config.json): {_brief(exc)}"
         ) from exc
+    missing = info["missing_keys"] + [key for key, *_ in info["mismatched_keys"]]
+    if missing:  # diffusers would fill these with random values and only warn
+        raise ModelLoadError(
+            f"{source!r}: the weights file lacks {len(missing)} of the UNet's tensors (e.g. {missing[0]!r}); "
+            "it is corrupt or belongs to another model"
+        )
     return unet.eval(), scheduler
 
 
@@ -189,8 +196,15 @@ def load_classifier(source: str) -> tuple[torch.nn.Module, dict]:
     try:
         model = timm.create_model(f"local-dir:{root}", pretrained=True)
     except Exception as exc:  # timm raises several types for a bad config or state dict
-        raise ModelLoadError(f"{source!r} is not a loadable timm classifier: {exc}") from exc
+        raise ModelLoadError(f"{source!r} is not a loadable timm classifier: {_brief(exc)}") from exc
     return model.eval(), dict(model.pretrained_cfg)
+
+
+def _brief(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, at most `limit` characters (the cause stays chained)."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _label_names(cfg: dict, root_config: Path, num_classes: int) -> tuple[str, ...]:

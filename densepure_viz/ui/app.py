@@ -8,20 +8,26 @@ calls it under `__main__`, honouring GRADIO_SERVER_NAME / GRADIO_SERVER_PORT as 
 
 from __future__ import annotations
 
+import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import torch
 
-from densepure_viz.models import ModelLoadError
+from densepure_viz.images import MAX_BYTES
+from densepure_viz.models import ASSETS, ModelLoadError
 from densepure_viz.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
-from densepure_viz.ui.components import CSS
+from densepure_viz.ui.components import CSS, guard_numbers
 from densepure_viz.ui.inputs import cli_defaults
 from densepure_viz.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
 from densepure_viz.ui.validation import model_id
 
+log = logging.getLogger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # densepure_viz/
 TITLE = "DensePure explorer"
+BLOCKED_PATHS = (PACKAGE_DIR, PACKAGE_DIR.parent / "app.py", ASSETS / "digits")  # source and weights: never served
 QUEUE_SIZE = 64  # requests waiting beyond this are refused with a "queue full" message
 CACHE_CLEANUP = (3600, 3600)  # delete Gradio's cached files older than an hour, checked hourly
 
@@ -72,7 +78,10 @@ def build_app(
             try:
                 name = model_id(name, pool.names)
                 models = pool.get(name)
-            except (ValueError, ModelLoadError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the page stays on a working model
+                if not isinstance(exc, (ValueError, ModelLoadError)):
+                    log.exception("loading model %r failed", name)
+                    exc = ModelLoadError(f"could not load {name!r} ({type(exc).__name__}); the error was logged on the server")
                 message = f"⚠️ {exc}\n\nUsing the embedded model **{pool.embedded}** instead."
                 gr.Warning(str(exc).splitlines()[0])
                 return gr.update(value=pool.embedded, info=pool.describe(pool.embedded)), message
@@ -93,6 +102,7 @@ def build_app(
         # its own unlimited group: a visitor never waits behind someone's long certification (it is cached)
         demo.load(first_view, None, purify.outputs + regions_outputs, api_visibility="private",
                   concurrency_limit=None, show_progress="minimal")
+    guard_numbers(demo)  # API callers can send anything where the page sends numbers
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
 
@@ -120,8 +130,20 @@ class _NoProgress:
 
 
 def launch_options() -> dict:
-    """Page options Gradio 6 takes at launch: CSS, the map-click script, the samples folder."""
-    return {"css": CSS, "head": regions_tab.CLICK_JS, "allowed_paths": [str(SAMPLES)] if SAMPLES.is_dir() else []}
+    """Options Gradio 6 takes at launch: CSS, the map-click script, and what the file routes may serve.
+
+    Gradio serves its own upload and cache folders; beyond them only the shipped sample digits (the
+    gallery hands their paths to the image input). The package source, app.py and the model weights
+    are blocked outright (blocked_paths wins over every allowed path), and uploads are capped at the
+    image loader's own file-size limit.
+    """
+    return {
+        "css": CSS,
+        "head": regions_tab.CLICK_JS,
+        "allowed_paths": [str(SAMPLES)] if SAMPLES.is_dir() else [],
+        "blocked_paths": [str(p) for p in BLOCKED_PATHS],
+        "max_file_size": MAX_BYTES,
+    }
 
 
 def launch(**kwargs: Any) -> None:

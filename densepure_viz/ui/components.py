@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import types
+from typing import Any
 
 import gradio as gr
 from gradio.data_classes import ImageData
@@ -30,6 +32,40 @@ def _file_preprocess(self: gr.Image, payload: ImageData | None) -> str | None:
     if payload.path is None:  # a data: URL (clipboard paste): let Gradio write it to its cache
         return gr.Image.preprocess(self, payload)
     return str(payload.path)
+
+
+def _numeric_preprocess(self: gr.Slider | gr.Number, payload: Any) -> float | int | None:
+    """Slider/Number preprocessing that refuses what is not a finite number with one clear line.
+
+    An API caller can send anything where the page sends numbers. Gradio's own check answers a string
+    or a list with a generic "could not preprocess" error and lets NaN through; this names the input
+    and says what was wrong (gr.Error), then hands over to Gradio's range check and rounding.
+    """
+    name = self.label or "a number input"
+    if payload is None and isinstance(self, gr.Number):
+        return None  # the handler's validator says the value is missing
+    if isinstance(payload, str):
+        try:
+            payload = float(payload.strip())
+        except ValueError:
+            raise gr.Error(f"{name} must be a number, got {payload[:40]!r}", print_exception=False) from None
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+        raise gr.Error(f"{name} must be a number, got {type(payload).__name__}", print_exception=False)
+    if isinstance(payload, int) and abs(payload) > 1e300:  # Gradio's rounding would overflow converting it
+        raise gr.Error(f"{name} is out of range, got a {payload.bit_length()}-bit integer", print_exception=False)
+    if isinstance(payload, float) and not math.isfinite(payload):
+        raise gr.Error(f"{name} must be a finite number, got {payload}", print_exception=False)
+    try:
+        return type(self).preprocess(self, payload)
+    except gr.Error as exc:  # Gradio's range check: say which input
+        raise gr.Error(f"{name}: {exc.message}", print_exception=False) from None
+
+
+def guard_numbers(blocks: gr.Blocks) -> None:
+    """Give every Slider and Number of `blocks` the checked preprocessing above (set on the instances)."""
+    for block in blocks.blocks.values():
+        if isinstance(block, (gr.Slider, gr.Number)):
+            block.preprocess = types.MethodType(_numeric_preprocess, block)
 
 
 def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:

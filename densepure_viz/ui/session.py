@@ -38,14 +38,24 @@ class ModelPool:
         embedded = [n for n in self.names if n in REGISTRY and REGISTRY[n].embedded]
         self.embedded = embedded[0] if embedded else self.names[0]
         self._models: dict[tuple[str, str], DensePureModels] = {}
-        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}  # one lock per model
+        self._lock = threading.Lock()  # guards _loading
 
     def get(self, name: str) -> DensePureModels:
-        """The loaded models for registry entry `name` (ModelLoadError when they cannot be loaded)."""
+        """The loaded models for registry entry `name` (ModelLoadError when they cannot be loaded).
+
+        Loaded models are returned without waiting; a model is loaded by one caller at a time, and a
+        slow load (a hub download) never holds up requests for the models already loaded. Failures
+        are not cached: the next request tries again (the hub may be back).
+        """
         if name not in self.names:
             raise ModelLoadError(f"unknown model {name!r}; choose one of {', '.join(self.names)}")
         key = (name, str(self.device))
-        with self._lock:  # one load at a time; later callers get the cached models
+        if key in self._models:
+            return self._models[key]
+        with self._lock:
+            lock = self._loading.setdefault(key, threading.Lock())
+        with lock:  # later callers for the same model wait for this load, then get the cached models
             if key not in self._models:
                 self._models[key] = self.loader(name, self.device)
             return self._models[key]

@@ -64,7 +64,10 @@ def number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -
             raise ValueError(f"{name} must be a number, got {value[:40]!r}") from None
     if not isinstance(value, Real):
         raise ValueError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float range
+        raise ValueError(f"{name} must be in {lo:g}..{hi:g}, got a number beyond float range") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value}")
     if integer:

@@ -1,0 +1,291 @@
+"""Load test of the explorer (issue 6): N concurrent gradio_client users against a local server.
+
+    python -m bench.load [--users 8,30] [--requests 2] [--deadline 600] [--threads 1]
+
+The app (the shipped digits model, on CPU) runs in a subprocess on a free 127.0.0.1 port: loopback
+only, stopped at the end whatever happens. For each user count, that many threads each open their
+own gradio_client.Client; released together, each makes --requests requests in turn, alternating
+purify (K=4, b=5) and certify (K=2, b=5, n0=10, n=50), half of the users starting with each. A
+request is timed from submission to its final output; while it waits its status is polled, so a
+request that queued shows the position the server gave it (0 = next in line). The server's resident
+memory is read from /proc before the first request, when half are answered, after the last, and
+every 0.2 s for the peak. Bounded: a request still unanswered after --deadline seconds is cancelled
+and counted as an error. Prints Markdown: one row per user count, then any error messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "samples" / "digits" / "test_0008_label3.png"
+POLL = 0.05  # seconds between status polls of a waiting request
+SERVER_START = 180  # seconds allowed for the server subprocess to answer
+
+
+def purify_args(image, seed: int, model: str = "digits") -> tuple:
+    """/purify: K=4 seeds, fast sampler with b=5 steps, no attack."""
+    return (image, model, 0.5, 4, "fast", 5, seed, "none", "linf", 0.1, 10, "classifier")
+
+
+def certify_args(image, seed: int, model: str = "digits") -> tuple:
+    """/certify: K=2, b=5, n0=10 selection and n=50 estimation draws, DensePure only."""
+    return (image, model, 0.5, 2, "fast", 5, seed, 10, 50, 0.001, False)
+
+
+ENDPOINTS = {"purify": purify_args, "certify": certify_args}
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process `pid` in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+@dataclass
+class Request:
+    """One answered (or failed) request."""
+
+    endpoint: str  # "purify" or "certify"
+    latency: float  # seconds from submission to the final output (or the failure)
+    ok: bool  # answered with outputs
+    error: str = ""  # the message when not ok
+    position: int | None = None  # highest queue position reported while it waited (None: never queued)
+
+
+@dataclass
+class Run:
+    """One load run: every request, the wall time and the server's memory."""
+
+    users: int
+    requests_per_user: int
+    requests: list[Request] = field(default_factory=list)
+    wall: float = 0.0  # seconds from release to the last answer
+    rss_start: float = 0.0  # MiB, before the first request (model loaded, warmed up)
+    rss_mid: float = 0.0  # MiB, when half of the requests were answered
+    rss_end: float = 0.0  # MiB, after the last answer
+    rss_peak: float = 0.0  # MiB, highest sample during the run
+
+    @property
+    def errors(self) -> int:
+        return sum(not r.ok for r in self.requests)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost gradio_client function on the exception's traceback (where the failure surfaced)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "gradio_client" in f.filename]
+    for cause in (exc.__cause__, exc.__context__):
+        if cause is not None:
+            frames += [f for f in traceback.extract_tb(cause.__traceback__) if "gradio_client" in f.filename]
+    return frames[-1].name if frames else "the load script"
+
+
+def _user(url: str, user: int, count: int, image_path: Path, model: str, start: threading.Barrier,
+          deadline: float, record) -> None:
+    """One user: its own client; `count` requests in turn, alternating endpoints."""
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+
+    client = None
+    try:
+        client = Client(url, verbose=False)
+        image = handle_file(str(image_path))
+    finally:
+        start.wait()  # released with the others even when the client failed to connect
+    if client is None:
+        return
+    try:
+        for i in range(count):
+            endpoint = list(ENDPOINTS)[(user + i) % 2]
+            begin = time.monotonic()
+            position = None
+            try:
+                job = client.submit(*ENDPOINTS[endpoint](image, seed=user * 100 + i, model=model), api_name=f"/{endpoint}")
+                while not job.done():
+                    status = job.status()
+                    if status.code == Status.IN_QUEUE and status.rank is not None:
+                        position = max(position or 0, status.rank)
+                    if time.monotonic() > deadline:
+                        job.cancel()
+                        raise TimeoutError("not answered before the deadline")
+                    time.sleep(POLL)
+                job.result()
+                record(Request(endpoint, time.monotonic() - begin, True, position=position))
+            except Exception as exc:  # noqa: BLE001 - every failure is a counted error
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                record(Request(endpoint, time.monotonic() - begin, False,
+                               f"{type(exc).__name__} in {_where(exc)}: {message[:200]}", position))
+    finally:
+        client.close()
+
+
+def run_users(url: str, users: int, requests: int, pid: int, deadline_s: float = 600.0,
+              image: Path = SAMPLE, model: str = "digits") -> Run:
+    """`users` concurrent clients making `requests` requests each against the app at `url` (server pid `pid`)."""
+    run = Run(users, requests)
+    total = users * requests
+    lock = threading.Lock()
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def record(request: Request) -> None:
+        with lock:
+            run.requests.append(request)
+            if len(run.requests) == max(1, total // 2):
+                run.rss_mid = rss_mib(pid)
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            samples.append(rss_mib(pid))
+
+    start = threading.Barrier(users + 1)
+    deadline = time.monotonic() + deadline_s
+    threads = [threading.Thread(target=_user, args=(url, u, requests, image, model, start, deadline, record), daemon=True)
+               for u in range(users)]
+    for t in threads:
+        t.start()
+    start.wait()  # every client connected: release them together
+    run.rss_start = rss_mib(pid)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    began = time.monotonic()
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()) + 30)
+    run.wall = time.monotonic() - began
+    stop.set()
+    sampler.join()
+    run.rss_end = rss_mib(pid)
+    run.rss_peak = max(samples + [run.rss_start, run.rss_end, run.rss_mid])
+    missing = total - len(run.requests)
+    run.requests += [Request("?", run.wall, False, "no answer (client thread did not finish)")] * missing
+    return run
+
+
+def _pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q):.2f}" if values else "-"
+
+
+def table(runs: list[Run]) -> str:
+    """Markdown: one row per run, then the distinct error messages."""
+    head = ("| users x requests | answered | errors | wall s | throughput req/s | p50 s | p95 s | max s "
+            "| purify p50 / p95 s | certify p50 / p95 s | queued (position shown) | max position "
+            "| server RSS start / mid / end / peak MiB |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    errors: set[str] = set()
+    for r in runs:
+        ok = [q.latency for q in r.requests if q.ok]
+        by = {e: [q.latency for q in r.requests if q.ok and q.endpoint == e] for e in ENDPOINTS}
+        queued = [q for q in r.requests if q.position is not None]
+        errors |= {q.error for q in r.requests if not q.ok}
+        rows.append(
+            f"| {r.users} x {r.requests_per_user} | {len(ok)}/{len(r.requests)} | {r.errors} | {r.wall:.1f} "
+            f"| {len(ok) / r.wall if r.wall else 0:.2f} | {_pct(ok, 50)} | {_pct(ok, 95)} | {max(ok, default=0):.2f} "
+            f"| {_pct(by['purify'], 50)} / {_pct(by['purify'], 95)} | {_pct(by['certify'], 50)} / {_pct(by['certify'], 95)} "
+            f"| {len(queued)} | {max((q.position for q in queued), default='-')} "
+            f"| {r.rss_start:.0f} / {r.rss_mid:.0f} / {r.rss_end:.0f} / {r.rss_peak:.0f} |"
+        )
+    if errors:
+        rows += ["", "Errors:"] + [f"- {e}" for e in sorted(errors)]
+    return "\n".join(rows)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(port: int, threads: int) -> None:
+    """The app with the shipped digits model on 127.0.0.1:port, CPU, `threads` torch threads (blocks)."""
+    import torch
+
+    from densepure_viz.ui import build_app
+    from densepure_viz.ui.app import launch_options
+
+    torch.set_num_threads(threads)
+    build_app(names=("digits",), device="cpu").launch(server_name="127.0.0.1", server_port=port, quiet=True,
+                                                      **launch_options())
+
+
+def _wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    import httpx
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode}")
+        try:
+            if httpx.get(url + "config", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the server did not answer within {timeout:.0f} s")
+
+
+def warm_up(url: str) -> None:
+    """One request of each kind, so the model is loaded before memory is measured."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    try:
+        for endpoint, args in ENDPOINTS.items():
+            client.predict(*args(handle_file(str(SAMPLE)), seed=0), api_name=f"/{endpoint}")
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", default="8,30", help="comma-separated concurrent user counts")
+    parser.add_argument("--requests", type=int, default=2, help="requests per user")
+    parser.add_argument("--deadline", type=float, default=600, help="seconds allowed per user count")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)  # internal: run the server
+    args = parser.parse_args(argv)
+    if args.serve is not None:
+        serve(args.serve, args.threads)
+        return 0
+    users = [int(u) for u in args.users.split(",")]
+    if max(users) * args.requests > 2000 or args.deadline > 3600:
+        parser.error("keep the load bounded: at most 2000 requests and an hour per run")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "bench.load", "--serve", str(port), "--threads", str(args.threads)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(url, proc, SERVER_START)
+        warm_up(url)
+        runs = [run_users(url, u, args.requests, proc.pid, args.deadline) for u in users]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    print(f"Load test, {datetime.date.today()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+          f"server on CPU with {args.threads} torch thread(s), shipped digits model; loopback only.\n")
+    print(f"Command: `python -m bench.load --users {args.users} --requests {args.requests} --threads {args.threads}`\n")
+    print(table(runs))
+    return 0 if all(r.errors == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,535 @@
+"""The running app under bad input, faults, cancellation and a little load (issue 6), on loopback only.
+
+Through gradio_client and raw HTTP, as an API caller who bypasses the sliders: every bad value and
+every nasty file gets one clear line (never a traceback) and the server answers a good request
+afterwards. Models that fail to load leave the app on the embedded model with a message. Cancelling
+a certification (the client's cancel, as the Stop button does, or a dropped connection) stops its
+UNet calls within a second or so and frees the worker. The validators hold for any input (hypothesis).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nasty_files import BAD, CONVERTIBLE
+from test_app_client import SAMPLES, free_port
+
+from bench.load import run_users, table
+from densepure_viz import images
+from densepure_viz import models as models_module
+from densepure_viz.models import ASSETS, ModelLoadError, custom_spec, load_models
+from densepure_viz.ui import build_app
+from densepure_viz.ui import validation as v
+from densepure_viz.ui.app import launch_options
+from densepure_viz.ui.components import guard_numbers
+from densepure_viz.ui.inputs import parse_certify, parse_purify
+from densepure_viz.ui.session import ModelPool
+
+pytestmark = [
+    pytest.mark.skipif(not SAMPLES, reason="no shipped samples: run scripts/export_samples.py"),
+    pytest.mark.filterwarnings("ignore::UserWarning:gradio.helpers"),  # gr.Warning of the model check outside a request
+]
+
+HUB_SPEC = custom_spec("google/ddpm-cifar10-32", "grodino/resnet18_cifar10")  # the registry's hub entry
+
+
+class Server:
+    """The app with tiny models on a free loopback port; 'cifar10' loads whatever `fault` names."""
+
+    def __init__(self, models):
+        self.models = models
+        self.fault = HUB_SPEC
+        self.unet_calls = 0
+        models.unet.register_forward_hook(self._count)
+        self.demo = build_app(loader=self._load, names=("digits", "cifar10"), device="cpu")
+        port = free_port()
+        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+        self.url = f"http://127.0.0.1:{port}/"
+        self.client = Client(self.url, verbose=False)
+
+    def _count(self, *_):
+        self.unet_calls += 1
+
+    def _load(self, name, device):
+        return self.models if name == "digits" else load_models(self.fault, device=device)
+
+    def check_model(self, name):
+        """The model dropdown's handler (a private event): (dropdown update, status markdown)."""
+        return next(fn for fn in self.demo.fns.values() if fn.name == "check_model").fn(name)
+
+    def settle(self, quiet: float = 0.5, limit: float = 10.0) -> float:
+        """Seconds until the UNet went `quiet` seconds without a call (at most `limit`)."""
+        start = time.monotonic()
+        last, since = self.unet_calls, time.monotonic()
+        while time.monotonic() - since < quiet and time.monotonic() - start < limit:
+            time.sleep(0.02)
+            if self.unet_calls != last:
+                last, since = self.unet_calls, time.monotonic()
+        return since - start
+
+
+@pytest.fixture(scope="module")
+def server(tiny_dirs):
+    models = load_models(custom_spec(str(tiny_dirs[0]), str(tiny_dirs[1])), device="cpu")  # own copy: hooked
+    s = Server(models)
+    yield s
+    s.client.close()
+    s.demo.close()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return handle_file(str(SAMPLES[0]))
+
+
+PURIFY = {"image": None, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
+          "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"}
+CERTIFY = {"image": None, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
+           "n0": 10, "n": 20, "alpha": 0.001, "compare": False}
+REGIONS = {"preset": "clusters", "sigma": 0.75, "x0_x": -1.8, "x0_y": -0.3, "xa_x": -0.4, "xa_y": 0.2, "seeds": 4,
+           "steps": 10, "method": "ddpm", "labeler": "mode", "seed": 0, "n": 100}
+DENSITY = {**PURIFY, "draws": 2, "dims": 2}
+BASE = {"purify": PURIFY, "certify": CERTIFY, "regions": REGIONS, "density": DENSITY}
+
+
+def good_request(server: Server, image) -> None:
+    """The cheapest real request: it must still be answered."""
+    out = server.client.predict(*{**PURIFY, "image": image, "seeds": 1, "steps": 1}.values(), api_name="/purify")
+    assert out[6]["seeds"] == 1
+
+
+def one_line(message: str) -> None:
+    assert message and "\n" not in message and "Traceback" not in message and len(message) < 600, message
+
+
+BAD_PARAMETERS = [  # (endpoint, overrides, the one line must match)
+    ("purify", {"sigma": -1.0}, r"sigma.*less than minimum"),
+    ("purify", {"sigma": 1e9}, r"sigma.*greater than maximum"),
+    ("purify", {"sigma": "abc"}, r"sigma.* must be a number, got 'abc'"),
+    ("purify", {"sigma": "nan"}, r"sigma.* must be a finite number"),
+    ("purify", {"sigma": "-inf"}, r"sigma.* must be a finite number"),
+    ("purify", {"sigma": [0.5]}, r"sigma.* must be a number, got list"),
+    ("purify", {"sigma": True}, r"sigma.* must be a number, got bool"),
+    ("purify", {"seeds": 0}, r"K .*less than minimum"),
+    ("purify", {"seeds": 10**9}, r"K .*greater than maximum"),
+    ("purify", {"seeds": 10**400}, r"K .*out of range"),
+    ("purify", {"seeds": 2.5}, r"K \(seeds\) must be a whole number"),
+    ("purify", {"seeds": "many"}, r"K .* must be a number, got 'many'"),
+    ("purify", {"seeds": None}, r"K .* must be a number, got NoneType"),
+    ("purify", {"steps": 100_000}, r"b \(steps.*greater than maximum"),
+    ("purify", {"steps": {"a": 1}}, r"b \(steps.* must be a number, got dict"),
+    ("purify", {"seed": -5}, r"base seed.*less than minimum"),
+    ("purify", {"seed": 1e30}, r"base seed.*greater than maximum"),
+    ("purify", {"seed": None}, r"seed must be a number"),
+    ("purify", {"model": "../digits"}, r"not in the list of choices"),
+    ("purify", {"model": "digits/../../etc"}, r"not in the list of choices"),
+    ("purify", {"model": "/etc/passwd"}, r"not in the list of choices"),
+    ("purify", {"model": "C:\\Windows"}, r"not in the list of choices"),
+    ("purify", {"model": "imagenet"}, r"not in the list of choices"),
+    ("purify", {"model": None}, r"model must be a name"),
+    ("purify", {"sampler": "ddim"}, r"not in the list of choices"),
+    ("purify", {"attack": "CW"}, r"not in the list of choices"),
+    ("purify", {"attack": "FGSM", "eps": "x"}, r"epsilon must be a number"),
+    ("purify", {"attack": "PGD", "eps": 1.5}, r"eps must be in 0\.\.1"),
+    ("purify", {"image": None}, r"no input image"),
+    ("certify", {"n0": 0}, r"n0 .*less than minimum"),
+    ("certify", {"n": 10**9}, r"n \(estimation.*greater than maximum"),
+    ("certify", {"n": "lots"}, r"n \(estimation draws\) must be a number"),
+    ("certify", {"seeds": 0}, r"K .*less than minimum"),
+    ("certify", {"alpha": 0.7}, r"alpha.*greater than maximum"),
+    ("certify", {"alpha": "x"}, r"alpha.* must be a number"),
+    ("certify", {"seeds": 16, "sampler": "full", "n0": 1000, "n": 10_000}, r"image evaluations.*limit per request"),
+    ("regions", {"preset": "../moons"}, r"not in the list of choices"),
+    ("regions", {"x0_x": 99.0}, r"x0 x must be in"),
+    ("regions", {"x0_x": "abc"}, r"x0 x must be a number"),
+    ("regions", {"seeds": 0}, r"K .*less than minimum"),
+    ("regions", {"n": 10**7}, r"n \(certification.*greater than maximum"),
+    ("density", {"draws": 0}, r"n \(noise draws.*less than minimum"),
+    ("density", {"dims": 5}, r"not in the list of choices"),
+]
+
+
+def answers(client: Client, calls: list[tuple[str, dict]], timeout: float = 60) -> list:
+    """Submit every call at once (the round trips overlap); each call's outputs or exception, in order."""
+    jobs = [client.submit(*call.values(), api_name=f"/{endpoint}") for endpoint, call in calls]
+    out = []
+    for job in jobs:
+        try:
+            out.append(job.result(timeout=timeout))
+        except Exception as exc:  # noqa: BLE001 - the exception is the answer under test
+            out.append(exc)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_answers(server, image) -> list:
+    calls = [(e, {**BASE[e], **({"image": image} if "image" in BASE[e] else {}), **o}) for e, o, _ in BAD_PARAMETERS]
+    got = answers(server.client, calls)
+    good_request(server, image)  # the server still answers after all of them
+    return got
+
+
+@pytest.mark.parametrize("case", range(len(BAD_PARAMETERS)),
+                         ids=[f"{e}-{'-'.join(map(str, o))}" for e, o, _ in BAD_PARAMETERS])
+def test_bad_parameters_get_one_clear_line(bad_answers, case):
+    answer, message = bad_answers[case], BAD_PARAMETERS[case][2]
+    assert isinstance(answer, AppError), answer
+    one_line(str(answer))
+    assert re.search(message, str(answer)), str(answer)
+
+
+def test_numeric_strings_and_steps_beyond_t_star_are_served(server, image):
+    out = server.client.predict(*{**PURIFY, "image": image, "sigma": "0.05", "steps": 100}.values(), api_name="/purify")[6]
+    assert out["sigma"] == 0.05 and len(out["timesteps"]) == out["t_star"] + 1  # 100 steps clamp to t* + 1
+
+
+def _upload(server: Server, path: Path) -> dict:
+    r = httpx.post(server.url + "gradio_api/upload", files={"files": (path.name, path.read_bytes())})
+    r.raise_for_status()
+    return {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}}
+
+
+def raw_call(server: Server, endpoint: str, body: str) -> tuple[str, dict | None]:
+    """A REST call with a hand-written JSON body (NaN, Infinity...): (last SSE event, its data)."""
+    r = httpx.post(f"{server.url}gradio_api/call/{endpoint}", content=body, headers={"content-type": "application/json"})
+    r.raise_for_status()
+    text = httpx.get(f"{server.url}gradio_api/call/{endpoint}/{r.json()['event_id']}", timeout=60).text
+    events = re.findall(r"event: (\w+)\ndata: (.*)", text)
+    event, data = events[-1]
+    return event, json.loads(data)
+
+
+@pytest.mark.parametrize("endpoint, index, literal, message", [
+    ("purify", 2, "NaN", r"sigma.* must be a finite number, got nan"),
+    ("purify", 2, "Infinity", r"sigma.*finite"),
+    ("purify", 2, "-Infinity", r"sigma.*finite"),
+    ("purify", 2, "1e400", r"sigma.*finite"),
+    ("purify", 3, "NaN", r"K .*finite"),
+    ("purify", 9, "NaN", r"epsilon.*finite"),
+    ("certify", 9, "NaN", r"alpha.*finite"),
+    ("certify", 8, "Infinity", r"n \(estimation draws\).*finite"),
+    ("regions", 2, "NaN", r"x0 x.*finite"),
+])
+def test_non_finite_json_numbers_are_refused(server, endpoint, index, literal, message):
+    """JSON has no NaN, so gradio_client cannot send one; Python's JSON parser on the server accepts it."""
+    values = dict(BASE[endpoint], **({"image": _upload(server, SAMPLES[0])} if "image" in BASE[endpoint] else {}))
+    parts = [json.dumps(x) for x in values.values()]
+    parts[index] = literal
+    event, data = raw_call(server, endpoint, '{"data": [' + ", ".join(parts) + "]}")
+    assert event == "error" and re.search(message, data["error"]), data
+    one_line(data["error"])
+
+
+def test_files_not_uploaded_are_never_opened(server, image, monkeypatch):
+    """A FileData path outside Gradio's upload folder is refused before the handler runs."""
+    opened = []
+    read = images._read_file
+    monkeypatch.setattr(images, "_read_file", lambda path: opened.append(str(path)) or read(path))
+    root = Path(__file__).resolve().parent.parent
+    attempts = ["/etc/passwd", str(root / "app.py"), str(ASSETS / "digits" / "classifier" / "model.safetensors"),
+                str(SAMPLES[0]), "../../../../etc/passwd", "/proc/self/environ", f"{server.url}gradio_api/info"]
+    for path in attempts:
+        body = json.dumps({"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, *list(PURIFY.values())[1:]]})
+        event, _ = raw_call(server, "purify", body)
+        assert event == "error", path
+    assert not opened, opened
+    good_request(server, image)
+
+
+@pytest.fixture(scope="module")
+def nasty_answers(server, image, tmp_path_factory) -> dict:
+    """Every file of the corpus sent at once: name -> outputs or exception."""
+    folder = tmp_path_factory.mktemp("nasty")
+    names = sorted(BAD) + sorted(CONVERTIBLE)
+    for name in names:
+        (folder / name).write_bytes(BAD[name][0]() if name in BAD else CONVERTIBLE[name]())
+    calls = [("certify", {**CERTIFY, "image": handle_file(str(folder / name)), "seeds": 1, "sampler": "one-shot",
+                          "n0": 1, "n": 10}) for name in names]  # the lightest request that loads the image
+    got = dict(zip(names, answers(server.client, calls), strict=True))
+    good_request(server, image)
+    return got
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_nasty_files_are_refused_in_one_line(nasty_answers, name):
+    answer, message = nasty_answers[name], BAD[name][1]
+    if name == "oversize.png":  # above launch(max_file_size=...): the client refuses it (and the server, test_security)
+        assert isinstance(answer, ValueError) and "exceeds the maximum file size" in str(answer), answer
+        return
+    assert isinstance(answer, AppError), answer
+    one_line(str(answer))
+    assert re.search(message, str(answer)), str(answer)
+
+
+@pytest.mark.parametrize("name", sorted(CONVERTIBLE))
+def test_nasty_files_that_convert_are_served(nasty_answers, name):
+    answer = nasty_answers[name]
+    assert not isinstance(answer, Exception), answer
+    assert 0 <= answer[3]["densepure"]["guess"] < 10
+
+
+# --- faults: models that cannot be loaded ---------------------------------------------------------------------
+
+
+def _copy_with(tiny_dirs, tmp_path, edit) -> tuple[str, str]:
+    root = tmp_path / "model"
+    shutil.copytree(tiny_dirs[0], root / "diffusion")
+    shutil.copytree(tiny_dirs[1], root / "classifier")
+    edit(root)
+    return str(root / "diffusion"), str(root / "classifier")
+
+
+UNET = Path("diffusion/unet/diffusion_pytorch_model.safetensors")
+CLASSIFIER = Path("classifier/model.safetensors")
+FAULTS = {  # name -> (edit of a copy of the tiny model folders, the message must match)
+    "missing weights": (lambda r: (r / UNET).unlink(), r"not a diffusers DDPM"),
+    "missing classifier": (lambda r: (r / CLASSIFIER).unlink(), r"has no model\.safetensors"),
+    "garbage safetensors": (lambda r: (r / UNET).write_bytes(b"garbage" * 1000), r"not a diffusers DDPM"),
+    "truncated safetensors": (lambda r: (r / UNET).write_bytes((r / UNET).read_bytes()[:5000]), r"not a diffusers DDPM"),
+    "garbage classifier": (lambda r: (r / CLASSIFIER).write_bytes(b"\xff" * 100), r"not a loadable timm classifier"),
+    "wrong tensors": (lambda r: shutil.copy(r / CLASSIFIER, r / UNET), r"lacks \d+ of the UNet's tensors"),
+    "garbage config": (lambda r: (r / "diffusion/unet/config.json").write_text("{not json"), r"not a diffusers DDPM"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_model_that_fails_to_load_leaves_the_embedded_one(server, image, tiny_dirs, tmp_path, fault):
+    edit, message = FAULTS[fault]
+    server.fault = custom_spec(*_copy_with(tiny_dirs, tmp_path, edit))
+    _check_fault(server, image, message)
+
+
+@pytest.mark.parametrize("source, message", [
+    ("offline hub id", r"cannot reach the Hugging Face hub"),
+    ("missing embedded folder", r"embedded model files are missing"),
+])
+def test_offline_hub_and_missing_embedded_files(server, image, tmp_path, monkeypatch, source, message):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(models_module, "_hub_reachable", lambda timeout=3.0: False)
+    server.fault = HUB_SPEC if source == "offline hub id" else custom_spec(str(ASSETS / "no-such"), str(ASSETS / "no-such"))
+    _check_fault(server, image, message)
+
+
+def _check_fault(server: Server, image, message: str) -> None:
+    with pytest.raises(ModelLoadError, match=message):  # the loader says what is wrong
+        load_models(server.fault, device="cpu")
+    start = time.monotonic()
+    with pytest.raises(AppError) as info:  # the API: one line
+        server.client.predict(*{**PURIFY, "image": image, "model": "cifar10"}.values(), api_name="/purify")
+    one_line(str(info.value))
+    assert re.search(message, str(info.value)) and time.monotonic() - start < 10, str(info.value)
+    update, status = server.check_model("cifar10")  # the UI: back to the embedded model, with the reason
+    assert update["value"] == "digits" and re.search(message, status) and "Using the embedded model" in status
+    good_request(server, image)
+
+
+def test_an_unexpected_load_error_also_falls_back(tiny_models):
+    def loader(name, device):
+        if name == "cifar10":
+            raise RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported")
+        return tiny_models
+
+    demo = build_app(loader=loader, names=("digits", "cifar10"), device="cpu")
+    check = next(fn for fn in demo.fns.values() if fn.name == "check_model").fn
+    update, status = check("cifar10")
+    assert update["value"] == "digits" and "(RuntimeError)" in status and "Using the embedded model" in status
+
+
+def test_a_slow_model_load_does_not_hold_up_loaded_models(tiny_models):
+    release, loading = threading.Event(), threading.Event()
+
+    def loader(name, device):
+        if name == "cifar10":  # a hub download in progress
+            loading.set()
+            release.wait(30)
+        return tiny_models
+
+    pool = ModelPool(loader, ("digits", "cifar10"), "cpu")
+    slow = threading.Thread(target=pool.get, args=("cifar10",))
+    slow.start()
+    try:
+        assert loading.wait(5)
+        start = time.monotonic()
+        assert pool.get("digits") is tiny_models  # loaded while the other load is still running
+        assert pool.get("digits") is tiny_models  # and then from the cache
+        assert time.monotonic() - start < 2
+    finally:
+        release.set()
+        slow.join(10)
+    assert pool.get("cifar10") is tiny_models
+
+
+# --- cancellation -------------------------------------------------------------------------------------------
+
+LONG_CERTIFY = {**CERTIFY, "steps": 50, "n0": 100, "n": 10_000}  # about a minute of UNet calls on the tiny models
+
+
+def _started(server: Server, before: int, calls: int = 100) -> None:
+    end = time.monotonic() + 30
+    while server.unet_calls < before + calls:
+        assert time.monotonic() < end, "the certification did not start"
+        time.sleep(0.02)
+
+
+def test_cancelling_a_certification_frees_the_worker(server, image):
+    """gradio_client's Job.cancel posts /cancel, as the Stop button does (cancels=[the certify event])."""
+    certify_fn = next(i for i, fn in server.demo.fns.items() if fn.api_name == "certify")
+    assert any(certify_fn in fn.cancels for fn in server.demo.fns.values()), "no Stop button cancels /certify"
+    before = server.unet_calls
+    job = server.client.submit(*{**LONG_CERTIFY, "image": image}.values(), api_name="/certify")
+    _started(server, before)
+    job.cancel()
+    assert server.settle() < 3, "the UNet kept running after the cancel"
+    stopped = server.unet_calls
+    start = time.monotonic()
+    good_request(server, image)
+    assert time.monotonic() - start < 10  # the worker (engine concurrency 1 on CPU) is free
+    after = server.unet_calls
+    assert server.settle(quiet=1.0) < 0.1 and server.unet_calls == after  # nothing resumed
+    assert stopped - before < 3000, "the certification ran to the end instead of stopping"
+
+
+def test_a_closed_connection_frees_the_worker(server, image):
+    """A closed tab: the event stream drops; the queue marks the job dead and closes its generator."""
+    certify_fn = next(i for i, fn in server.demo.fns.items() if fn.api_name == "certify")
+    body = {"data": [_upload(server, SAMPLES[0]), *list(LONG_CERTIFY.values())[1:]], "fn_index": certify_fn,
+            "session_hash": "closedtab01", "event_data": None, "trigger_id": None}
+    before = server.unet_calls
+    httpx.post(server.url + "gradio_api/queue/join", json=body).raise_for_status()
+    with httpx.stream("GET", server.url + "gradio_api/queue/data", params={"session_hash": "closedtab01"}, timeout=30) as s:
+        for _ in s.iter_lines():
+            if server.unet_calls > before + 100:
+                break  # leaving the block closes the connection mid-run
+    assert server.settle() < 3, "the UNet kept running after the connection closed"
+    start = time.monotonic()
+    good_request(server, image)
+    assert time.monotonic() - start < 10
+    assert server.unet_calls - before < 3000
+
+
+# --- load -----------------------------------------------------------------------------------------------------
+
+
+def test_six_concurrent_users_get_answers_without_errors(server):
+    run = run_users(server.url, users=6, requests=1, pid=os.getpid(), deadline_s=45, image=SAMPLES[0])
+    assert run.errors == 0 and len(run.requests) == 6, table([run])
+    assert {r.endpoint for r in run.requests} == {"purify", "certify"}
+    waited = [r for r in run.requests if r.position is not None]
+    assert waited, "with one engine worker, somebody queued and was shown a position"
+
+
+# --- the validators hold for any input -------------------------------------------------------------------------
+
+ANYTHING = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=60), st.binary(max_size=20), st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2), st.just(10**400), st.just("1e400"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ANYTHING, st.floats(-1e6, 1e6), st.floats(0, 1e6))
+def test_number_accepts_exactly_finite_numbers_in_range(value, lo, width):
+    hi = lo + width
+    try:
+        x = v.number(value, "x", lo, hi)
+    except ValueError as exc:
+        one_line(str(exc))
+        assert str(exc).startswith("x ")
+    else:
+        assert lo <= x <= hi and x == x
+        assert not isinstance(value, bool) and value is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(ANYTHING, st.integers(-1000, 1000), st.integers(0, 1000))
+def test_integer_returns_ints_in_range_or_one_line(value, lo, width):
+    try:
+        k = v.integer(value, "K", lo, lo + width)
+    except ValueError as exc:
+        one_line(str(exc))
+    else:
+        assert type(k) is int and lo <= k <= lo + width
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-10**6, 10**6))
+def test_integer_round_trips_ints_and_their_strings(k):
+    assert v.integer(k, "K", -10**6, 10**6) == k == v.integer(f" {k} ", "K", -10**6, 10**6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ANYTHING, st.text(alphabet="./\\~digtsa0123456789", max_size=30)))
+def test_model_id_returns_only_registry_names(value):
+    try:
+        name = v.model_id(value, ("digits", "cifar10"))
+    except ValueError as exc:
+        one_line(str(exc))
+    else:
+        assert name in ("digits", "cifar10")
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING)
+def test_parse_purify_and_certify_enforce_the_caps(sigma, seeds, steps, seed, n0, n, alpha):
+    try:
+        _, cfg, s = parse_purify("digits", "x.png", sigma, seeds, "fast", steps, seed)
+    except ValueError as exc:
+        one_line(str(exc))
+    else:
+        assert 0 < cfg.sigma <= v.LIMITS.sigma_max and 1 <= cfg.seeds <= v.LIMITS.purify_seeds
+        assert 1 <= cfg.steps <= v.LIMITS.steps and 0 <= s <= v.LIMITS.seed
+    try:
+        c = parse_certify(n0, n, alpha)
+    except ValueError as exc:
+        one_line(str(exc))
+    else:
+        assert 1 <= c.n0 <= v.LIMITS.n0 and 1 <= c.n <= v.LIMITS.n and 0 < c.alpha < 0.5
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    with gr.Blocks() as demo:
+        slider = gr.Slider(1, 32, step=1, label="K (seeds)")
+        number = gr.Number(0, precision=0, minimum=0, maximum=100, label="base seed")
+    guard_numbers(demo)
+    return slider, number
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ANYTHING, st.floats(0, 40).map(str)))
+def test_numeric_inputs_refuse_anything_else_in_one_line(guarded, payload):
+    for component in guarded:
+        try:
+            x = component.preprocess(payload)
+        except gr.Error as exc:
+            one_line(exc.message)
+            assert exc.message.startswith(component.label)
+        else:
+            assert x is None or (component.minimum <= x <= component.maximum and x == x)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([ValueError, RuntimeError, KeyError, MemoryError, ModelLoadError, OSError, ZeroDivisionError]),
+       st.text(max_size=200))
+def test_any_exception_reaches_the_user_as_one_line(kind, message):
+    @v.user_errors
+    def handler():
+        raise kind(message)
+
+    with pytest.raises(gr.Error) as info:
+        handler()
+    assert "\n" not in info.value.message and "Traceback" not in info.value.message
