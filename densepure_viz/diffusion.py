@@ -77,14 +77,14 @@ class StepOutput:
 
 def predict_x0(scheduler: DDPMScheduler, model_output: torch.Tensor, t: int, sample: torch.Tensor) -> torch.Tensor:
     """x0_hat from the network output at step t (Ho et al. eq. 15 for epsilon), clipped as configured."""
-    ab = scheduler.alphas_cumprod[t].to(sample.device, torch.float32)
+    ab = float(scheduler.alphas_cumprod[t])  # a Python float: no host-to-device copy per step
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
-        x0 = (sample - (1 - ab).sqrt() * model_output) / ab.sqrt()
+        x0 = (sample - (1 - ab) ** 0.5 * model_output) / ab**0.5
     elif kind == "sample":
         x0 = model_output
     elif kind == "v_prediction":
-        x0 = ab.sqrt() * sample - (1 - ab).sqrt() * model_output
+        x0 = ab**0.5 * sample - (1 - ab) ** 0.5 * model_output
     else:
         raise ValueError(f"unsupported prediction_type {kind!r}")
     if scheduler.config.clip_sample:
