@@ -32,6 +32,7 @@ from densepure_viz import images
 from densepure_viz import models as models_module
 from densepure_viz.models import ASSETS, ModelLoadError, custom_spec, load_models
 from densepure_viz.ui import build_app
+from densepure_viz.ui import app as app_module
 from densepure_viz.ui import validation as v
 from densepure_viz.ui.app import launch_options
 from densepure_viz.ui.components import guard_numbers
@@ -44,6 +45,7 @@ pytestmark = [
 ]
 
 HUB_SPEC = custom_spec("google/ddpm-cifar10-32", "grodino/resnet18_cifar10")  # the registry's hub entry
+NO_MODEL = custom_spec(str(ASSETS / "no-such"), str(ASSETS / "no-such"))  # fails at once, never downloads
 
 
 class Server:
@@ -51,7 +53,7 @@ class Server:
 
     def __init__(self, models):
         self.models = models
-        self.fault = HUB_SPEC
+        self.fault = NO_MODEL  # set by the fault tests (through monkeypatch, so it is restored)
         self.unet_calls = 0
         models.unet.register_forward_hook(self._count)
         self.demo = build_app(loader=self._load, names=("digits", "cifar10"), device="cpu")
@@ -204,9 +206,13 @@ def _upload(server: Server, path: Path) -> dict:
 
 def raw_call(server: Server, endpoint: str, body: str) -> tuple[str, dict | None]:
     """A REST call with a hand-written JSON body (NaN, Infinity...): (last SSE event, its data)."""
-    r = httpx.post(f"{server.url}gradio_api/call/{endpoint}", content=body, headers={"content-type": "application/json"})
+    return raw_call_url(server.url, endpoint, body)
+
+
+def raw_call_url(url: str, endpoint: str, body: str) -> tuple[str, dict | None]:
+    r = httpx.post(f"{url}gradio_api/call/{endpoint}", content=body, headers={"content-type": "application/json"})
     r.raise_for_status()
-    text = httpx.get(f"{server.url}gradio_api/call/{endpoint}/{r.json()['event_id']}", timeout=60).text
+    text = httpx.get(f"{url}gradio_api/call/{endpoint}/{r.json()['event_id']}", timeout=60).text
     events = re.findall(r"event: (\w+)\ndata: (.*)", text)
     event, data = events[-1]
     return event, json.loads(data)
@@ -306,9 +312,9 @@ FAULTS = {  # name -> (edit of a copy of the tiny model folders, the message mus
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_a_model_that_fails_to_load_leaves_the_embedded_one(server, image, tiny_dirs, tmp_path, fault):
+def test_a_model_that_fails_to_load_leaves_the_embedded_one(server, image, tiny_dirs, tmp_path, monkeypatch, fault):
     edit, message = FAULTS[fault]
-    server.fault = custom_spec(*_copy_with(tiny_dirs, tmp_path, edit))
+    monkeypatch.setattr(server, "fault", custom_spec(*_copy_with(tiny_dirs, tmp_path, edit)))
     _check_fault(server, image, message)
 
 
@@ -319,7 +325,7 @@ def test_a_model_that_fails_to_load_leaves_the_embedded_one(server, image, tiny_
 def test_offline_hub_and_missing_embedded_files(server, image, tmp_path, monkeypatch, source, message):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(models_module, "_hub_reachable", lambda timeout=3.0: False)
-    server.fault = HUB_SPEC if source == "offline hub id" else custom_spec(str(ASSETS / "no-such"), str(ASSETS / "no-such"))
+    monkeypatch.setattr(server, "fault", HUB_SPEC if source == "offline hub id" else NO_MODEL)
     _check_fault(server, image, message)
 
 
@@ -429,6 +435,21 @@ def test_six_concurrent_users_get_answers_without_errors(server):
     assert {r.endpoint for r in run.requests} == {"purify", "certify"}
     waited = [r for r in run.requests if r.position is not None]
     assert waited, "with one engine worker, somebody queued and was shown a position"
+
+
+def test_sessions_kept_in_memory_are_capped(tiny_models, monkeypatch):
+    """Gradio keeps each visitor's session state; launch_options caps how many (least recently used go first)."""
+    monkeypatch.setattr(app_module, "SESSION_CAPACITY", 3)
+    demo = build_app(loader=lambda name, device: tiny_models, names=("digits",), device="cpu")
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        for _ in range(6):  # each REST call is a new session
+            event, _ = raw_call_url(f"http://127.0.0.1:{port}/", "regions", json.dumps({"data": list(REGIONS.values())}))
+            assert event == "complete"
+        assert 1 <= len(demo.state_holder.session_data) <= 3
+    finally:
+        demo.close()
 
 
 # --- the validators hold for any input -------------------------------------------------------------------------

@@ -135,6 +135,7 @@ def test_launch_serves_only_the_samples():
     blocked = [Path(p) for p in options["blocked_paths"]]
     assert PACKAGE in blocked and ROOT / "app.py" in blocked and ASSETS / "digits" in blocked
     assert options["max_file_size"] == MAX_BYTES
+    assert options["state_session_capacity"] == app_module.SESSION_CAPACITY <= 1000  # memory per visitor is bounded
     assert not {"share", "auth", "server_name"} & set(options)  # no public tunnel; the host is the caller's choice
 
 

@@ -30,6 +30,10 @@ TITLE = "DensePure explorer"
 BLOCKED_PATHS = (PACKAGE_DIR, PACKAGE_DIR.parent / "app.py", ASSETS / "digits")  # source and weights: never served
 QUEUE_SIZE = 64  # requests waiting beyond this are refused with a "queue full" message
 CACHE_CLEANUP = (3600, 3600)  # delete Gradio's cached files older than an hour, checked hourly
+# Gradio keeps every visitor's session (a copy of the page's component values, ~1 MB here) until this
+# many newer sessions exist, least recently used first; its default of 10,000 would let a public demo
+# grow by gigabytes. 500 keeps the memory bounded (~0.5-1 GB) and is far more than a classroom uses.
+SESSION_CAPACITY = 500
 
 
 def _device_line(pool: ModelPool) -> str:
@@ -134,8 +138,8 @@ def launch_options() -> dict:
 
     Gradio serves its own upload and cache folders; beyond them only the shipped sample digits (the
     gallery hands their paths to the image input). The package source, app.py and the model weights
-    are blocked outright (blocked_paths wins over every allowed path), and uploads are capped at the
-    image loader's own file-size limit.
+    are blocked outright (blocked_paths wins over every allowed path), uploads are capped at the
+    image loader's own file-size limit, and the sessions kept in memory at SESSION_CAPACITY.
     """
     return {
         "css": CSS,
@@ -143,6 +147,7 @@ def launch_options() -> dict:
         "allowed_paths": [str(SAMPLES)] if SAMPLES.is_dir() else [],
         "blocked_paths": [str(p) for p in BLOCKED_PATHS],
         "max_file_size": MAX_BYTES,
+        "state_session_capacity": SESSION_CAPACITY,
     }
 
 
