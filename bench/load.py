@@ -1,6 +1,6 @@
 """Load test of the explorer (issue 6): N concurrent gradio_client users against a local server.
 
-    python -m bench.load [--users 8,30] [--requests 2] [--deadline 600] [--threads 1]
+    python -m bench.load [--users 8,30] [--requests 2] [--deadline 600] [--threads 1] [--sessions N]
 
 The app (the shipped digits model, on CPU) runs in a subprocess on a free 127.0.0.1 port: loopback
 only, stopped at the end whatever happens. For each user count, that many threads each open their
@@ -101,13 +101,17 @@ def _user(url: str, user: int, count: int, image_path: Path, model: str, start: 
     from gradio_client import Client, handle_file
     from gradio_client.utils import Status
 
-    client = None
+    client, failure = None, ""
     try:
         client = Client(url, verbose=False)
         image = handle_file(str(image_path))
+    except Exception as exc:  # noqa: BLE001 - a user that cannot connect fails all its requests
+        failure = f"{type(exc).__name__} while connecting: {str(exc)[:200]}"
     finally:
         start.wait()  # released with the others even when the client failed to connect
     if client is None:
+        for i in range(count):
+            record(Request(list(ENDPOINTS)[(user + i) % 2], 0.0, False, failure))
         return
     try:
         for i in range(count):
@@ -210,16 +214,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(port: int, threads: int) -> None:
-    """The app with the shipped digits model on 127.0.0.1:port, CPU, `threads` torch threads (blocks)."""
+def serve(port: int, threads: int, sessions: int | None = None) -> None:
+    """The app with the shipped digits model on 127.0.0.1:port, CPU, `threads` torch threads (blocks).
+
+    sessions: Gradio's session capacity, if not the app's own (launch_options).
+    """
     import torch
 
     from densepure_viz.ui import build_app
     from densepure_viz.ui.app import launch_options
 
     torch.set_num_threads(threads)
-    build_app(names=("digits",), device="cpu").launch(server_name="127.0.0.1", server_port=port, quiet=True,
-                                                      **launch_options())
+    options = launch_options() | ({"state_session_capacity": sessions} if sessions else {})
+    build_app(names=("digits",), device="cpu").launch(server_name="127.0.0.1", server_port=port, quiet=True, **options)
 
 
 def _wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -256,10 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2, help="requests per user")
     parser.add_argument("--deadline", type=float, default=600, help="seconds allowed per user count")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
+    parser.add_argument("--sessions", type=int, default=None,
+                        help="sessions the server keeps in memory (default: the app's SESSION_CAPACITY)")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)  # internal: run the server
     args = parser.parse_args(argv)
     if args.serve is not None:
-        serve(args.serve, args.threads)
+        serve(args.serve, args.threads, args.sessions)
         return 0
     users = [int(u) for u in args.users.split(",")]
     if max(users) * args.requests > 2000 or args.deadline > 3600:
@@ -267,8 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.load", "--serve", str(port), "--threads", str(args.threads)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "bench.load", "--serve", str(port), "--threads", str(args.threads)]
+    command += ["--sessions", str(args.sessions)] if args.sessions else []
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(url, proc, SERVER_START)
         warm_up(url)
@@ -282,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait()
     print(f"Load test, {datetime.date.today()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"server on CPU with {args.threads} torch thread(s), shipped digits model; loopback only.\n")
-    print(f"Command: `python -m bench.load --users {args.users} --requests {args.requests} --threads {args.threads}`\n")
+    sessions = f" --sessions {args.sessions}" if args.sessions else ""
+    print(f"Command: `python -m bench.load --users {args.users} --requests {args.requests} --threads {args.threads}{sessions}`\n")
     print(table(runs))
     return 0 if all(r.errors == 0 for r in runs) else 1
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import gradio as gr
 import httpx
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -450,6 +451,37 @@ def test_sessions_kept_in_memory_are_capped(tiny_models, monkeypatch):
         assert 1 <= len(demo.state_holder.session_data) <= 3
     finally:
         demo.close()
+
+
+def test_identical_outputs_for_simultaneous_users_download_whole(server):
+    """Gradio names cached images by content; rewriting one while another user downloads it must not cut it."""
+    from gradio import processing_utils
+    from gradio.utils import get_upload_folder
+    from PIL import Image
+
+    img = Image.fromarray(np.arange(128 * 128, dtype=np.uint8).reshape(128, 128))  # a ~16 kB PNG
+    path = processing_utils.save_pil_to_cache(img, get_upload_folder(), format="png")
+    size = Path(path).stat().st_size
+    stop = threading.Event()
+
+    def rewrite():  # what every request producing the same picture does
+        while not stop.is_set():
+            processing_utils.save_pil_to_cache(img, get_upload_folder(), format="png")
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    cut, end = 0, time.monotonic() + 1.5
+    try:
+        with httpx.Client() as http:
+            while time.monotonic() < end:
+                try:
+                    cut += len(http.get(f"{server.url}gradio_api/file={path}").content) != size
+                except httpx.HTTPError:
+                    cut += 1
+    finally:
+        stop.set()
+        writer.join()
+    assert cut == 0, f"{cut} downloads were cut short"
 
 
 # --- the validators hold for any input -------------------------------------------------------------------------

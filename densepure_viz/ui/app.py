@@ -19,7 +19,7 @@ import torch
 from densepure_viz.images import MAX_BYTES
 from densepure_viz.models import ASSETS, ModelLoadError
 from densepure_viz.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
-from densepure_viz.ui.components import CSS, guard_numbers
+from densepure_viz.ui.components import CSS, atomic_image_cache, guard_numbers
 from densepure_viz.ui.inputs import cli_defaults
 from densepure_viz.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
 from densepure_viz.ui.validation import model_id
@@ -52,6 +52,7 @@ def build_app(
     loader(name, device) -> DensePureModels replaces the registry loader (tests pass tiny models);
     names restricts the model choices (default: the registry); device defaults to CUDA when present.
     """
+    atomic_image_cache()  # identical outputs for simultaneous visitors must not truncate each other's downloads
     pool = ModelPool(loader, names, device)
     ctx = AppContext(pool=pool, samples=list_samples(SAMPLES), engine_concurrency=2 if pool.device.type == "cuda" else 1)
     first_view_cache: dict[str, tuple] = {}

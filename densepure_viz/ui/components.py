@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import types
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio import processing_utils
 from gradio.data_classes import ImageData
 
 from densepure_viz.ui.validation import LIMITS
@@ -66,6 +70,33 @@ def guard_numbers(blocks: gr.Blocks) -> None:
     for block in blocks.blocks.values():
         if isinstance(block, (gr.Slider, gr.Number)):
             block.preprocess = types.MethodType(_numeric_preprocess, block)
+
+
+def _atomic_save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio.processing_utils.save_pil_to_cache, but the file appears whole: written aside, then renamed.
+
+    Gradio names a cached image by the hash of its bytes and rewrites the file in place each time it is
+    produced. When several visitors get the same picture at once (a class purifying the same sample),
+    one request truncates the file while another's browser downloads it, which then receives nothing.
+    With a rename a reader sees the old file or the new one, both complete.
+    """
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    path = (folder / f"{name}.{format}").resolve()
+    fd, partial = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=f".{format}")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(partial, path)
+    return str(path)
+
+
+def atomic_image_cache() -> None:
+    """Make Gradio write output images atomically (see _atomic_save_pil_to_cache); idempotent.
+
+    Gradio's image, gallery and annotated-image components all save through this module function.
+    """
+    processing_utils.save_pil_to_cache = _atomic_save_pil_to_cache
 
 
 def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:
