@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from densepure_viz.errors import InputError
 from densepure_viz.diffusion import (
     DATA_SCALE,
     ddpm_step,
@@ -73,27 +74,27 @@ class AttackConfig:
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+            raise InputError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if self.threat not in THREATS:
-            raise ValueError(f"threat must be one of {THREATS}, got {self.threat!r}")
+            raise InputError(f"threat must be one of {THREATS}, got {self.threat!r}")
         if self.adaptive_sampler not in ADAPTIVE_SAMPLERS:
-            raise ValueError(f"adaptive_sampler must be one of {ADAPTIVE_SAMPLERS}, got {self.adaptive_sampler!r}")
+            raise InputError(f"adaptive_sampler must be one of {ADAPTIVE_SAMPLERS}, got {self.adaptive_sampler!r}")
         if not (isinstance(self.eps, (int, float)) and self.eps >= 0):
-            raise ValueError(f"eps must be >= 0, got {self.eps!r}")
+            raise InputError(f"eps must be >= 0, got {self.eps!r}")
         if self.norm == "linf" and self.eps > 1:
-            raise ValueError(f"linf eps must be <= 1 (pixels are in [0, 1]), got {self.eps}")
+            raise InputError(f"linf eps must be <= 1 (pixels are in [0, 1]), got {self.eps}")
         if not (isinstance(self.steps, int) and 1 <= self.steps <= MAX_STEPS):
-            raise ValueError(f"steps must be an integer in 1..{MAX_STEPS}, got {self.steps!r}")
+            raise InputError(f"steps must be an integer in 1..{MAX_STEPS}, got {self.steps!r}")
         if self.step_size is not None and not self.step_size > 0:
-            raise ValueError(f"step_size must be > 0 (or None for 2.5 * eps / steps), got {self.step_size}")
+            raise InputError(f"step_size must be > 0 (or None for 2.5 * eps / steps), got {self.step_size}")
         if self.target is not None and not (isinstance(self.target, int) and self.target >= 0):
-            raise ValueError(f"target must be a class index >= 0 or None, got {self.target!r}")
+            raise InputError(f"target must be a class index >= 0 or None, got {self.target!r}")
         if not (isinstance(self.eot_samples, int) and 1 <= self.eot_samples <= MAX_EOT):
-            raise ValueError(f"eot_samples must be an integer in 1..{MAX_EOT}, got {self.eot_samples!r}")
+            raise InputError(f"eot_samples must be an integer in 1..{MAX_EOT}, got {self.eot_samples!r}")
         if not (isinstance(self.sigma, (int, float)) and 0 < self.sigma <= 10):
-            raise ValueError(f"sigma must be in (0, 10], got {self.sigma!r}")
+            raise InputError(f"sigma must be in (0, 10], got {self.sigma!r}")
         if not (isinstance(self.adaptive_steps, int) and 1 <= self.adaptive_steps <= MAX_ADAPTIVE_STEPS):
-            raise ValueError(f"adaptive_steps must be an integer in 1..{MAX_ADAPTIVE_STEPS}, "
+            raise InputError(f"adaptive_steps must be an integer in 1..{MAX_ADAPTIVE_STEPS}, "
                              f"got {self.adaptive_steps!r}")
 
     @property
@@ -191,9 +192,9 @@ def pgd_steps(
     Gradients are on (even inside a caller's inference_mode) only while this generator runs.
     """
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        raise InputError(f"norm must be one of {NORMS}, got {norm!r}")
     if start and generator is None:
-        raise ValueError("a random start needs a generator (seed it, e.g. seeding.make_generator(seed, ...))")
+        raise InputError("a random start needs a generator (seed it, e.g. seeding.make_generator(seed, ...))")
     x = x.detach().clone()  # a normal tensor even when the caller made x in inference mode
     x_adv = random_start(x, norm, eps, generator) if start and eps > 0 else x.clone()
     for step in range(steps):
@@ -321,16 +322,16 @@ def goal_rate(
 def _check_input(models: DensePureModels, x01: torch.Tensor, label: int, cfg: AttackConfig) -> None:
     shape = (models.channels, models.image_size, models.image_size)
     if tuple(x01.shape) != shape:
-        raise ValueError(f"image must have shape {shape} for this model, got {tuple(x01.shape)}")
+        raise InputError(f"image must have shape {shape} for this model, got {tuple(x01.shape)}")
     if not (0 <= float(x01.min()) and float(x01.max()) <= 1):
-        raise ValueError("image pixels must be in [0, 1]")
+        raise InputError("image pixels must be in [0, 1]")
     for name, value in (("label", label), ("target", cfg.target)):
         if value is not None and not 0 <= value < models.num_classes:
-            raise ValueError(f"{name} must be a class index in 0..{models.num_classes - 1}, got {value}")
+            raise InputError(f"{name} must be a class index in 0..{models.num_classes - 1}, got {value}")
     if cfg.target is not None and cfg.target == label:
-        raise ValueError(f"target {cfg.target} is the image's own label; choose another class or no target")
+        raise InputError(f"target {cfg.target} is the image's own label; choose another class or no target")
     if cfg.norm == "l2" and cfg.eps > max_l2_eps(shape):
-        raise ValueError(f"l2 eps must be <= {max_l2_eps(shape):.3g} (the diameter of {shape} images), got {cfg.eps}")
+        raise InputError(f"l2 eps must be <= {max_l2_eps(shape):.3g} (the diameter of {shape} images), got {cfg.eps}")
 
 
 @torch.inference_mode(False)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from scipy.stats import binomtest, norm
 
+from densepure_viz.errors import InputError
 from densepure_viz.seeding import Stream
 
 BaseClassifier = Callable[[Stream, torch.Tensor], torch.Tensor]  # (phase, draw indices (m,)) -> labels (m,)
@@ -36,9 +37,10 @@ class CertifyConfig:
         for name in ("n0", "n"):
             value = getattr(self, name)
             if not (isinstance(value, int) and 1 <= value <= MAX_DRAWS):
-                raise ValueError(f"{name} must be an integer in 1..{MAX_DRAWS}, got {value!r}")
-        if not (isinstance(self.alpha, float) and 0 < self.alpha < 1):
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+                raise InputError(f"{name} must be an integer in 1..{MAX_DRAWS}, got {value!r}")
+        # Above 1/2 the one-sided bound at confidence 1 - alpha is not a bound: 1 - 2 alpha < 0 for scipy.
+        if not (isinstance(self.alpha, float) and 0 < self.alpha <= 0.5):
+            raise InputError(f"alpha must be in (0, 0.5], got {self.alpha!r}")
 
 
 def lower_confidence_bound(count: int, n: int, alpha: float) -> float:

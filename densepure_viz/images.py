@@ -16,13 +16,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from densepure_viz.errors import InputError
+
 MAX_PIXELS = 40_000_000  # refuse images above this many pixels (Pillow's own bomb limit is ~89M)
 MAX_BYTES = 25 * 2**20  # refuse files larger than 25 MiB
 WORK_SIZE = 512  # images are reduced to at most this side before any further processing
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An input that is not a usable image; the message says why in one line."""
 
 

@@ -20,12 +20,14 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
+from densepure_viz.errors import InputError
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.md"]  # never *.bin / *.pt / *.pth / *.ckpt
 CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InputError):
     """A model could not be loaded; the message says why and what to do."""
 
 

@@ -33,6 +33,7 @@ from densepure_viz.diffusion import (
     sampler_timesteps,
     timestep_for_sigma,
 )
+from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
 from densepure_viz.runtime import EvalCounter, auto_batch, classify, unet_eps
 from densepure_viz.seeding import Stream, make_generator
@@ -53,13 +54,13 @@ class PurifyConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.sigma, (int, float)) and 0 < self.sigma <= 10):
-            raise ValueError(f"sigma must be in (0, 10], got {self.sigma}")
+            raise InputError(f"sigma must be in (0, 10], got {self.sigma}")
         if not 1 <= self.seeds <= MAX_SEEDS:
-            raise ValueError(f"seeds (K) must be in 1..{MAX_SEEDS}, got {self.seeds}")
+            raise InputError(f"seeds (K) must be in 1..{MAX_SEEDS}, got {self.seeds}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+            raise InputError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if not 1 <= self.steps <= MAX_STEPS:
-            raise ValueError(f"steps must be in 1..{MAX_STEPS}, got {self.steps}")
+            raise InputError(f"steps must be in 1..{MAX_STEPS}, got {self.steps}")
 
     def plan(self, models: DensePureModels) -> tuple[int, list[int]]:
         """(t*, the descending timesteps evaluated) on this model's schedule."""
