@@ -1,94 +1,139 @@
-"""Command line: `python -m densepure_viz {purify,certify} ...` (tqdm progress on stderr).
+"""Command line: `python -m densepure_viz {purify,certify,attack,evaluate} ...` (tqdm progress on stderr).
 
-Arguments become frozen configs at this edge; with --json, stdout carries exactly one JSON object.
-Bad input exits with status 2 and a one-line message on stderr, never a traceback.
+purify   K seeded reverse trajectories from one smoothing draw, and their majority vote;
+certify  randomized-smoothing CERTIFY with DensePure as the base classifier (an image, or a folder -> TSV);
+attack   FGSM/PGD against the bare classifier or, adaptively, through the purifier;
+evaluate the certified- and empirical-accuracy tables on the held-out digits (resumable).
+
+Arguments become frozen configs at this edge; their defaults are the configs' own defaults, and the
+configs validate them. Each command imports what it needs only when it runs, so `--help` is quick.
+With --json, stdout carries exactly one JSON object. An `InputError` (a bad parameter, file or model)
+exits with status 2 and one line on stderr; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm.auto import tqdm
+from densepure_viz.errors import InputError
 
-from densepure_viz.certify import CertifyConfig, CertifyProgress, CertifyResult, certify_stream
-from densepure_viz.diffusion import SAMPLERS
-from densepure_viz.images import ImageError, list_images, to_tensor
-from densepure_viz.models import REGISTRY, DensePureModels, ModelLoadError, custom_spec, load_models
-from densepure_viz.purify import PurifyConfig, PurifyResult, auto_batch, densepure_base, purify_stream
+if TYPE_CHECKING:
+    import torch
+    from tqdm.auto import tqdm
 
-USER_ERRORS = (ValueError, ModelLoadError, ImageError, OSError)  # reported in one line, exit status 2
-LABEL_IN_NAME = re.compile(r"label[_-]?(\d+)")  # true label of a sample file, e.g. test_0017_label3.png
+    from densepure_viz.certify import CertifyConfig, CertifyResult
+    from densepure_viz.models import DensePureModels
+    from densepure_viz.purify import PurifyConfig
+
+
+# --- arguments ------------------------------------------------------------------------------------
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model / --diffusion / --classifier / --device, shared by every command."""
+    from densepure_viz.models import REGISTRY
+
     parser.add_argument("--model", default="digits", help=f"registry model: {', '.join(REGISTRY)} (default digits)")
     parser.add_argument("--diffusion", help="any diffusers DDPM: local folder or hub id (with --classifier)")
     parser.add_argument("--classifier", help="any timm classifier: local folder or hub id (with --diffusion)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
 
 
-def add_purify_arguments(parser: argparse.ArgumentParser, seeds: int) -> None:
-    """DensePure's own knobs: sigma, K, sampler, b, seed."""
-    parser.add_argument("--sigma", type=float, default=0.5, help="smoothing std on [0,1] pixels")
-    parser.add_argument("--seeds", type=int, default=seeds, help="K reverse seeds per noise draw")
-    parser.add_argument("--steps", type=int, default=10, help="b: UNet steps of the fast sampler")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="fast")
+def add_purify_arguments(parser: argparse.ArgumentParser, defaults: PurifyConfig) -> None:
+    """DensePure's own knobs (sigma, K, sampler, b) with `defaults`' values, and the base seed."""
+    from densepure_viz.diffusion import SAMPLERS
+
+    parser.add_argument("--sigma", type=float, default=defaults.sigma, help="smoothing std on [0,1] pixels")
+    parser.add_argument("--seeds", type=int, default=defaults.seeds, help="K reverse seeds per noise draw")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="b: UNet steps of the fast sampler")
+    parser.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler)
+    add_seed_and_json(parser)
+
+
+def add_seed_and_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed of every random draw")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
+def add_certify_arguments(parser: argparse.ArgumentParser, defaults: CertifyConfig) -> None:
+    """CERTIFY's sample sizes and confidence, with `defaults`' values (--draws is --n, for torchrun)."""
+    parser.add_argument("--n0", type=int, default=defaults.n0, help="selection draws")
+    parser.add_argument("--n", "--draws", dest="n", type=int, default=defaults.n, help="estimation draws")
+    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="failure probability, in (0, 0.5]")
+
+
+def add_attack_arguments(parser: argparse.ArgumentParser, norm: str, eot: int, sampler: str, steps: int) -> None:
+    """--norm and the adaptive threat's knobs, shared by attack and evaluate (each with its config's defaults)."""
+    from densepure_viz.attacks import ADAPTIVE_SAMPLERS, NORMS
+
+    parser.add_argument("--norm", choices=NORMS, default=norm, help="attack norm")
+    parser.add_argument("--eot", type=int, default=eot, help="adaptive: noise draws averaged per gradient")
+    parser.add_argument("--adaptive-sampler", choices=ADAPTIVE_SAMPLERS, default=sampler,
+                        help="adaptive: differentiate the one-shot x0 prediction or a short reverse chain")
+    parser.add_argument("--adaptive-steps", type=int, default=steps, help="adaptive fast: UNet steps differentiated")
+
+
+def writable(path: str) -> Path:
+    """An output file path whose folder exists (checked before any long work)."""
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
+    return out
+
+
+# --- shared steps ---------------------------------------------------------------------------------
+
+
 def models_from_args(args: argparse.Namespace) -> DensePureModels:
+    from densepure_viz.models import custom_spec, load_models
+
     if bool(args.diffusion) != bool(args.classifier):
-        raise ValueError("--diffusion and --classifier go together")
+        raise InputError("--diffusion and --classifier go together")
     spec = custom_spec(args.diffusion, args.classifier) if args.diffusion else args.model
     return load_models(spec, device=args.device)
 
 
 def purify_config(args: argparse.Namespace) -> PurifyConfig:
+    from densepure_viz.purify import PurifyConfig
+
     return PurifyConfig(sigma=args.sigma, seeds=args.seeds, sampler=args.sampler, steps=args.steps)
 
 
-def load_input(path: str | Path, models: DensePureModels) -> torch.Tensor:
-    """An image file as the model's (C, H, W) input."""
-    return to_tensor(path, models.channels, models.image_size, models.dark_background)
+def progress_bar(**kwargs) -> tqdm:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(disable=None, file=sys.stderr, **kwargs)
 
 
-def purify_json(result: PurifyResult, cfg: PurifyConfig, seed: int, models: DensePureModels) -> dict:
-    """The purify command's JSON object (contract: label, votes, per_seed, t_star)."""
-    return {
-        "label": result.label,
-        "label_name": models.labels[result.label],
-        "votes": {str(k): v for k, v in sorted(result.votes.items())},
-        "per_seed": result.per_seed,
-        "t_star": result.t_star,
-        "timesteps": result.timesteps,
-        "input_label": result.input_label,
-        "noisy_label": result.noisy_label,
-        "one_shot_label": result.one_shot_label,
-        "sigma": cfg.sigma,
-        "seeds": cfg.seeds,
-        "sampler": cfg.sampler,
-        "steps": cfg.steps,
-        "seed": seed,
-        "model": models.name,
-    }
+# --- purify ---------------------------------------------------------------------------------------
+
+
+def _purify_arguments(parser: argparse.ArgumentParser) -> None:
+    from densepure_viz.purify import PurifyConfig
+
+    parser.add_argument("image", help="image file")
+    add_model_arguments(parser)
+    add_purify_arguments(parser, PurifyConfig())
 
 
 def run_purify(args: argparse.Namespace) -> None:
+    from densepure_viz.inputs import load_input
+    from densepure_viz.purify import PurifyResult, purify_stream
+    from densepure_viz.reports import purify_json
+
     cfg = purify_config(args)
     models = models_from_args(args)
     x = load_input(args.image, models)
     result: PurifyResult | None = None
-    with tqdm(desc="reverse steps", unit="step", disable=None, file=sys.stderr) as bar:
+    with progress_bar(desc="reverse steps", unit="step") as bar:
         for item in purify_stream(models, x, cfg, args.seed):
             if isinstance(item, PurifyResult):
                 result = item
@@ -106,9 +151,26 @@ def run_purify(args: argparse.Namespace) -> None:
           f"one-shot denoising {result.one_shot_label}")
 
 
+# --- certify --------------------------------------------------------------------------------------
+
+
+def _certify_arguments(parser: argparse.ArgumentParser) -> None:
+    from densepure_viz.certify import CertifyConfig
+    from densepure_viz.purify import CERTIFY_PURIFIER
+
+    parser.add_argument("image", help="image file, or a folder: certify every image, write a TSV")
+    add_model_arguments(parser)
+    add_purify_arguments(parser, CERTIFY_PURIFIER)
+    add_certify_arguments(parser, CertifyConfig())
+    parser.add_argument("--out", help="TSV file for a folder (default: stdout, unless --json)")
+
+
 def certify_one(models: DensePureModels, x: torch.Tensor, cfg: PurifyConfig, ccfg: CertifyConfig, seed: int,
                 bar: tqdm) -> tuple[CertifyResult, float]:
     """CERTIFY one image with DensePure as the base classifier, advancing `bar` by draws; (result, seconds)."""
+    from densepure_viz.certify import CertifyProgress, certify_stream
+    from densepure_viz.purify import auto_batch, densepure_base
+
     start = time.perf_counter()
     chunk = max(1, auto_batch(models) // cfg.seeds)
     done_before = {}  # phase -> draws already counted on the bar
@@ -121,62 +183,44 @@ def certify_one(models: DensePureModels, x: torch.Tensor, cfg: PurifyConfig, ccf
     raise AssertionError("certify_stream ended without a result")
 
 
-def certificate_json(result: CertifyResult, cfg: PurifyConfig, t_star: int, seconds: float) -> dict:
-    """The certify command's JSON object (contract: label, radius, p_lower, count, n, alpha, sigma, t_star)."""
-    return {
-        "label": result.label,
-        "radius": result.radius,
-        "p_lower": result.p_lower,
-        "count": result.count,
-        "n": result.n,
-        "n0": result.n0,
-        "alpha": result.alpha,
-        "sigma": result.sigma,
-        "t_star": t_star,
-        "guess": result.guess,
-        "counts": result.counts,
-        "seeds": cfg.seeds,
-        "sampler": cfg.sampler,
-        "steps": cfg.steps,
-        "time": round(seconds, 3),
-    }
-
-
-def true_label(path: Path) -> int:
-    """The label written in a file name (`..._label3.png`), or -1 when there is none."""
-    match = LABEL_IN_NAME.search(path.stem)
-    return int(match.group(1)) if match else -1
-
-
 def run_certify(args: argparse.Namespace) -> None:
+    from densepure_viz.certify import CertifyConfig
+    from densepure_viz.images import list_images
+    from densepure_viz.inputs import load_input
+    from densepure_viz.reports import certificate_json
+
     cfg = purify_config(args)
     ccfg = CertifyConfig(n0=args.n0, n=args.n, alpha=args.alpha)
+    source = Path(args.image)
+    folder = source.is_dir()
+    out = writable(args.out) if args.out else None
     models = models_from_args(args)
     t_star, _ = cfg.plan(models)
-    source = Path(args.image)
-    paths = list_images(source) if source.is_dir() else [source]
+    paths = list_images(source) if folder else [source]
     if not paths:
-        raise ImageError(f"no image files in folder {source}")
+        raise InputError(f"no image files in folder {source}")
     inputs = [load_input(p, models) for p in paths]  # fail before any long work
     rows = []
-    with tqdm(total=len(paths) * (ccfg.n0 + ccfg.n), desc="certify", unit="draw", disable=None, file=sys.stderr) as bar:
+    with progress_bar(total=len(paths) * (ccfg.n0 + ccfg.n), desc="certify", unit="draw") as bar:
         for idx, (path, x) in enumerate(zip(paths, inputs)):
             result, seconds = certify_one(models, x, cfg, ccfg, args.seed, bar)
             rows.append((idx, path, result, seconds))
-    if source.is_dir():
-        write_tsv(rows, args.out)
+    if folder and (out or not args.json):  # one format per stream: with --json, stdout is the JSON alone
+        write_tsv(rows, out)
     if args.json:
         objects = [{"image": str(p), **certificate_json(r, cfg, t_star, s)} for _, p, r, s in rows]
-        print(json.dumps(objects[0] if not source.is_dir() else {"results": objects}))
-    elif not source.is_dir() or args.out:
+        print(json.dumps({"results": objects} if folder else objects[0]))
+    elif not folder or out:
         for _, path, r, s in rows:
             verdict = f"label {r.label} ({models.labels[r.label]})" if r.label is not None else "abstain"
             print(f"{path.name}: {verdict}, radius {r.radius:.4f}, p_lower {r.p_lower:.4f}, "
                   f"count {r.count}/{r.n}, t* {t_star}, {s:.1f}s")
 
 
-def write_tsv(rows: list[tuple[int, Path, CertifyResult, float]], out: str | None) -> None:
+def write_tsv(rows: list[tuple[int, Path, CertifyResult, float]], out: Path | None) -> None:
     """The reference code's TSV (Cohen et al. certify.py): idx label predict radius correct time."""
+    from densepure_viz.inputs import true_label
+
     lines = ["idx\tlabel\tpredict\tradius\tcorrect\ttime"]
     for idx, path, r, seconds in rows:
         label = true_label(path)
@@ -184,55 +228,60 @@ def write_tsv(rows: list[tuple[int, Path, CertifyResult, float]], out: str | Non
         lines.append(f"{idx}\t{label}\t{predict}\t{r.radius:.3}\t{int(predict == label)}\t{seconds:.4f}")
     text = "\n".join(lines) + "\n"
     if out:
-        Path(out).write_text(text)
+        out.write_text(text)
     else:
         sys.stdout.write(text)
 
 
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: how to declare its arguments and how to run it."""
-
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], None]
+# --- attack ---------------------------------------------------------------------------------------
 
 
-def _purify_arguments(parser: argparse.ArgumentParser) -> None:
+def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+    from densepure_viz.attacks import THREATS, AttackConfig
+
+    d = AttackConfig()
     parser.add_argument("image", help="image file")
     add_model_arguments(parser)
-    add_purify_arguments(parser, seeds=8)
-
-
-def _certify_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", help="image file, or a folder: certify every image, write a TSV")
-    add_model_arguments(parser)
-    add_purify_arguments(parser, seeds=4)
-    parser.add_argument("--n0", type=int, default=100, help="selection draws")
-    parser.add_argument("--n", type=int, default=1000, help="estimation draws")
-    parser.add_argument("--alpha", type=float, default=0.001, help="failure probability")
-    parser.add_argument("--out", help="TSV file for a folder (default: stdout)")
+    parser.add_argument("--eps", type=float, required=True, help="perturbation budget on [0,1] pixels")
+    add_attack_arguments(parser, d.norm, d.eot_samples, d.adaptive_sampler, d.adaptive_steps)
+    parser.add_argument("--threat", choices=THREATS, default=d.threat,
+                        help="classifier: attack the bare classifier; adaptive: PGD+EOT through the purifier")
+    parser.add_argument("--out", required=True, help="PNG file for the adversarial image")
+    parser.add_argument("--steps", type=int, default=d.steps, help="PGD steps (1 with --no-random-start is FGSM)")
+    parser.add_argument("--step-size", type=float, default=d.step_size, help="default 2.5 * eps / steps")
+    parser.add_argument("--no-random-start", action="store_true", help="start PGD at the image itself")
+    parser.add_argument("--target", type=int, default=d.target, help="targeted attack toward this class")
+    parser.add_argument("--label", type=int, default=None,
+                        help="true class (default: from a '..._label3' file name, else the classifier's answer)")
+    parser.add_argument("--sigma", type=float, default=d.sigma, help="adaptive: the purifier's smoothing std")
+    add_seed_and_json(parser)
 
 
 def run_attack(args: argparse.Namespace) -> None:
+    import torch
+
     from densepure_viz.attacks import AttackConfig, AttackResult, attack_stream
     from densepure_viz.images import save_image
+    from densepure_viz.inputs import load_input, true_label
+    from densepure_viz.reports import attack_json
 
     cfg = AttackConfig(
         norm=args.norm, eps=args.eps, steps=args.steps, step_size=args.step_size,
         random_start=not args.no_random_start, target=args.target, threat=args.threat, eot_samples=args.eot,
         sigma=args.sigma, adaptive_sampler=args.adaptive_sampler, adaptive_steps=args.adaptive_steps, seed=args.seed,
     )
+    out_path = writable(args.out)
     models = models_from_args(args)
     x = load_input(args.image, models)
     if args.label is not None:
         label, label_source = args.label, "--label"
-    elif true_label(Path(args.image)) >= 0:
-        label, label_source = true_label(Path(args.image)), "file name"
+    elif true_label(args.image) >= 0:
+        label, label_source = true_label(args.image), "file name"
     else:
-        label, label_source = int(models.predict(x[None])[0]), "classifier"
+        with torch.inference_mode():
+            label, label_source = int(models.predict(x[None])[0]), "classifier"
     result: AttackResult | None = None
-    with tqdm(total=cfg.steps, desc=f"PGD ({cfg.threat})", unit="step", disable=None, file=sys.stderr) as bar:
+    with progress_bar(total=cfg.steps, desc=f"PGD ({cfg.threat})", unit="step") as bar:
         for item in attack_stream(models, x, label, cfg):
             if isinstance(item, AttackResult):
                 result = item
@@ -240,38 +289,37 @@ def run_attack(args: argparse.Namespace) -> None:
                 bar.set_postfix(loss=f"{item.loss:.3f}")
                 bar.update()
     assert result is not None
-    save_image(result.adversarial, args.out)
-    out = {
-        "clean_label": result.clean_label,
-        "adversarial_label": result.adversarial_label,
-        "success": result.success,
-        "target_label_rate": result.target_label_rate,
-        "linf": result.linf,
-        "l2": result.l2,
-        "out": str(args.out),
-        "threat": cfg.threat,
-        "norm": cfg.norm,
-        "eps": cfg.eps,
-        "steps": cfg.steps,
-        "step_size": cfg.alpha,
-        "target": cfg.target,
-        "label": label,
-        "label_source": label_source,
-        "seed": cfg.seed,
-        "model": models.name,
-    }
-    if cfg.threat == "adaptive":
-        out.update(sigma=cfg.sigma, eot_samples=cfg.eot_samples, adaptive_sampler=cfg.adaptive_sampler,
-                   adaptive_steps=cfg.adaptive_steps)
+    save_image(result.adversarial, out_path)
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps({**attack_json(result, cfg, label, label_source), "out": str(out_path), "model": models.name}))
         return
     goal = f"target {cfg.target}" if cfg.target is not None else f"leave label {label} (from {label_source})"
     print(f"bare classifier: {result.clean_label} ({models.labels[result.clean_label]}) -> "
           f"{result.adversarial_label} ({models.labels[result.adversarial_label]})")
     print(f"{cfg.threat} attack, {cfg.norm} eps {cfg.eps:g}, goal: {goal}: "
           f"{'succeeded' if result.success else 'failed'} ({100 * result.target_label_rate:.0f}% of draws comply); "
-          f"applied linf {result.linf:.4f}, l2 {result.l2:.4f}; wrote {args.out}")
+          f"applied linf {result.linf:.4f}, l2 {result.l2:.4f}; wrote {out_path}")
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    from densepure_viz.certify import CertifyConfig
+    from densepure_viz.evaluate import EvaluationConfig
+
+    d = EvaluationConfig()
+    add_model_arguments(parser)
+    parser.add_argument("--sigma", type=float, nargs="+", default=list(d.sigmas), help="smoothing stds")
+    add_certify_arguments(parser, CertifyConfig(n0=d.n0, n=d.n, alpha=d.alpha))
+    parser.add_argument("--seeds", type=int, default=d.seeds, help="DensePure's K reverse seeds")
+    parser.add_argument("--steps", type=int, default=d.steps, help="DensePure's b fast-sampler steps")
+    parser.add_argument("--images", type=int, default=50, help="the first N images of the held-out split")
+    parser.add_argument("--out", required=True, help="output folder (resumes from its records.jsonl)")
+    parser.add_argument("--eps", type=float, nargs="*", default=list(d.eps), help="attack budgets of the empirical table")
+    add_attack_arguments(parser, d.norm, d.eot_samples, d.adaptive_sampler, d.adaptive_steps)
+    parser.add_argument("--attack-steps", type=int, default=d.attack_steps, help="PGD steps")
+    add_seed_and_json(parser)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -286,10 +334,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     )
     models = models_from_args(args)
     if models.channels != 1:
-        raise ValueError(f"evaluate uses the held-out digits split (grayscale); this model takes {models.channels}-channel images")
+        raise InputError(f"evaluate uses the held-out digits split (grayscale); this model takes {models.channels}-channel images")
     split = split_digits(size=models.image_size)
     if not 1 <= args.images <= len(split.test_labels):
-        raise ValueError(f"--images must be in 1..{len(split.test_labels)} (the held-out split), got {args.images}")
+        raise InputError(f"--images must be in 1..{len(split.test_labels)} (the held-out split), got {args.images}")
     start = time.perf_counter()
     result = evaluate(models, split.test_images[: args.images], split.test_labels[: args.images], cfg, args.out)
     markdown, results_json = save_results(result, args.out)
@@ -304,49 +352,16 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(files.values()))
 
 
-def add_attack_arguments(parser: argparse.ArgumentParser, norm: str) -> None:
-    """--norm and the adaptive threat's knobs, shared by attack and evaluate."""
-    parser.add_argument("--norm", choices=("linf", "l2"), default=norm, help="attack norm")
-    parser.add_argument("--eot", type=int, default=8, help="adaptive: noise draws averaged per gradient")
-    parser.add_argument("--adaptive-sampler", choices=("one-shot", "fast"), default="one-shot",
-                        help="adaptive: differentiate the one-shot x0 prediction or a short reverse chain")
-    parser.add_argument("--adaptive-steps", type=int, default=2, help="adaptive fast: UNet steps differentiated")
+# --- the parser -----------------------------------------------------------------------------------
 
 
-def _attack_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", help="image file")
-    add_model_arguments(parser)
-    parser.add_argument("--eps", type=float, required=True, help="perturbation budget on [0,1] pixels")
-    add_attack_arguments(parser, norm="linf")
-    parser.add_argument("--threat", choices=("classifier", "adaptive"), default="classifier",
-                        help="classifier: attack the bare classifier; adaptive: PGD+EOT through the purifier")
-    parser.add_argument("--out", required=True, help="PNG file for the adversarial image")
-    parser.add_argument("--steps", type=int, default=10, help="PGD steps (1 with --no-random-start is FGSM)")
-    parser.add_argument("--step-size", type=float, default=None, help="default 2.5 * eps / steps")
-    parser.add_argument("--no-random-start", action="store_true", help="start PGD at the image itself")
-    parser.add_argument("--target", type=int, default=None, help="targeted attack toward this class")
-    parser.add_argument("--label", type=int, default=None,
-                        help="true class (default: from a '..._label3' file name, else the classifier's answer)")
-    parser.add_argument("--sigma", type=float, default=0.25, help="adaptive: the purifier's smoothing std")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random start and the EOT draws")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: how to declare its arguments and how to run it (both import their modules lazily)."""
 
-
-def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    parser.add_argument("--sigma", type=float, nargs="+", default=[0.25, 0.5], help="smoothing stds")
-    parser.add_argument("--n0", type=int, default=20, help="selection draws")
-    parser.add_argument("--n", type=int, default=100, help="estimation draws")
-    parser.add_argument("--alpha", type=float, default=0.001, help="failure probability")
-    parser.add_argument("--seeds", type=int, default=4, help="DensePure's K reverse seeds")
-    parser.add_argument("--steps", type=int, default=5, help="DensePure's b fast-sampler steps")
-    parser.add_argument("--images", type=int, default=50, help="the first N images of the held-out split")
-    parser.add_argument("--out", required=True, help="output folder (resumes from its records.jsonl)")
-    parser.add_argument("--eps", type=float, nargs="*", default=[], help="attack budgets of the empirical table")
-    add_attack_arguments(parser, norm="l2")
-    parser.add_argument("--attack-steps", type=int, default=10, help="PGD steps")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of every random draw")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], None]
 
 
 COMMANDS: dict[str, Command] = {
@@ -359,20 +374,25 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """The parser, declaring the arguments of `commands` only (the others import nothing)."""
     parser = argparse.ArgumentParser(prog="python -m densepure_viz", description="DensePure from the command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, command in COMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+    for name, cmd in COMMANDS.items():
+        subparser = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        if name in commands:
+            cmd.add_arguments(subparser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    commands = argv[:1] if argv and argv[0] in COMMANDS else []  # the command is always the first word
     try:
+        args = build_parser(commands).parse_args(argv)
         COMMANDS[args.command].run(args)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

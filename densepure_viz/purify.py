@@ -68,6 +68,9 @@ class PurifyConfig:
         return t_star, sampler_timesteps(self.sampler, t_star, self.steps)
 
 
+CERTIFY_PURIFIER = PurifyConfig(seeds=4)  # certify's default: each of the n0 + n draws runs K chains, so fewer
+
+
 def vote_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Counts (..., num_classes) of integer labels (..., K)."""
     counts = torch.zeros(*labels.shape[:-1], num_classes, dtype=torch.long, device=labels.device)

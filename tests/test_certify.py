@@ -90,3 +90,14 @@ def test_predict():
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         CertifyConfig(**kwargs)
+
+
+def test_alpha_range_is_checked_in_the_config():
+    from densepure_viz.errors import InputError
+
+    assert CertifyConfig(alpha=0.5).alpha == 0.5  # the largest alpha with a one-sided bound (confidence 1/2)
+    for bad in (0.0, 0.7, 1.0, -0.1):
+        with pytest.raises(InputError, match=r"alpha must be in \(0, 0.5\]"):
+            CertifyConfig(alpha=bad)
+    # at alpha = 1/2 the one-sided Clopper-Pearson bound is the median of Beta(k, n - k + 1)
+    assert lower_confidence_bound(7, 10, 0.5) == pytest.approx(beta.median(7, 4), rel=1e-9)

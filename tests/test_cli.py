@@ -73,3 +73,37 @@ def test_bad_input_exits_2_with_one_line(argv, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_alpha_is_checked_before_any_work(monkeypatch, capsys):
+    """certify --alpha 0.7 used to run the selection draws, then fail inside scipy; now it stops up front."""
+    import densepure_viz.models
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the models must not be loaded for a bad alpha")
+
+    monkeypatch.setattr(densepure_viz.models, "load_models", no_loading)
+    assert main(["certify", str(sample(0)), "--alpha", "0.7"]) == 2
+    err = capsys.readouterr().err
+    assert "alpha must be in (0, 0.5]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_folder_json_alone_on_stdout(tmp_path, capsys):
+    """certify FOLDER --json without --out: stdout is one JSON object (no TSV mixed in); --draws is --n."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / sample(4).name).write_bytes(sample(4).read_bytes())
+    assert main(["certify", str(folder), "--sigma", "0.25", "--n0", "3", "--draws", "7", "--seeds", "1",
+                 "--sampler", "one-shot", "--json", "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["n"] for r in out["results"]] == [7] and out["results"][0]["image"].endswith(sample(4).name)
+
+
+def test_top_level_help_imports_no_engine():
+    """`python -m densepure_viz --help` declares no command's arguments, so it imports neither torch nor the engine."""
+    code = ("import sys; from densepure_viz.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'timm', 'densepure_viz.purify') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -37,7 +37,7 @@ from densepure_viz.ui import app as app_module
 from densepure_viz.ui import validation as v
 from densepure_viz.ui.app import launch_options
 from densepure_viz.ui.components import guard_numbers
-from densepure_viz.ui.inputs import parse_certify, parse_purify
+from densepure_viz.ui.requests import parse_certify, parse_purify
 from densepure_viz.ui.session import ModelPool
 
 pytestmark = [
@@ -539,7 +539,7 @@ def test_model_id_returns_only_registry_names(value):
 @given(ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING)
 def test_parse_purify_and_certify_enforce_the_caps(sigma, seeds, steps, seed, n0, n, alpha):
     try:
-        _, cfg, s = parse_purify("digits", "x.png", sigma, seeds, "fast", steps, seed)
+        _, cfg, s = parse_purify("x.png", sigma, seeds, "fast", steps, seed)
     except ValueError as exc:
         one_line(str(exc))
     else:

@@ -10,11 +10,13 @@ import gradio as gr
 import pytest
 import torch
 
-from densepure_viz.cli import build_parser, load_input
+from densepure_viz.errors import InputError
+from densepure_viz.inputs import load_input
 from densepure_viz.purify import PurifyConfig, PurifyResult, purify_stream
 from densepure_viz.ui import build_app
 from densepure_viz.ui import validation as v
-from densepure_viz.ui.inputs import cli_defaults, parse_attack
+from densepure_viz.ui.purify_tab import PurifyOutputs
+from densepure_viz.ui.requests import parse_attack
 from densepure_viz.ui.session import AppContext, ModelPool, list_samples
 
 PACKAGE = Path(__file__).resolve().parent.parent / "densepure_viz"
@@ -73,6 +75,17 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _package_imports(path: Path) -> set[str]:
+    """The densepure_viz modules a file imports (absolute imports, as the package writes them)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("densepure_viz"):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith("densepure_viz")}
+    return names
+
+
 def test_compute_modules_never_import_ui_libraries():
     compute = [p for p in PACKAGE.rglob("*.py") if not {"ui", "plots"} & set(p.relative_to(PACKAGE).parts[:-1])]
     assert len(compute) > 5
@@ -80,6 +93,17 @@ def test_compute_modules_never_import_ui_libraries():
         assert not {"gradio", "plotly"} & _imports(path), f"{path.relative_to(PACKAGE)} imports gradio or plotly"
     for path in (PACKAGE / "plots").rglob("*.py"):
         assert "gradio" not in _imports(path), f"plots/{path.name} imports gradio"
+
+
+def test_ui_and_cli_are_siblings():
+    """app/cli -> ui -> core: the UI never imports the CLI, the CLI never imports the UI, the core neither."""
+    for path in PACKAGE.rglob("*.py"):
+        imported = _package_imports(path)
+        where = path.relative_to(PACKAGE)
+        if where.parts[0] not in ("cli.py", "__main__.py"):  # the CLI and its `python -m` entry point
+            assert "densepure_viz.cli" not in imported, f"{where} imports the CLI"
+        if where.parts[0] != "ui":
+            assert not any(m.startswith("densepure_viz.ui") for m in imported), f"{where} imports the UI"
 
 
 @pytest.mark.parametrize("value, expected", [(3, 3), (3.0, 3), ("3", 3), (" 7 ", 7)])
@@ -120,7 +144,11 @@ def test_image_and_choice_validation():
 def test_user_errors_become_one_line_gr_errors():
     @v.user_errors
     def plain(x):
-        raise ValueError(f"bad {x}\nsecond line")
+        raise InputError(f"bad {x}\nsecond line")
+
+    @v.user_errors
+    def bug():
+        raise ValueError("an internal ValueError is a bug, not the user's fault")
 
     @v.user_errors
     def gen():
@@ -130,15 +158,12 @@ def test_user_errors_become_one_line_gr_errors():
     with pytest.raises(gr.Error) as err:
         plain(3)
     assert err.value.message == "bad 3"
+    with pytest.raises(gr.Error, match="internal error \\(ValueError\\)"):
+        bug()
     g = gen()
     assert next(g) == 1
     with pytest.raises(gr.Error, match="internal error \\(RuntimeError\\)"):
         next(g)
-
-
-def test_defaults_are_the_clis():
-    args = vars(build_parser().parse_args(["certify", "x.png"]))
-    assert cli_defaults("certify")["n"] == args["n"] and cli_defaults("purify")["seeds"] == 8
 
 
 def test_attack_controls_map_to_attack_configs():
@@ -157,12 +182,12 @@ def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, 
     frames = list(make_handler(ctx)(sample, "digits", 0.5, 3, "fast", 4, 7, "none", "linf", 0.1, 10, "classifier",
                                     progress=lambda *a, **k: None))
     assert len(frames) >= 3  # the input, at least one reverse step, the result
-    *_, final = frames
-    out = final[6]
+    final = PurifyOutputs(*frames[-1])
+    out = final.result
     *_, expected = purify_stream(tiny_models, load_input(sample, tiny_models), PurifyConfig(0.5, 3, "fast", 4), 7)
     assert isinstance(expected, PurifyResult)
     assert (out["label"], out["per_seed"], out["one_shot_label"]) == (expected.label, expected.per_seed, expected.one_shot_label)
-    assert final[3].width > 100 and final[8] is not None  # the grid and the scrub view are images
+    assert final.grid.width > 100 and final.scrub_image is not None  # the grid and the scrub view are images
 
 
 @pytest.mark.parametrize("override, message", [
@@ -262,3 +287,30 @@ def test_image_inputs_hand_over_the_file_untouched(tmp_path):
     assert image.preprocess(ImageData(path=str(junk), orig_name="junk.png")) == str(junk)
     assert image.preprocess(None) is None
     assert not (Path(__file__).resolve().parent.parent / "densepure_viz" / "ui" / "components.pyi").exists()
+
+
+def test_gradio_still_rewrites_cached_images_in_place(tmp_path):
+    """Why components.atomic_image_cache exists. When this fails, the installed Gradio writes its cached images
+    atomically itself: delete atomic_image_cache and GRADIO_REWRITES_IN_PLACE_UP_TO."""
+    from PIL import Image
+
+    from densepure_viz.ui.components import GRADIO_SAVE_PIL_TO_CACHE
+
+    img = Image.new("L", (8, 8), 3)
+    path = Path(GRADIO_SAVE_PIL_TO_CACHE(img, str(tmp_path), format="png"))
+    inode = path.stat().st_ino
+    GRADIO_SAVE_PIL_TO_CACHE(img, str(tmp_path), format="png")
+    assert path.stat().st_ino == inode  # the same file truncated and rewritten: a reader can catch it empty
+
+
+def test_the_patched_cache_replaces_files_whole(tmp_path, app):
+    """build_app (the `app` fixture) installed the atomic writer: a rewrite is a new file renamed over the old."""
+    from gradio import processing_utils
+    from PIL import Image
+
+    img = Image.new("L", (8, 8), 5)
+    path = Path(processing_utils.save_pil_to_cache(img, str(tmp_path), format="png"))
+    inode = path.stat().st_ino
+    assert Path(processing_utils.save_pil_to_cache(img, str(tmp_path), format="png")) == path
+    assert path.stat().st_ino != inode and Image.open(path).getpixel((0, 0)) == 5
+    assert sorted(p.name for p in path.parent.iterdir()) == ["image.png"]  # no partial file left behind

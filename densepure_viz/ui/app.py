@@ -16,11 +16,14 @@ from typing import Any
 import gradio as gr
 import torch
 
+from densepure_viz.attacks import AttackConfig
+from densepure_viz.errors import InputError
 from densepure_viz.images import MAX_BYTES
-from densepure_viz.models import ASSETS, ModelLoadError
+from densepure_viz.models import ASSETS
+from densepure_viz.purify import PurifyConfig
 from densepure_viz.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
 from densepure_viz.ui.components import CSS, atomic_image_cache, guard_numbers
-from densepure_viz.ui.inputs import cli_defaults
+from densepure_viz.ui.purify_tab import PurifyOutputs
 from densepure_viz.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
 from densepure_viz.ui.validation import model_id
 
@@ -84,9 +87,9 @@ def build_app(
                 name = model_id(name, pool.names)
                 models = pool.get(name)
             except Exception as exc:  # noqa: BLE001 - whatever failed, the page stays on a working model
-                if not isinstance(exc, (ValueError, ModelLoadError)):
+                if not isinstance(exc, InputError):
                     log.exception("loading model %r failed", name)
-                    exc = ModelLoadError(f"could not load {name!r} ({type(exc).__name__}); the error was logged on the server")
+                    exc = InputError(f"could not load {name!r} ({type(exc).__name__}); the error was logged on the server")
                 message = f"⚠️ {exc}\n\nUsing the embedded model **{pool.embedded}** instead."
                 gr.Warning(str(exc).splitlines()[0])
                 return gr.update(value=pool.embedded, info=pool.describe(pool.embedded)), message
@@ -101,30 +104,29 @@ def build_app(
             """The Purify view's preset (first sample, CLI defaults) and the 2D preset; computed once, then cached."""
             with first_view_lock:
                 if "view" not in first_view_cache:
-                    first_view_cache["view"] = _first_view(ctx, purify_handler) + tuple(regions_first())
+                    first_view_cache["view"] = [*_first_view(ctx, purify_handler), *regions_first()]
                 return first_view_cache["view"]
 
         # its own unlimited group: a visitor never waits behind someone's long certification (it is cached)
-        demo.load(first_view, None, purify.outputs + regions_outputs, api_visibility="private",
+        demo.load(first_view, None, purify.outputs.as_list() + regions_outputs, api_visibility="private",
                   concurrency_limit=None, show_progress="minimal")
     guard_numbers(demo)  # API callers can send anything where the page sends numbers
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
 
 
-def _first_view(ctx: AppContext, handler) -> tuple:
-    """The last frame of the default purification; on failure, empty outputs and a message."""
-    n = 10  # purify outputs
+def _first_view(ctx: AppContext, handler) -> list:
+    """The last frame of the default purification (the configs' defaults, no attack); on failure, a message."""
     if ctx.default_image is None:
-        return (gr.skip(),) * 5 + ("No sample images found: run `python scripts/export_samples.py`.",) + (gr.skip(),) * (n - 6)
-    d = cli_defaults("purify")
+        return PurifyOutputs(verdict="No sample images found: run `python scripts/export_samples.py`.").as_list()
+    d, a = PurifyConfig(), AttackConfig()
     try:
-        *_, last = handler(ctx.default_image, ctx.pool.embedded, d["sigma"], d["seeds"], d["sampler"], d["steps"],
-                           d["seed"], "none", "linf", 0.1, 10, "classifier", progress=_NoProgress())
-        return tuple(last)
+        *_, last = handler(ctx.default_image, ctx.pool.embedded, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
+                           a.norm, a.eps, a.steps, a.threat, progress=_NoProgress())
+        return last
     except Exception as exc:  # noqa: BLE001 - the page must open even without a model
         message = getattr(exc, "message", None) or str(exc)
-        return (gr.skip(),) * 5 + (f"⚠️ The first view could not be computed: {message}",) + (gr.skip(),) * (n - 6)
+        return PurifyOutputs(verdict=f"⚠️ The first view could not be computed: {message}").as_list()
 
 
 class _NoProgress:

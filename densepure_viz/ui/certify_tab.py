@@ -12,14 +12,15 @@ import time
 
 import gradio as gr
 
-from densepure_viz.certify import CertifyProgress, CertifyResult, certify_stream
-from densepure_viz.cli import certificate_json, load_input
+from densepure_viz.certify import CertifyConfig, CertifyProgress, CertifyResult, certify_stream
 from densepure_viz.diffusion import SAMPLERS
+from densepure_viz.inputs import load_input
 from densepure_viz.plots.images import certify_progress_figure
-from densepure_viz.purify import PurifyConfig, auto_batch, bare_base, densepure_base
+from densepure_viz.purify import CERTIFY_PURIFIER, PurifyConfig, auto_batch, bare_base, densepure_base
+from densepure_viz.reports import certificate_json
 from densepure_viz.seeding import Stream
 from densepure_viz.ui.components import image_input, seed_input, sigma_slider
-from densepure_viz.ui.inputs import check_budget, cli_defaults, parse_certify, parse_purify
+from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify
 from densepure_viz.ui.session import AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, model_id, user_errors
 
@@ -49,7 +50,7 @@ def make_handler(ctx: AppContext):
     @user_errors
     def certify(image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare, progress=gr.Progress()):
         model = model_id(model, ctx.pool.names)
-        path, cfg, seed = parse_purify(model, image, sigma, seeds, sampler, steps, seed, max_seeds=LIMITS.certify_seeds)
+        path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed, max_seeds=LIMITS.certify_seeds)
         ccfg = parse_certify(n0, n, alpha)
         compare = bool(compare)
         models = ctx.pool.get(model)
@@ -59,15 +60,15 @@ def make_handler(ctx: AppContext):
         chunk = max(1, min(auto_batch(models) // cfg.seeds, PROGRESS_CHUNK))
         one_shot = PurifyConfig(sigma=cfg.sigma, seeds=1, sampler="one-shot", steps=cfg.steps)
         methods = [(f"DensePure (K={cfg.seeds}, {cfg.sampler}{f' b={cfg.steps}' if cfg.sampler == 'fast' else ''})",
-                    "densepure", densepure_base(models, x, cfg, seed))]
+                    "densepure", cfg, densepure_base(models, x, cfg, seed))]
         if compare:
-            methods += [("one-shot denoising (Carlini et al.)", "one_shot", densepure_base(models, x, one_shot, seed)),
-                        ("bare classifier (Cohen et al.)", "bare", bare_base(models, x, cfg.sigma, seed))]
-        rows: list[tuple[str, CertifyResult | None]] = [(name, None) for name, _, _ in methods]
+            methods += [("one-shot denoising (Carlini et al.)", "one_shot", one_shot, densepure_base(models, x, one_shot, seed)),
+                        ("bare classifier (Cohen et al.)", "bare", None, bare_base(models, x, cfg.sigma, seed))]
+        rows: list[tuple[str, CertifyResult | None]] = [(name, None) for name, *_ in methods]
         out: dict = {"model": model, "t_star": t_star}
         total = len(methods) * (ccfg.n0 + ccfg.n)
         done_before, last = 0, 0.0
-        for i, (name, key, base) in enumerate(methods):
+        for i, (name, key, purifier, base) in enumerate(methods):
             start = time.perf_counter()
             for item in certify_stream(base, models.num_classes, cfg.sigma, ccfg, chunk):
                 if isinstance(item, CertifyProgress):
@@ -89,9 +90,7 @@ def make_handler(ctx: AppContext):
                     yield fig, status, card(rows, labels, ccfg.alpha), gr.skip()
                 else:
                     rows[i] = (name, item)
-                    out[key] = certificate_json(item, cfg if key != "one_shot" else one_shot, t_star, time.perf_counter() - start)
-                    if key == "bare":
-                        out[key].update(seeds=None, sampler=None, steps=None)
+                    out[key] = certificate_json(item, purifier, t_star, time.perf_counter() - start)
             done_before += ccfg.n0 + ccfg.n
         first = rows[0][1]
         assert first is not None
@@ -106,7 +105,7 @@ def make_handler(ctx: AppContext):
 
 def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     """Lay out the Certify view and wire its events; returns (run event, image input)."""
-    d = cli_defaults("certify")
+    d, c = CERTIFY_PURIFIER, CertifyConfig()
     gr.Markdown(
         "**Step 2 - certify.** Randomized smoothing turns DensePure into a classifier with a guarantee: draw "
         "n0 noisy copies to guess the top class, n more to bound its probability p_lower from below "
@@ -117,17 +116,17 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
             image = image_input("Image to certify (follows the Purify view's input)", ctx.default_image, height=220,
                                 elem_id="certify-image")
         with gr.Column(scale=3, min_width=320):
-            sigma = sigma_slider(d["sigma"])
+            sigma = sigma_slider(d.sigma)
             with gr.Row():
-                n0 = gr.Slider(1, LIMITS.n0, value=d["n0"], step=1, label="n0 (selection draws)", elem_id="certify-n0")
-                n = gr.Slider(10, LIMITS.n, value=d["n"], step=10, label="n (estimation draws)", elem_id="certify-n")
-                alpha = gr.Number(value=d["alpha"], label="alpha (failure probability)", minimum=1e-10, maximum=0.49)
+                n0 = gr.Slider(1, LIMITS.n0, value=c.n0, step=1, label="n0 (selection draws)", elem_id="certify-n0")
+                n = gr.Slider(10, LIMITS.n, value=c.n, step=10, label="n (estimation draws)", elem_id="certify-n")
+                alpha = gr.Number(value=c.alpha, label="alpha (failure probability)", minimum=1e-10, maximum=0.49)
             with gr.Row():
-                seeds = gr.Slider(1, LIMITS.certify_seeds, value=d["seeds"], step=1, label="K (seeds per draw)")
-                sampler = gr.Radio(list(SAMPLERS), value=d["sampler"], label="sampler")
-                steps = gr.Slider(1, LIMITS.steps, value=d["steps"], step=1, label="b (fast sampler steps)")
+                seeds = gr.Slider(1, LIMITS.certify_seeds, value=d.seeds, step=1, label="K (seeds per draw)")
+                sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
+                steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (fast sampler steps)")
             with gr.Row():
-                seed = seed_input(d["seed"])
+                seed = seed_input()
                 compare = gr.Checkbox(True, label="also certify one-shot denoising and the bare classifier")
             with gr.Row():
                 run = gr.Button("Certify", variant="primary", elem_id="certify-run")

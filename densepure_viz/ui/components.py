@@ -12,9 +12,14 @@ from typing import Any
 import gradio as gr
 from gradio import processing_utils
 from gradio.data_classes import ImageData
+from gradio.profiling import traced_sync
+from packaging.version import Version
 
-from densepure_viz.ui.validation import LIMITS
+from densepure_viz.errors import InputError
+from densepure_viz.ui.validation import LIMITS, number
 
+GRADIO_REWRITES_IN_PLACE_UP_TO = "6.31.0"  # the pinned Gradio: still truncates cached images while serving them
+GRADIO_SAVE_PIL_TO_CACHE = processing_utils.save_pil_to_cache  # Gradio's own, before atomic_image_cache
 PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
 BIG = "big-image"  # CSS class: small images fill their box
 CSS = f"""
@@ -42,25 +47,18 @@ def _numeric_preprocess(self: gr.Slider | gr.Number, payload: Any) -> float | in
     """Slider/Number preprocessing that refuses what is not a finite number with one clear line.
 
     An API caller can send anything where the page sends numbers. Gradio's own check answers a string
-    or a list with a generic "could not preprocess" error and lets NaN through; this names the input
-    and says what was wrong (gr.Error), then hands over to Gradio's range check and rounding.
+    or a list with a generic "could not preprocess" error and lets NaN through; `validation.number`
+    names the input and says what was wrong, then Gradio's range check and rounding take over.
     """
     name = self.label or "a number input"
     if payload is None and isinstance(self, gr.Number):
         return None  # the handler's validator says the value is missing
-    if isinstance(payload, str):
-        try:
-            payload = float(payload.strip())
-        except ValueError:
-            raise gr.Error(f"{name} must be a number, got {payload[:40]!r}", print_exception=False) from None
-    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-        raise gr.Error(f"{name} must be a number, got {type(payload).__name__}", print_exception=False)
-    if isinstance(payload, int) and abs(payload) > 1e300:  # Gradio's rounding would overflow converting it
-        raise gr.Error(f"{name} is out of range, got a {payload.bit_length()}-bit integer", print_exception=False)
-    if isinstance(payload, float) and not math.isfinite(payload):
-        raise gr.Error(f"{name} must be a finite number, got {payload}", print_exception=False)
     try:
-        return type(self).preprocess(self, payload)
+        value = number(payload, name, -math.inf, math.inf)
+    except InputError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    try:
+        return type(self).preprocess(self, value)
     except gr.Error as exc:  # Gradio's range check: say which input
         raise gr.Error(f"{name}: {exc.message}", print_exception=False) from None
 
@@ -94,9 +92,15 @@ def _atomic_save_pil_to_cache(img, cache_dir: str, name: str = "image", format: 
 def atomic_image_cache() -> None:
     """Make Gradio write output images atomically (see _atomic_save_pil_to_cache); idempotent.
 
-    Gradio's image, gallery and annotated-image components all save through this module function.
+    Gradio's image, gallery and annotated-image components all save through this module function. The
+    replacement keeps Gradio's profiling wrapper, and is installed only on the Gradio versions known to
+    rewrite in place (up to GRADIO_REWRITES_IN_PLACE_UP_TO, the pinned one); a test fails as soon as the
+    installed Gradio writes atomically itself, so this patch is then removed.
     """
-    processing_utils.save_pil_to_cache = _atomic_save_pil_to_cache
+    if Version(gr.__version__) > Version(GRADIO_REWRITES_IN_PLACE_UP_TO):
+        return
+    if processing_utils.save_pil_to_cache is GRADIO_SAVE_PIL_TO_CACHE:
+        processing_utils.save_pil_to_cache = traced_sync("postprocess_save_pil_to_cache")(_atomic_save_pil_to_cache)
 
 
 def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:

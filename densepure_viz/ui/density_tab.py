@@ -13,6 +13,7 @@ from functools import lru_cache
 import gradio as gr
 import torch
 
+from densepure_viz.errors import InputError
 from densepure_viz.grids import image_row
 from densepure_viz.plots.images import label_mass_figure, projection_figure
 from densepure_viz.projections import (
@@ -25,7 +26,7 @@ from densepure_viz.projections import (
     training_set,
 )
 from densepure_viz.purify import majority_vote
-from densepure_viz.ui.inputs import check_budget, parse_attack, parse_purify, run_prepare
+from densepure_viz.ui.requests import check_budget, parse_attack, parse_purify, run_prepare
 from densepure_viz.ui.session import AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, choice, integer, model_id, user_errors
 
@@ -46,7 +47,7 @@ def make_handler(ctx: AppContext):
     def density(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat, draws, dims,
                 progress=gr.Progress()):
         model = model_id(model, ctx.pool.names)
-        path, cfg, seed = parse_purify(model, image, sigma, seeds, sampler, steps, seed)
+        path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
         attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
         draws = integer(draws, "n (noise draws)", 1, LIMITS.density_draws)
         dims = int(choice(int(dims) if str(dims) in ("2", "3") else dims, "dims", (2, 3)))
@@ -55,7 +56,7 @@ def make_handler(ctx: AppContext):
         progress(0.05, desc="training set and PCA")
         train, pca = _training(model, models.image_size)
         if tuple(train.images.shape[1:]) != (models.channels, models.image_size, models.image_size):
-            raise ValueError(f"the training images do not match the model's {models.channels}x{models.image_size}x{models.image_size} inputs")
+            raise InputError(f"the training images do not match the model's {models.channels}x{models.image_size}x{models.image_size} inputs")
         progress(0.2, desc="input (and attack)")
         prep = run_prepare(models, path, attack_cfg)
         progress(0.4, desc=f"{draws} x {cfg.seeds} reverse trajectories")

@@ -9,22 +9,23 @@ denoising and DensePure's vote. Afterwards a slider scrubs through the stored re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import gradio as gr
 import torch
 
-from densepure_viz.attacks import AttackProgress
-from densepure_viz.cli import purify_json
+from densepure_viz.attacks import AttackConfig, AttackProgress
 from densepure_viz.diffusion import SAMPLERS
+from densepure_viz.errors import InputError
 from densepure_viz.grids import choose_scale, column_indices, step_view, trajectory_grid
 from densepure_viz.images import to_pil
 from densepure_viz.plots.images import vote_histogram_figure
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
+from densepure_viz.reports import attack_json, purify_json
 from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
-from densepure_viz.ui.inputs import ATTACKS, PreparedInput, check_budget, cli_defaults, parse_attack, parse_purify, prepare_input
+from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, model_id, user_errors
 
@@ -32,6 +33,28 @@ MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
 STREAM_INTERVAL = 0.2  # seconds between streamed frames (the final frame always goes out)
 DISPLAY_SCALE = 8  # nearest-neighbour enlargement of single images (16x16 -> 128x128)
+
+
+@dataclass
+class PurifyOutputs:
+    """The purify event's outputs by name, in the event's order: components when building, values when yielding.
+
+    A value left out stays gr.skip(): its component keeps what it shows.
+    """
+
+    clean: Any = field(default_factory=gr.skip)  # clean x0
+    adversarial: Any = field(default_factory=gr.skip)  # the purifier's input
+    noisy: Any = field(default_factory=gr.skip)  # the smoothed input
+    grid: Any = field(default_factory=gr.skip)  # the reverse trajectories
+    votes: Any = field(default_factory=gr.skip)  # the vote histogram
+    verdict: Any = field(default_factory=gr.skip)  # the text under the images
+    result: Any = field(default_factory=gr.skip)  # the JSON (the endpoint's result)
+    scrub: Any = field(default_factory=gr.skip)  # the scrub slider
+    scrub_image: Any = field(default_factory=gr.skip)  # the K seeds at the scrubbed step
+    scrub_state: Any = field(default_factory=gr.skip)  # the stored steps the slider scrubs
+
+    def as_list(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
 
 
 @dataclass
@@ -45,7 +68,7 @@ class PurifyView:
     steps: gr.Slider
     seed: gr.Number
     attack_inputs: list  # [attack, norm, eps, attack steps, threat]
-    outputs: list  # outputs of the purify event, in order
+    outputs: PurifyOutputs  # the purify event's output components
     run_event: Any  # the click event (for Stop)
 
 
@@ -88,16 +111,14 @@ def attack_line(prep: PreparedInput, name: str, cfg) -> str:
 
 
 def result_json(prep: PreparedInput, result: PurifyResult, models: DensePureModels, cfg: PurifyConfig, seed: int,
-                attack_name: str, attack_cfg) -> dict:
-    """The CLI's purify JSON (same keys), plus the clean label and the attack."""
-    out = {**purify_json(result, cfg, seed, models), "clean_label": prep.clean_label, "true_label": prep.true_label,
-           "attack": None}
-    if prep.attack is not None:
-        a = prep.attack
-        out["attack"] = {"name": attack_name, "norm": attack_cfg.norm, "eps": attack_cfg.eps, "steps": attack_cfg.steps,
-                         "threat": attack_cfg.threat, "label": prep.attack_label, "adversarial_label": a.adversarial_label,
-                         "success": a.success, "target_label_rate": a.target_label_rate, "linf": a.linf, "l2": a.l2}
-    return out
+                attack_name: str, attack_cfg: AttackConfig | None) -> dict:
+    """The CLI's purify JSON (same keys), plus the clean and true labels and the attack (the CLI's attack JSON)."""
+    attack = None
+    if prep.attack is not None and attack_cfg is not None:
+        source = "file name" if prep.true_label >= 0 else "classifier"
+        attack = {"name": attack_name, **attack_json(prep.attack, attack_cfg, prep.attack_label, source)}
+    return {**purify_json(result, cfg, seed, models), "clean_label": prep.clean_label, "true_label": prep.true_label,
+            "attack": attack}
 
 
 def make_handler(ctx: AppContext):
@@ -108,12 +129,11 @@ def make_handler(ctx: AppContext):
     def purify(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat,
                progress=gr.Progress()):
         model = model_id(model, ctx.pool.names)
-        path, cfg, seed = parse_purify(model, image, sigma, seeds, sampler, steps, seed)
+        path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
         attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
         models = ctx.pool.get(model)
         t_star, timesteps = check_budget(models, cfg, 1, LIMITS.purify_evals, "this purification")
         size, labels = models.image_size, models.labels
-        skip = gr.skip()
 
         prep = None
         for item in prepare_input(models, path, attack_cfg):
@@ -125,7 +145,7 @@ def make_handler(ctx: AppContext):
         clean_img = _display(prep.clean, size)
         adv_img = _display(prep.purifier_input, size)
         status = attack_line(prep, attack, attack_cfg) + f"\n\nPurifying: t* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
-        yield clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None
+        yield PurifyOutputs(clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None).as_list()
 
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
         scale = choose_scale(size, len(shown) + 1)
@@ -150,7 +170,7 @@ def make_handler(ctx: AppContext):
                 grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, label_names=labels, scale=scale)
                 counts = [step_labels.count(c) for c in range(len(labels))]
                 fig = vote_histogram_figure(counts, labels, title=f"Labels of the predicted x0 at t = {frame.t} (live)")
-                yield skip, skip, skip, grid, fig, skip, skip, skip, skip, skip
+                yield PurifyOutputs(grid=grid, votes=fig).as_list()
         assert result is not None
 
         grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, result.purified, result.per_seed, labels, scale)
@@ -170,8 +190,9 @@ def make_handler(ctx: AppContext):
         slider = gr.update(visible=True, minimum=0, maximum=max(last_i, 1), value=last_i, step=1, interactive=last_i > 0)
         scrub_img = step_view(scrub["x_t"][-1], scrub["x0"][-1], scrub["labels"][-1], scrub["t"][-1], scrub["scale"])
         text = attack_line(prep, attack, attack_cfg) + "\n\n" + verdict(prep, result, labels, cfg.seeds)
-        yield (clean_img, adv_img, _display(result.noisy, size), grid, fig, text,
-               result_json(prep, result, models, cfg, seed, attack, attack_cfg), slider, scrub_img, scrub)
+        yield PurifyOutputs(clean_img, adv_img, _display(result.noisy, size), grid, fig, text,
+                            result_json(prep, result, models, cfg, seed, attack, attack_cfg), slider, scrub_img,
+                            scrub).as_list()
 
     return purify
 
@@ -186,8 +207,7 @@ def scrub_view(index, scrub):
 
 def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     """Lay out the Purify view and wire its events."""
-    d = cli_defaults("purify")
-    a = cli_defaults("attack")
+    d, a = PurifyConfig(), AttackConfig()
     gr.Markdown(
         "**Step 1 - purify.** Pick, draw or upload a digit, optionally attack it, then watch DensePure: "
         "add Gaussian noise (sigma), read the noisy image as a diffusion sample at step t*, run K seeded "
@@ -213,21 +233,21 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
             with gr.Accordion("Adversarial perturbation (optional)", open=False):
                 attack = gr.Radio(list(ATTACKS), value="none", label="attack", info="FGSM: one signed-gradient step; PGD: iterated, projected")
                 with gr.Row():
-                    norm = gr.Radio([("L-inf", "linf"), ("L2", "l2")], value=a["norm"], label="norm")
+                    norm = gr.Radio([("L-inf", "linf"), ("L2", "l2")], value=a.norm, label="norm")
                     threat = gr.Radio([("bare classifier", "classifier"), ("adaptive (through the purifier)", "adaptive")],
-                                      value=a["threat"], label="threat model")
+                                      value=a.threat, label="threat model")
                 with gr.Row():
-                    eps = gr.Slider(0.0, 4.0, value=a["eps"], step=0.01, label="epsilon",
+                    eps = gr.Slider(0.0, 4.0, value=a.eps, step=0.01, label="epsilon",
                                     info="L-inf: at most 1 (try 0.1-0.3); L2: try 0.5-3")
-                    attack_steps = gr.Slider(1, LIMITS.attack_steps, value=a["steps"], step=1, label="PGD steps")
-            sigma = sigma_slider(d["sigma"])
+                    attack_steps = gr.Slider(1, LIMITS.attack_steps, value=a.steps, step=1, label="PGD steps")
+            sigma = sigma_slider(d.sigma)
             with gr.Row():
-                seeds = gr.Slider(1, LIMITS.purify_seeds, value=d["seeds"], step=1, label="K (reverse seeds)")
-                steps = gr.Slider(1, LIMITS.steps, value=d["steps"], step=1, label="b (steps of the fast sampler)")
+                seeds = gr.Slider(1, LIMITS.purify_seeds, value=d.seeds, step=1, label="K (reverse seeds)")
+                steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)")
             with gr.Row():
-                sampler = gr.Radio(list(SAMPLERS), value=d["sampler"], label="sampler",
+                sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler",
                                    info="one-shot: x0 predicted at t*; fast: b respaced steps; full: every step")
-                seed = seed_input(d["seed"])
+                seed = seed_input()
             with gr.Row():
                 run = gr.Button("Run DensePure", variant="primary", elem_id="purify-run")
                 stop = gr.Button("Stop", variant="stop")
@@ -257,11 +277,11 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
             "the posterior p(x0 | x + delta) has the most mass, which is what DensePure certifies."
         )
 
-    outputs = [clean_img, adv_img, noisy_img, grid, votes, verdict_md, result, scrub, scrub_img, scrub_state]
+    outputs = PurifyOutputs(clean_img, adv_img, noisy_img, grid, votes, verdict_md, result, scrub, scrub_img, scrub_state)
     attack_inputs = [attack, norm, eps, attack_steps, threat]
     inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
     handler = make_handler(ctx)
-    event = run.click(handler, inputs, outputs, api_name="purify", concurrency_id="engine",
+    event = run.click(handler, inputs, outputs.as_list(), api_name="purify", concurrency_id="engine",
                       concurrency_limit=ctx.engine_concurrency)
     stop.click(None, None, None, cancels=[event])
     scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")
@@ -281,10 +301,10 @@ def drawing_to_image(value):
 
     composite = (value or {}).get("composite") if isinstance(value, dict) else None
     if composite is None:
-        raise ValueError("draw something first")
+        raise InputError("draw something first")
     rgba = composite.convert("RGBA")
     paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     drawing = Image.alpha_composite(paper, rgba).convert("L")
     if drawing.getextrema()[0] > 250:
-        raise ValueError("the canvas is empty: draw a digit first")
+        raise InputError("the canvas is empty: draw a digit first")
     return drawing

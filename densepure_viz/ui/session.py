@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from densepure_viz.cli import true_label
+from densepure_viz.inputs import true_label
 from densepure_viz.images import list_images
 from densepure_viz.models import ASSETS, REGISTRY, DensePureModels, ModelLoadError, default_device, load_models
 

@@ -3,8 +3,10 @@
 The API can be called without the UI (gradio_client, curl), so nothing here trusts the sliders:
 numbers are parsed and range-checked, choices are checked against their lists, model ids against the
 registry (path-like ids are refused before any lookup), and caps keep one request bounded.
-The validators raise ValueError; `user_errors` turns ValueError (and ImageError), ModelLoadError and
-unexpected exceptions into gr.Error with one clear line, never a traceback.
+The validators only coerce raw values (numbers, choices, names, files) and apply the app's caps; the
+engine's configs check every range themselves. Everything raises `InputError`; `user_errors` turns
+InputError into gr.Error with its one line, and any other exception (a bug) into a logged server
+error with a one-line notice, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from densepure_viz.images import ImageError
-from densepure_viz.models import ModelLoadError
+from densepure_viz.errors import InputError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,28 +55,30 @@ LIMITS = Limits()
 
 
 def number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
-    """`value` as a finite number in [lo, hi] (an int when `integer`); numeric strings are accepted."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{name} must be a number, got {value!r}")
+    """`value` as a finite number in [lo, hi] (an int when `integer`); numeric strings are accepted.
+
+    The one coercion of raw values, used by the handlers' parsers and by every Slider and Number
+    (components.guard_numbers): an API caller can send a string, a list, NaN or 10^400.
+    """
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
-            raise ValueError(f"{name} must be a number, got {value[:40]!r}") from None
-    if not isinstance(value, Real):
-        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
+            raise InputError(f"{name} must be a number, got {value[:40]!r}") from None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise InputError(f"{name} must be a number, got {type(value).__name__}")
     try:
         value = float(value)
     except OverflowError:  # an int beyond float range
-        raise ValueError(f"{name} must be in {lo:g}..{hi:g}, got a number beyond float range") from None
+        raise InputError(f"{name} is out of range, got a {value.bit_length()}-bit integer") from None
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
+        raise InputError(f"{name} must be a finite number, got {value}")
     if integer:
         if value != round(value):
-            raise ValueError(f"{name} must be a whole number, got {value:g}")
+            raise InputError(f"{name} must be a whole number, got {value:g}")
         value = int(round(value))
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in {lo:g}..{hi:g}, got {value:g}")
+        raise InputError(f"{name} must be in {lo:g}..{hi:g}, got {value:g}")
     return value
 
 
@@ -88,7 +91,7 @@ def positive(value: Any, name: str, hi: float) -> float:
     """`value` as a finite float in (0, hi]."""
     x = float(number(value, name, -math.inf, math.inf))
     if not 0 < x <= hi:
-        raise ValueError(f"{name} must be > 0 and <= {hi:g}, got {x:g}")
+        raise InputError(f"{name} must be > 0 and <= {hi:g}, got {x:g}")
     return x
 
 
@@ -96,47 +99,44 @@ def choice(value: Any, name: str, options: Sequence[T]) -> T:
     """`value` if it is one of `options`."""
     if value not in options:
         shown = value[:40] if isinstance(value, str) else value
-        raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {shown!r}")
+        raise InputError(f"{name} must be one of {', '.join(map(str, options))}; got {shown!r}")
     return value
 
 
 def model_id(value: Any, known: Sequence[str]) -> str:
     """A registry model name; path-like ids (`..`, slashes, absolute paths) are refused outright."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"model must be a name, one of {', '.join(known)}")
+        raise InputError(f"model must be a name, one of {', '.join(known)}")
     if len(value) > LIMITS.model_id_chars:
-        raise ValueError(f"model id is too long ({len(value)} characters); choose one of {', '.join(known)}")
+        raise InputError(f"model id is too long ({len(value)} characters); choose one of {', '.join(known)}")
     if ".." in value or "/" in value or "\\" in value or value.startswith("~") or "\x00" in value:
-        raise ValueError(f"model must be a registry name ({', '.join(known)}), not a path: {value[:40]!r}")
+        raise InputError(f"model must be a registry name ({', '.join(known)}), not a path: {value[:40]!r}")
     if value not in known:
-        raise ValueError(f"unknown model {value[:40]!r}; choose one of {', '.join(known)}")
+        raise InputError(f"unknown model {value[:40]!r}; choose one of {', '.join(known)}")
     return value
 
 
 def image_file(value: Any) -> str:
     """The path of an input image handed over by Gradio (it lives in Gradio's upload cache)."""
     if value is None or value == "":
-        raise ValueError("no input image: upload one, draw one, or pick a sample")
+        raise InputError("no input image: upload one, draw one, or pick a sample")
     if isinstance(value, dict):  # an API caller passing FileData as a plain dict
         value = value.get("path")
     if not isinstance(value, (str, Path)):
-        raise ValueError(f"the image must be a file, got {type(value).__name__}")
+        raise InputError(f"the image must be a file, got {type(value).__name__}")
     return str(value)
 
 
 def evaluations(count: int, cap: int, what: str) -> None:
     """Refuse a request whose network evaluations exceed `cap`."""
     if count > cap:
-        raise ValueError(f"{what} needs {count:,} image evaluations; the limit per request is {cap:,} (lower K, steps or n)")
-
-
-USER_ERRORS = (ValueError, ModelLoadError, ImageError)
+        raise InputError(f"{what} needs {count:,} image evaluations; the limit per request is {cap:,} (lower K, steps or n)")
 
 
 def _to_gr_error(exc: BaseException) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
-    if isinstance(exc, USER_ERRORS):
+    if isinstance(exc, InputError):
         return gr.Error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, print_exception=False)
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
         return gr.Error("out of memory: lower K, steps or n and try again", print_exception=False)
