@@ -10,6 +10,7 @@ cannot be read raises ImageError with one clear line.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +91,21 @@ def _flatten(img: Image.Image, background: int) -> Image.Image:
     return img.convert("RGB") if img.mode not in ("L", "RGB") else img
 
 
-def to_tensor(
+@dataclass
+class ConvertedImage:
+    """An image as a model sees it, and what the conversion changed (for a note next to the picture)."""
+
+    tensor: torch.Tensor  # (channels, size, size) float32 in [0, 1]
+    notes: list[str]  # e.g. ["resized from 640x480 to 16x16", "colour turned to grey", "inverted ..."]
+
+
+def convert_image(
     source: str | Path | bytes | Image.Image | np.ndarray,
     channels: int,
     size: int,
     dark_background: bool = False,
-) -> torch.Tensor:
-    """Image -> (channels, size, size) float32 in [0, 1].
+) -> ConvertedImage:
+    """Image -> (channels, size, size) float32 in [0, 1], with notes on what changed.
 
     The image is padded to a square (with its border colour), reduced with antialiasing, and
     converted to grey or RGB. With `dark_background` (models trained on light strokes on black, like
@@ -105,13 +114,17 @@ def to_tensor(
     img = open_image(source)
     if min(img.size) < 1:
         raise ImageError("image has no pixels")
+    width, height = img.size
     img = _flatten(img, background=0 if dark_background else 255)
     img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
+    rgb = np.asarray(img) if img.mode == "RGB" else None
+    colour = rgb is not None and bool((rgb != rgb[..., :1]).any())  # some pixel is not grey
     img = img.convert("L" if channels == 1 else "RGB")
     arr = np.asarray(img, dtype=np.float32) / 255.0
     arr = arr[..., None] if arr.ndim == 2 else arr  # (H, W, C)
     border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]]).mean(axis=0)  # (C,)
-    if dark_background and border.mean() > 0.5:
+    inverted = dark_background and border.mean() > 0.5
+    if inverted:
         arr, border = 1.0 - arr, 1.0 - border
     h, w = arr.shape[:2]
     side = max(h, w)
@@ -119,7 +132,21 @@ def to_tensor(
     square[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = arr
     tensor = torch.from_numpy(square).permute(2, 0, 1).unsqueeze(0)  # (1, C, side, side)
     tensor = torch.nn.functional.interpolate(tensor, size=(size, size), mode="area" if side >= size else "bilinear")
-    return tensor[0].clamp(0, 1).contiguous()
+    notes = [f"padded to a square ({width}x{height})"] if width != height else []
+    notes += [f"resized from {width}x{height} to {size}x{size}"] if (width, height) != (size, size) else []
+    notes += ["colour turned to grey"] if colour and channels == 1 else []
+    notes += ["inverted: light background, and the model was trained on light strokes on black"] if inverted else []
+    return ConvertedImage(tensor[0].clamp(0, 1).contiguous(), notes)
+
+
+def to_tensor(
+    source: str | Path | bytes | Image.Image | np.ndarray,
+    channels: int,
+    size: int,
+    dark_background: bool = False,
+) -> torch.Tensor:
+    """Image -> (channels, size, size) float32 in [0, 1] (convert_image without its notes)."""
+    return convert_image(source, channels, size, dark_background).tensor
 
 
 def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import torch
 
-from densepure_viz.images import to_tensor
+from densepure_viz.images import ConvertedImage, convert_image
 
 LABEL_IN_NAME = re.compile(r"label[_-]?(\d+)")  # true label of a sample file, e.g. test_0017_label3.png
 
@@ -26,9 +26,14 @@ class InputFormat(Protocol):
     dark_background: bool
 
 
+def read_input(path: str | Path, models: InputFormat) -> ConvertedImage:
+    """An image file as the model's (C, H, W) input in [0, 1], with notes on what the conversion changed."""
+    return convert_image(path, models.channels, models.image_size, models.dark_background)
+
+
 def load_input(path: str | Path, models: InputFormat) -> torch.Tensor:
     """An image file as the model's (C, H, W) input in [0, 1] (ImageError when it cannot be read)."""
-    return to_tensor(path, models.channels, models.image_size, models.dark_background)
+    return read_input(path, models).tensor
 
 
 def true_label(path: str | Path) -> int:

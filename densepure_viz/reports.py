@@ -16,11 +16,18 @@ if TYPE_CHECKING:  # annotations only: building a report needs none of these mod
     from densepure_viz.purify import PurifyConfig, PurifyResult
 
 
+def tied_labels(votes: dict[int, int]) -> list[int]:
+    """The labels sharing the top vote count, ascending (one label: no tie; the vote takes the first)."""
+    top = max(votes.values())
+    return sorted(label for label, count in votes.items() if count == top)
+
+
 def purify_json(result: PurifyResult, cfg: PurifyConfig, seed: int, models: DensePureModels) -> dict:
-    """The purify command's JSON object (contract: label, votes, per_seed, t_star)."""
+    """The purify command's JSON object (contract: label, votes, per_seed, t_star, tie)."""
     return {
         "label": result.label,
         "label_name": models.labels[result.label],
+        "tie": len(tied_labels(result.votes)) > 1,  # the vote is a tie, broken towards the smallest label
         "votes": {str(k): v for k, v in sorted(result.votes.items())},
         "per_seed": result.per_seed,
         "t_star": result.t_star,
@@ -38,12 +45,13 @@ def purify_json(result: PurifyResult, cfg: PurifyConfig, seed: int, models: Dens
 
 
 def certificate_json(result: CertifyResult, cfg: PurifyConfig | None, t_star: int, seconds: float) -> dict:
-    """The certify command's JSON object (contract: label, radius, p_lower, count, n, alpha, sigma, t_star).
+    """The certify command's JSON object (contract: label, top_class, radius, p_lower, count, n, alpha, sigma, t_star).
 
     cfg is the purifier that was smoothed; None for the bare classifier (no seeds, sampler or steps).
     """
     return {
         "label": result.label,
+        "top_class": result.guess,  # cA, the class the count is of (also when abstaining)
         "radius": result.radius,
         "p_lower": result.p_lower,
         "count": result.count,

@@ -87,7 +87,7 @@ def build() -> None:
         gr.Plot(value=figure, label="certified accuracy vs radius", elem_id="about-results")
     gr.Markdown(results_table())
     gr.Markdown(
-        "References: C. Xiao, Z. Chen, K. Jin, J. Wang, W. Nie, M. Liu, A. Anandkumar, B. Li, D. Song, *DensePure: Understanding Diffusion Models for "
+        "References: C. Xiao, Z. Chen, K. Jin, J. Wang, W. Nie, M. Liu, A. Anandkumar, B. Li, D. Song, *DensePure: Understanding Diffusion Models towards "
         "Adversarial Robustness*, ICLR 2023. Cohen, Rosenfeld, Kolter, *Certified Adversarial Robustness via "
         "Randomized Smoothing*, ICML 2019. Carlini, Tramer, Dvijotham, Rice, Sun, Kolter, *(Certified!!) "
         "Adversarial Robustness for Free!*, ICLR 2023."

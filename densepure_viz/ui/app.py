@@ -90,8 +90,7 @@ def build_app(
                 if not isinstance(exc, InputError):
                     log.exception("loading model %r failed", name)
                     exc = InputError(f"could not load {name!r} ({type(exc).__name__}); the error was logged on the server")
-                message = f"⚠️ {exc}\n\nUsing the embedded model **{pool.embedded}** instead."
-                gr.Warning(str(exc).splitlines()[0])
+                message = f"⚠️ {exc}\n\nUsing the embedded model **{pool.embedded}** instead."  # said once, here
                 return gr.update(value=pool.embedded, info=pool.describe(pool.embedded)), message
             info = f"{models.image_size}x{models.image_size}, {models.channels} channel(s), {models.num_classes} classes"
             return gr.update(info=pool.describe(name)), f"{_device_line(pool)} - **{name}** loaded ({info})"
@@ -101,11 +100,15 @@ def build_app(
         purify_handler = purify_tab.make_handler(ctx)
 
         def first_view():
-            """The Purify view's preset (first sample, CLI defaults) and the 2D preset; computed once, then cached."""
+            """The Purify view's preset (first sample, the configs' defaults) and the 2D preset; computed once.
+
+            Each load gets fresh copies of the cached update dicts: Gradio pops their "value" while sending
+            them, and a reused dict would leave later visitors with the scrub slider at 0.
+            """
             with first_view_lock:
                 if "view" not in first_view_cache:
                     first_view_cache["view"] = [*_first_view(ctx, purify_handler), *regions_first()]
-                return first_view_cache["view"]
+                return [dict(v) if isinstance(v, dict) else v for v in first_view_cache["view"]]
 
         # its own unlimited group: a visitor never waits behind someone's long certification (it is cached)
         demo.load(first_view, None, purify.outputs.as_list() + regions_outputs, api_visibility="private",

@@ -30,13 +30,13 @@ PROGRESS_CHUNK = 64  # draws per progress report (results do not depend on it: e
 def _row(name: str, r: CertifyResult | None, labels: tuple[str, ...]) -> str:
     if r is None:
         return f"| {name} | ... | | | |"
-    verdict = f"**{labels[r.label]}**" if r.label is not None else "abstain"
+    verdict = f"**{labels[r.label]}**" if r.label is not None else f"abstain (top class {labels[r.guess]})"
     return f"| {name} | {verdict} | {r.p_lower:.4f} | {r.radius:.4f} | {r.count}/{r.n} |"
 
 
 def card(rows: list[tuple[str, CertifyResult | None]], labels: tuple[str, ...], alpha: float) -> str:
     """The result card: label or abstain, p_lower, radius and count per smoothed classifier."""
-    head = ["| smoothed classifier | label | p_lower | certified L2 radius | count |", "|---|---|---|---|---|"]
+    head = ["| smoothed classifier | label | p_lower | certified L2 radius | count of the top class |", "|---|---|---|---|---|"]
     body = [_row(name, r, labels) for name, r in rows]
     note = (f"\n\nWith probability at least 1 - {alpha:g}, every input within the radius (L2, on [0, 1] pixels) "
             "gets the same label from the smoothed classifier. *Abstain* means p_lower <= 1/2.")
@@ -103,6 +103,12 @@ def make_handler(ctx: AppContext):
     return certify
 
 
+def stopped_note() -> str:
+    """What Stop leaves on screen: the running numbers are not a certificate."""
+    return ("**Stopped.** The counts and the running p_lower above come from the draws made so far; they are not a "
+            "certificate. Press Certify to run it to the end.")
+
+
 def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     """Lay out the Certify view and wire its events; returns (run event, image input)."""
     d, c = CERTIFY_PURIFIER, CertifyConfig()
@@ -140,6 +146,6 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     inputs = [image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare]
     event = run.click(handler, inputs, [counts, status, result_card, result], api_name="certify",
                       concurrency_id="engine", concurrency_limit=ctx.engine_concurrency)
-    stop.click(None, None, None, cancels=[event])
+    stop.click(stopped_note, None, status, cancels=[event], api_visibility="private")
     purify_image.change(lambda v: v, purify_image, image, api_visibility="private", show_progress="hidden")
     return event, image

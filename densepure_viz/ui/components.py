@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio_client import handle_file
 from gradio import processing_utils
 from gradio.data_classes import ImageData
 from gradio.profiling import traced_sync
@@ -106,14 +107,19 @@ def atomic_image_cache() -> None:
 def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:
     """A file image input (the handler gets a path, see _file_preprocess), shown large and crisp.
 
-    The override is set on the instance, not by subclassing: a gr.Image subclass would make Gradio
-    write a .pyi stub next to this module at import time.
+    The overrides are set on the instance, not by subclassing: a gr.Image subclass would make Gradio
+    write a .pyi stub next to this module at import time. With a `value` (a shipped sample), the API
+    page's example uses it instead of Gradio's remote bus.png (offline, and not a digit).
     """
     image = gr.Image(
         value=value, type="filepath", image_mode=None, format="png", label=label, height=height,
         sources=["upload", "clipboard"], elem_classes=[PIXELATED, BIG], elem_id=elem_id,
     )
     image.preprocess = types.MethodType(_file_preprocess, image)
+    if value is not None:
+        example = os.path.relpath(value) if Path(value).is_relative_to(Path.cwd()) else str(value)
+        image.example_payload = lambda: handle_file(example)
+        image.example_value = lambda: example
     return image
 
 

@@ -23,7 +23,7 @@ from densepure_viz.images import to_pil
 from densepure_viz.plots.images import vote_histogram_figure
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
-from densepure_viz.reports import attack_json, purify_json
+from densepure_viz.reports import attack_json, purify_json, tied_labels
 from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import AppContext, gpu
@@ -81,33 +81,53 @@ def _name(labels: tuple[str, ...], c: int | None) -> str:
 
 
 def verdict(prep: PreparedInput, result: PurifyResult, labels: tuple[str, ...], k: int) -> str:
-    """One line per comparison: bare classifier clean / adversarial, one-shot, DensePure's vote."""
-    ref = prep.true_label if prep.true_label >= 0 else prep.clean_label
-    ref_name = "true label" if prep.true_label >= 0 else "clean prediction"
+    """One line per classifier, each naming the input it saw; ✓/✗ only against a known true label."""
+    x = "x_a" if prep.attack is not None else "x"  # what the smoothing noise delta is added to
+    known = prep.true_label >= 0
 
-    def mark(c: int) -> str:
-        return "✓" if c == ref else "✗ (wrong)"
+    def said(c: int) -> str:
+        mark = (" ✓" if c == prep.true_label else " ✗ (wrong)") if known else ""
+        return f"**{_name(labels, c)}**{mark}"
 
-    lines = [f"**Reference: {_name(labels, ref)}** ({ref_name})"]
-    lines.append(f"- bare classifier on clean x0: **{_name(labels, prep.clean_label)}** {mark(prep.clean_label)}")
+    lines = [f"**True label: {_name(labels, prep.true_label)}** (from the sample's file name)" if known else
+             "**True label unknown** (an upload or a drawing): each line says what a classifier answers, not whether "
+             "it is right."]
+    lines.append(f"- bare classifier on the clean input x: {said(prep.clean_label)}")
     if prep.attack is not None:
-        lines.append(f"- bare classifier on adversarial x_a: **{_name(labels, result.input_label)}** {mark(result.input_label)}")
-    lines.append(f"- bare classifier on x + delta (noise only): **{_name(labels, result.noisy_label)}** {mark(result.noisy_label)}")
-    lines.append(f"- one-shot denoising (x0 predicted at t* = {result.t_star}): **{_name(labels, result.one_shot_label)}** "
-                 f"{mark(result.one_shot_label)}")
-    votes = result.votes.get(result.label, 0)
-    lines.append(f"- **DensePure vote: {_name(labels, result.label)}** ({votes}/{k} seeds) {mark(result.label)}")
+        lines.append(f"- bare classifier on the attacked input x_a: {said(result.input_label)}")
+    lines.append(f"- bare classifier on {x} + delta (smoothing noise, no purification): {said(result.noisy_label)}")
+    lines.append(f"- one-shot denoising of {x} + delta (x0 predicted at t* = {result.t_star}): {said(result.one_shot_label)}")
+    tied = tied_labels(result.votes)
+    if len(tied) > 1:
+        lines.append(f"- **DensePure vote over K = {k} trajectories from {x} + delta: a tie** between "
+                     f"{' and '.join(_name(labels, c) for c in tied)} ({result.votes[tied[0]]}/{k} seeds each); ties go "
+                     f"to the smallest label, so the vote is {said(result.label)}")
+    else:
+        lines.append(f"- **DensePure vote over K = {k} trajectories from {x} + delta:** {said(result.label)} "
+                     f"({result.votes[result.label]}/{k} seeds)")
     return "\n".join(lines)
 
 
-def attack_line(prep: PreparedInput, name: str, cfg) -> str:
-    if prep.attack is None:
-        return "No attack: the purifier sees the clean input."
+def input_line(prep: PreparedInput, image_size: int, channels: int) -> str:
+    """What the model sees of the file: its own size and channels, and what the conversion changed."""
+    seen = f"The model sees the input as {image_size}x{image_size}, {'grey' if channels == 1 else 'colour'}"
+    return seen + (f" ({'; '.join(prep.notes)})." if prep.notes else ", as the file is.")
+
+
+def attack_line(prep: PreparedInput, name: str, cfg: AttackConfig | None) -> str:
+    """The attack's settings and outcome, saying which model it fooled or not, on how many draws."""
+    if prep.attack is None or cfg is None:
+        return "No attack: the purifier starts from the clean input x."
     a = prep.attack
-    goal = "left its label" if cfg.target is None else f"reached target {cfg.target}"
-    return (f"{name} ({cfg.norm}, eps {cfg.eps:g}, {cfg.steps} step{'s' if cfg.steps > 1 else ''}, threat: {cfg.threat}): "
-            f"perturbation L-inf {a.linf:.3f}, L2 {a.l2:.3f}; the attacked model {'**' + goal + '**' if a.success else 'held'} "
-            f"({100 * a.target_label_rate:.0f}% of draws).")
+    head = (f"{name} ({cfg.norm}, eps {cfg.eps:g}, {cfg.steps} step{'s' if cfg.steps > 1 else ''}): "
+            f"x_a = x + perturbation (L-inf {a.linf:.3f}, L2 {a.l2:.3f}). ")
+    goal = "leave its label" if cfg.target is None else f"reach class {cfg.target}"
+    if cfg.threat == "classifier":
+        return head + (f"The bare classifier was **fooled** (the attack's goal: {goal})." if a.success else
+                       f"The bare classifier **held** (the attack's goal was to {goal}).")
+    share = f"{100 * a.target_label_rate:.0f}% of {cfg.eot_samples} fresh noise draws"
+    return head + (f"Adaptive (through the purifier): its majority vote was **fooled** ({goal} on {share})." if a.success else
+                   f"Adaptive (through the purifier): its majority vote **held** (the goal, to {goal}, was met on {share}).")
 
 
 def result_json(prep: PreparedInput, result: PurifyResult, models: DensePureModels, cfg: PurifyConfig, seed: int,
@@ -142,9 +162,12 @@ def make_handler(ctx: AppContext):
             else:
                 prep = item
         assert prep is not None
-        clean_img = _display(prep.clean, size)
-        adv_img = _display(prep.purifier_input, size)
-        status = attack_line(prep, attack, attack_cfg) + f"\n\nPurifying: t* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
+        x = "x_a" if prep.attack is not None else "x"
+        clean_img = gr.update(value=_display(prep.clean, size), label=f"clean x, as the model sees it ({size}x{size})")
+        adv_img = gr.update(value=_display(prep.purifier_input, size),
+                            label="attacked x_a (the purifier's input)" if prep.attack else "x (no attack: the purifier's input)")
+        intro = input_line(prep, size, models.channels) + "\n\n" + attack_line(prep, attack, attack_cfg)
+        status = intro + f"\n\nPurifying: t* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
         yield PurifyOutputs(clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None).as_list()
 
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
@@ -174,9 +197,11 @@ def make_handler(ctx: AppContext):
         assert result is not None
 
         grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, result.purified, result.per_seed, labels, scale)
-        ref = prep.true_label if prep.true_label >= 0 else prep.clean_label
-        fig = vote_histogram_figure(result.votes, labels, title=f"DensePure's vote: {labels[result.label]} "
-                                    f"({result.votes.get(result.label, 0)}/{cfg.seeds} seeds)", winner=result.label, reference=ref)
+        tied = tied_labels(result.votes)
+        title = (f"DensePure's vote: a tie of {' and '.join(labels[c] for c in tied)}, broken towards {labels[result.label]}"
+                 if len(tied) > 1 else f"DensePure's vote: {labels[result.label]} ({result.votes[result.label]}/{cfg.seeds} seeds)")
+        fig = vote_histogram_figure(result.votes, labels, title=title, winner=result.label,
+                                    reference=prep.true_label if prep.true_label >= 0 else None)
         keep = column_indices(len(result.frames), MAX_SCRUB_FRAMES)
         with torch.inference_mode():
             scrub = {
@@ -189,8 +214,9 @@ def make_handler(ctx: AppContext):
         last_i = len(keep) - 1
         slider = gr.update(visible=True, minimum=0, maximum=max(last_i, 1), value=last_i, step=1, interactive=last_i > 0)
         scrub_img = step_view(scrub["x_t"][-1], scrub["x0"][-1], scrub["labels"][-1], scrub["t"][-1], scrub["scale"])
-        text = attack_line(prep, attack, attack_cfg) + "\n\n" + verdict(prep, result, labels, cfg.seeds)
-        yield PurifyOutputs(clean_img, adv_img, _display(result.noisy, size), grid, fig, text,
+        text = intro + "\n\n" + verdict(prep, result, labels, cfg.seeds)
+        noisy = gr.update(value=_display(result.noisy, size), label=f"{x} + delta (where the reverse process starts)")
+        yield PurifyOutputs(clean_img, adv_img, noisy, grid, fig, text,
                             result_json(prep, result, models, cfg, seed, attack, attack_cfg), slider, scrub_img,
                             scrub).as_list()
 
@@ -252,9 +278,9 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
                 run = gr.Button("Run DensePure", variant="primary", elem_id="purify-run")
                 stop = gr.Button("Stop", variant="stop")
     with gr.Row():
-        clean_img = image_output("clean x0", elem_id="purify-clean")
-        adv_img = image_output("purifier input (x_a)")
-        noisy_img = image_output("x + delta (what the diffusion model starts from)")
+        clean_img = image_output("clean x, as the model sees it", elem_id="purify-clean")
+        adv_img = image_output("the purifier's input (x, or the attacked x_a)")
+        noisy_img = image_output("the input + delta (where the reverse process starts)")
     verdict_md = gr.Markdown(label="verdict", elem_id="purify-verdict", elem_classes=["verdict"])
     with gr.Row():
         with gr.Column(scale=3):

@@ -17,7 +17,7 @@ import torch
 from densepure_viz.attacks import NORMS, THREATS, AttackConfig, AttackProgress, AttackResult, attack_stream
 from densepure_viz.certify import CertifyConfig
 from densepure_viz.diffusion import SAMPLERS
-from densepure_viz.inputs import load_input, true_label
+from densepure_viz.inputs import read_input, true_label
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig
 from densepure_viz.ui.validation import LIMITS, choice, evaluations, image_file, integer, number
@@ -79,17 +79,19 @@ class PreparedInput:
     true_label: int  # label written in the file name, -1 when unknown
     attack: AttackResult | None  # None without an attack
     attack_label: int | None  # the label the attack tried to leave (true label, else the classifier's)
+    notes: list[str]  # what converting the file to the model's input changed (size, colour, polarity)
 
 
 def prepare_input(models: DensePureModels, path: str, attack: AttackConfig | None) -> Iterator[AttackProgress | PreparedInput]:
     """Load the image like the CLI; attack it when asked (yield AttackProgress per step); then the PreparedInput."""
-    x = load_input(path, models)
+    converted = read_input(path, models)
+    x = converted.tensor
     with torch.inference_mode():
         clean_label = int(models.predict(x[None])[0])
     known = true_label(path)
     known = known if 0 <= known < models.num_classes else -1
     if attack is None:
-        yield PreparedInput(x, x, clean_label, known, None, None)
+        yield PreparedInput(x, x, clean_label, known, None, None, converted.notes)
         return
     label = known if known >= 0 else clean_label
     result = None
@@ -99,7 +101,7 @@ def prepare_input(models: DensePureModels, path: str, attack: AttackConfig | Non
         else:
             yield item
     assert result is not None
-    yield PreparedInput(x, result.adversarial, clean_label, known, result, label)
+    yield PreparedInput(x, result.adversarial, clean_label, known, result, label, converted.notes)
 
 
 def run_prepare(models: DensePureModels, path: str, attack: AttackConfig | None) -> PreparedInput:

@@ -1,0 +1,135 @@
+"""What a class sees must be true: every quantity named for what it is, ties called ties, no ✓ without a truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from gradio.blocks import postprocess_update_dict
+from PIL import Image
+
+from densepure_viz.attacks import AttackConfig, AttackResult
+from densepure_viz.certify import CertifyResult
+from densepure_viz.images import convert_image
+from densepure_viz.purify import PurifyResult
+from densepure_viz.reports import certificate_json, purify_json, tied_labels
+from densepure_viz.ui import build_app
+from densepure_viz.ui.certify_tab import card
+from densepure_viz.ui.purify_tab import PurifyOutputs, attack_line, verdict
+from densepure_viz.ui.requests import PreparedInput
+
+LABELS = tuple(str(c) for c in range(10))
+X = torch.zeros(1, 4, 4)
+
+
+def prepared(true_label: int = 3, attacked: bool = False) -> PreparedInput:
+    attack = AttackResult(X, clean_label=3, adversarial_label=5, success=True, target_label_rate=0.75, linf=0.1, l2=0.4)
+    return PreparedInput(X, X, 3, true_label, attack if attacked else None, 3 if attacked else None, [])
+
+
+def result(votes: dict[int, int], label: int) -> PurifyResult:
+    per_seed = [c for c, n in sorted(votes.items()) for _ in range(n)]
+    return PurifyResult(label, votes, per_seed, 300, [300, 0], 5, 5, 3, X, X.repeat(len(per_seed), 1, 1, 1))
+
+
+def test_the_attacked_input_is_called_x_a_plus_delta():
+    attacked = verdict(prepared(attacked=True), result({3: 8}, 3), LABELS, 8)
+    assert "x_a + delta" in attacked and "x + delta" not in attacked and "attacked input x_a" in attacked
+    clean = verdict(prepared(), result({3: 8}, 3), LABELS, 8)
+    assert "x + delta" in clean and "x_a" not in clean
+
+
+def test_a_tie_is_a_tie_and_says_how_it_is_broken():
+    text = verdict(prepared(), result({3: 4, 9: 4}, 3), LABELS, 8)
+    assert "a tie** between 3 and 9 (4/8 seeds each)" in text and "smallest label" in text
+    assert tied_labels({3: 4, 9: 4}) == [3, 9] and tied_labels({3: 5, 9: 3}) == [3]
+    models = type("M", (), {"labels": LABELS, "name": "m"})()
+    cfg = type("C", (), {"sigma": 0.5, "seeds": 8, "sampler": "fast", "steps": 10})()
+    assert purify_json(result({3: 4, 9: 4}, 3), cfg, 0, models)["tie"] is True
+    assert purify_json(result({3: 5, 9: 3}, 3), cfg, 0, models)["tie"] is False
+
+
+def test_the_attack_line_says_what_held_and_on_how_many_draws():
+    adaptive = attack_line(prepared(attacked=True), "PGD", AttackConfig(eps=0.1, threat="adaptive", eot_samples=8))
+    assert "majority vote was **fooled**" in adaptive and "75% of 8 fresh noise draws" in adaptive
+    held = prepared(attacked=True)
+    held.attack.success = False
+    line = attack_line(held, "FGSM", AttackConfig(eps=0.1, steps=1))
+    assert "bare classifier **held**" in line and "% of" not in line  # one deterministic draw: no share
+
+
+def test_no_tick_without_a_known_true_label():
+    known = verdict(prepared(true_label=3), result({3: 8}, 3), LABELS, 8)
+    unknown = verdict(prepared(true_label=-1), result({3: 8}, 3), LABELS, 8)
+    assert "✓" in known
+    assert "✓" not in unknown and "✗" not in unknown and "True label unknown" in unknown
+
+
+def test_a_photo_says_what_the_model_sees():
+    photo = np.zeros((48, 64, 3), np.uint8)
+    photo[:] = (250, 230, 200)  # cream paper: colour, a size change, a padding and an inversion
+    notes = convert_image(photo, 1, 16, dark_background=True).notes
+    assert any("resized from 64x48 to 16x16" in n for n in notes) and "colour turned to grey" in notes
+    assert any(n.startswith("inverted") for n in notes)
+    grey = convert_image(np.full((16, 16), 10, np.uint8), 1, 16, dark_background=True)
+    assert grey.notes == []  # a 16x16 dark grey image is what the model eats: nothing changed
+
+
+def test_an_abstention_names_the_class_it_counted():
+    abstain = CertifyResult(None, 0.0, 0.17, 209, 1000, 100, 0.001, 0.5, 3, [0] * 10, [0] * 10)
+    assert certificate_json(abstain, None, 100, 1.0)["top_class"] == 3
+    assert "abstain (top class 3)" in card([("DensePure", abstain)], LABELS, 0.001)
+
+
+@pytest.fixture(scope="module")
+def app(tiny_models):
+    return build_app(loader=lambda name, device: tiny_models, names=("digits",), device="cpu")
+
+
+def _fn(app, name: str):
+    return next(fn for fn in app.fns.values() if fn.name == name)
+
+
+def test_every_load_shows_the_scrub_slider_at_the_last_step(app):
+    first_view = _fn(app, "first_view")
+    for _ in range(2):  # Gradio pops "value" from update dicts as it sends them; the second load must not suffer
+        outputs = PurifyOutputs(*first_view.fn()[:10])
+        slider = outputs.scrub
+        assert slider["value"] == slider["maximum"] or slider["maximum"] == 1
+        postprocess_update_dict(app.blocks[first_view.outputs[7]._id], slider)
+
+
+def test_stop_leaves_a_note_that_this_is_not_a_certificate(app):
+    stop = _fn(app, "stopped_note")
+    certify = next(fn for fn in app.fns.values() if fn.api_name == "certify")
+    deps = {tuple(map(tuple, d["targets"])): d for d in app.get_config_file()["dependencies"]}
+    assert [o.elem_id for o in stop.outputs] == ["certify-status"]
+    assert deps[tuple(stop.targets)]["cancels"] == [certify._id]  # the same click stops the certification
+    assert "not a certificate" in stop.fn()
+
+
+def test_an_unloadable_model_is_reported_once(tiny_models, monkeypatch):
+    from densepure_viz.models import ModelLoadError
+
+    def loader(name, device):
+        if name == "cifar10":
+            raise ModelLoadError("cannot reach the Hugging Face hub")
+        return tiny_models
+
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", lambda *a, **k: warnings.append(a))
+    demo = build_app(loader=loader, names=("digits", "cifar10"), device="cpu")
+    _, message = _fn(demo, "check_model").fn("cifar10")
+    assert message.count("cannot reach the Hugging Face hub") == 1 and not warnings
+
+
+def test_about_and_api_examples_are_right(app):
+    about = " ".join(str(b.value) for b in app.blocks.values() if isinstance(b, gr.Markdown))
+    assert "Understanding Diffusion Models towards Adversarial Robustness" in about
+    assert "Models for Adversarial" not in about
+    images = [b for b in app.blocks.values() if isinstance(b, gr.Image) and b.elem_id == "purify-image"]
+    example = images[0].example_payload()["path"]
+    assert not example.startswith("http") and Path(example).name.endswith(".png") and Path(example).exists()
