@@ -133,3 +133,16 @@ def test_about_and_api_examples_are_right(app):
     images = [b for b in app.blocks.values() if isinstance(b, gr.Image) and b.elem_id == "purify-image"]
     example = images[0].example_payload()["path"]
     assert not example.startswith("http") and Path(example).name.endswith(".png") and Path(example).exists()
+
+
+def test_the_density_view_has_its_own_settings_and_opens_computed(app):
+    density = next(fn for fn in app.fns.values() if fn.api_name == "density")
+    purify = next(fn for fn in app.fns.values() if fn.api_name == "purify")
+    assert density.inputs[0] is purify.inputs[0]  # the same input image
+    assert all(density.inputs[i] is not purify.inputs[i] for i in range(2, 7))  # its own sigma, K, sampler, b, seed
+    first_view = _fn(app, "first_view")
+    values = dict(zip([o._id for o in first_view.outputs], first_view.fn()))
+    fig, *_, state = [values[o._id] for o in density.outputs]
+    assert len(fig.data) > 3 and state["scene"].train.shape[1] == 3  # computed on load, 3 axes stored
+    flat = _fn(app, "replot").fn(state, 3)  # 2D <-> 3D from the stored scene, no recomputation
+    assert any(trace.type == "scatter3d" for trace in flat.data)

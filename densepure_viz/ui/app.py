@@ -77,7 +77,7 @@ def build_app(
             with gr.Tab("3. Robust regions (2D)", id="regions", elem_id="tab-regions"):
                 regions_outputs, regions_first = regions_tab.build(ctx)
             with gr.Tab("4. High-density points", id="density"):
-                density_tab.build(ctx, model, purify)
+                density_outputs, density_first = density_tab.build(ctx, model, purify)
             with gr.Tab("5. About", id="about"):
                 about_tab.build()
 
@@ -100,18 +100,19 @@ def build_app(
         purify_handler = purify_tab.make_handler(ctx)
 
         def first_view():
-            """The Purify view's preset (first sample, the configs' defaults) and the 2D preset; computed once.
+            """The Purify and High-density views' presets (first sample, the configs' defaults) and the 2D preset;
+            computed once.
 
             Each load gets fresh copies of the cached update dicts: Gradio pops their "value" while sending
             them, and a reused dict would leave later visitors with the scrub slider at 0.
             """
             with first_view_lock:
                 if "view" not in first_view_cache:
-                    first_view_cache["view"] = [*_first_view(ctx, purify_handler), *regions_first()]
+                    first_view_cache["view"] = [*_first_view(ctx, purify_handler), *regions_first(), *density_first()]
                 return [dict(v) if isinstance(v, dict) else v for v in first_view_cache["view"]]
 
         # its own unlimited group: a visitor never waits behind someone's long certification (it is cached)
-        demo.load(first_view, None, purify.outputs.as_list() + regions_outputs, api_visibility="private",
+        demo.load(first_view, None, purify.outputs.as_list() + regions_outputs + density_outputs, api_visibility="private",
                   concurrency_limit=None, show_progress="minimal")
     guard_numbers(demo)  # API callers can send anything where the page sends numbers
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)

@@ -1,6 +1,7 @@
 """View 4, High-density points: the image world told like the 2D world (densepure_viz.projections).
 
-For the Purify view's current image and settings: the training images on PCA axes, coloured by class,
+For the Purify view's image and attack, with this view's own sigma, K, sampler and b: the training images
+on PCA axes, coloured by class,
 with x0, x_a, n noised inputs and their K x n reversed samples (coloured by label), and the exact
 highest-density point of the finite training set under sigma - what an ideal diffusion model trained
 on that set would return - with its label masses next to DensePure's vote shares.
@@ -8,11 +9,14 @@ on that set would return - with its label masses next to DensePure's vote shares
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import gradio as gr
 import torch
 
+from densepure_viz.attacks import AttackConfig
+from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.errors import InputError
 from densepure_viz.grids import image_row
 from densepure_viz.plots.images import label_mass_figure, projection_figure
@@ -25,7 +29,8 @@ from densepure_viz.projections import (
     reversed_samples,
     training_set,
 )
-from densepure_viz.purify import majority_vote
+from densepure_viz.purify import PurifyConfig, majority_vote
+from densepure_viz.ui.components import seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_attack, parse_purify, run_prepare
 from densepure_viz.ui.session import AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, choice, integer, model_id, user_errors
@@ -85,22 +90,39 @@ def make_handler(ctx: AppContext):
             f"- **DensePure** on the same draw: votes {shares.mul(cfg.seeds).int().tolist()} -> "
             f"**{labels[int(shares.argmax())]}**; over {draws} draws its votes are {majority.tolist()}.",
         ])
-        return fig, pictures, mass, text
+        return fig, pictures, mass, text, {"scene": scene, "labels": labels}
 
     return density
 
 
-def build(ctx: AppContext, model: gr.Dropdown, purify) -> None:
-    """Lay out the High-density view; it reads the Purify view's image and settings."""
+def replot(state, dims):
+    """The stored scene on 2 or 3 axes (the projection radio): no recomputation."""
+    if not state:
+        return gr.skip()
+    return projection_figure(state["scene"], state["labels"], int(choice(int(dims) if str(dims) in ("2", "3") else dims, "dims", (2, 3))))
+
+
+def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[], tuple]]:
+    """Lay out the High-density view (the Purify view's image and attack, its own DensePure settings).
+
+    Returns the outputs and a function computing the first view (the configs' defaults), for the page load.
+    """
     gr.Markdown(
         "**Step 4 - the same story on images.** DensePure's reverse process samples p(x0 | x + delta). For the "
         "finite training set the exact posterior puts weight exp(-|x~ - x_i|^2 / (2 s^2)) on each training image: "
         "its **highest-density point** is the training image an ideal diffusion model would return, and its label "
-        "mass is what the majority vote estimates. Uses the Purify view's image, attack and settings."
+        "mass is what the majority vote estimates. Uses the Purify view's image and attack, with the settings below."
     )
+    d = PurifyConfig()
     with gr.Row():
+        sigma = sigma_slider(d.sigma)
+        seeds = gr.Slider(1, LIMITS.purify_seeds, value=d.seeds, step=1, label="K (reverse seeds)")
+        steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)")
+    with gr.Row():
+        sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
+        seed = seed_input()
         draws = gr.Slider(1, LIMITS.density_draws, value=DEFAULT_DRAWS, step=1, label="n (noise draws, K samples each)")
-        dims = gr.Radio([("2D", 2), ("3D", 3)], value=2, label="projection")
+        dims = gr.Radio([("2D", 2), ("3D", 3)], value=2, label="projection (switches without recomputing)")
         run = gr.Button("Compute", variant="primary", elem_id="density-run")
     with gr.Row():
         fig = gr.Plot(label="PCA of the training images", elem_id="density-projection")
@@ -109,7 +131,22 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> None:
                                 type="pil", format="png", interactive=False, elem_classes=["pixelated"])
             mass = gr.Plot(label="label mass")
             text = gr.Markdown(elem_id="density-summary")
-    inputs = [purify.image, model, purify.sigma, purify.seeds, purify.sampler, purify.steps, purify.seed,
-              *purify.attack_inputs, draws, dims]
-    run.click(make_handler(ctx), inputs, [fig, pictures, mass, text], api_name="density",
-              concurrency_id="engine", concurrency_limit=ctx.engine_concurrency)
+    scene = gr.State(None)
+    inputs = [purify.image, model, sigma, seeds, sampler, steps, seed, *purify.attack_inputs, draws, dims]
+    outputs = [fig, pictures, mass, text, scene]
+    handler = make_handler(ctx)
+    run.click(handler, inputs, outputs, api_name="density", concurrency_id="engine",
+              concurrency_limit=ctx.engine_concurrency)
+    dims.change(replot, [scene, dims], fig, api_visibility="private", show_progress="hidden")
+
+    def first_view() -> tuple:
+        """The view for the first sample at the defaults, no attack (a message instead when it fails)."""
+        a = AttackConfig()
+        try:
+            return handler(ctx.default_image, ctx.pool.embedded, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
+                           a.norm, a.eps, a.steps, a.threat, DEFAULT_DRAWS, 2, progress=lambda *args, **kw: None)
+        except Exception as exc:  # noqa: BLE001 - the page must open even without a model
+            message = getattr(exc, "message", None) or str(exc)
+            return gr.skip(), gr.skip(), gr.skip(), f"⚠️ The first view could not be computed: {message}", None
+
+    return outputs, first_view
