@@ -55,6 +55,11 @@ def certified_radius(p_lower: float, sigma: float) -> float:
     return float(sigma * norm.ppf(p_lower)) if p_lower > 0.5 else 0.0
 
 
+def max_certified_radius(n: int, alpha: float, sigma: float) -> float:
+    """The largest radius n estimation draws can certify: all n agree, p_lower = alpha^(1/n) (what n buys)."""
+    return certified_radius(lower_confidence_bound(n, n, alpha), sigma)
+
+
 @dataclass
 class CertifyResult:
     """A certificate (or abstention) for one input."""

@@ -12,6 +12,7 @@ from densepure_viz.certify import (
     certify,
     certify_stream,
     lower_confidence_bound,
+    max_certified_radius,
     predict,
 )
 from densepure_viz.seeding import Stream
@@ -101,3 +102,10 @@ def test_alpha_range_is_checked_in_the_config():
             CertifyConfig(alpha=bad)
     # at alpha = 1/2 the one-sided Clopper-Pearson bound is the median of Beta(k, n - k + 1)
     assert lower_confidence_bound(7, 10, 0.5) == pytest.approx(beta.median(7, 4), rel=1e-9)
+
+
+def test_max_certified_radius_is_what_unanimous_draws_give():
+    # all n draws agree: the one-sided Clopper-Pearson bound is alpha^(1/n) (closed form), radius sigma * Phi^-1 of it
+    for n, alpha, sigma in [(100, 0.001, 0.5), (1000, 0.001, 0.25), (10, 0.05, 1.0)]:
+        assert max_certified_radius(n, alpha, sigma) == pytest.approx(sigma * norm.ppf(alpha ** (1 / n)), rel=1e-9)
+    assert max_certified_radius(1, 0.001, 0.5) == 0  # one draw can never certify

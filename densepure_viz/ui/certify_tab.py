@@ -12,7 +12,7 @@ import time
 
 import gradio as gr
 
-from densepure_viz.certify import CertifyConfig, CertifyProgress, CertifyResult, certify_stream
+from densepure_viz.certify import CertifyConfig, CertifyProgress, CertifyResult, certify_stream, max_certified_radius
 from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.inputs import load_input
 from densepure_viz.plots.images import certify_progress_figure
@@ -21,9 +21,10 @@ from densepure_viz.reports import certificate_json
 from densepure_viz.seeding import Stream
 from densepure_viz.ui.components import image_input, seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify
-from densepure_viz.ui.session import AppContext, gpu
+from densepure_viz.ui.session import LONG, AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, model_id, user_errors
 
+CLASSROOM = CertifyConfig(n0=10, n=100)  # the view's preset: seconds on a laptop CPU (the CLI's default n is 1000)
 PROGRESS_CHUNK = 64  # draws per progress report (results do not depend on it: every draw has its own stream)
 
 
@@ -35,11 +36,18 @@ def _row(name: str, r: CertifyResult | None, labels: tuple[str, ...]) -> str:
 
 
 def card(rows: list[tuple[str, CertifyResult | None]], labels: tuple[str, ...], alpha: float) -> str:
-    """The result card: label or abstain, p_lower, radius and count per smoothed classifier."""
+    """The result card: label or abstain, p_lower, radius and count per smoothed classifier, and what n buys."""
     head = ["| smoothed classifier | label | p_lower | certified L2 radius | count of the top class |", "|---|---|---|---|---|"]
     body = [_row(name, r, labels) for name, r in rows]
     note = (f"\n\nWith probability at least 1 - {alpha:g}, every input within the radius (L2, on [0, 1] pixels) "
             "gets the same label from the smoothed classifier. *Abstain* means p_lower <= 1/2.")
+    done = [r for _, r in rows if r is not None]
+    if done:
+        r = done[0]
+        bigger = 10 * r.n
+        note += (f" With n = {r.n} draws no radius above {max_certified_radius(r.n, alpha, r.sigma):.3f} can be certified "
+                 f"(every draw agreeing); n = {bigger} would allow {max_certified_radius(bigger, alpha, r.sigma):.3f}, "
+                 "at ten times the time.")
     return "\n".join(head + body) + note
 
 
@@ -111,7 +119,7 @@ def stopped_note() -> str:
 
 def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     """Lay out the Certify view and wire its events; returns (run event, image input)."""
-    d, c = CERTIFY_PURIFIER, CertifyConfig()
+    d, c = CERTIFY_PURIFIER, CLASSROOM
     gr.Markdown(
         "**Step 2 - certify.** Randomized smoothing turns DensePure into a classifier with a guarantee: draw "
         "n0 noisy copies to guess the top class, n more to bound its probability p_lower from below "
@@ -125,7 +133,8 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
             sigma = sigma_slider(d.sigma)
             with gr.Row():
                 n0 = gr.Slider(1, LIMITS.n0, value=c.n0, step=1, label="n0 (selection draws)", elem_id="certify-n0")
-                n = gr.Slider(10, LIMITS.n, value=c.n, step=10, label="n (estimation draws)", elem_id="certify-n")
+                n = gr.Slider(10, LIMITS.n, value=c.n, step=10, label="n (estimation draws)", elem_id="certify-n",
+                              info="more draws certify larger radii, at proportionally more time")
                 alpha = gr.Number(value=c.alpha, label="alpha (failure probability)", minimum=1e-10, maximum=0.49)
             with gr.Row():
                 seeds = gr.Slider(1, LIMITS.certify_seeds, value=d.seeds, step=1, label="K (seeds per draw)")
@@ -145,7 +154,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     handler = make_handler(ctx)
     inputs = [image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare]
     event = run.click(handler, inputs, [counts, status, result_card, result], api_name="certify",
-                      concurrency_id="engine", concurrency_limit=ctx.engine_concurrency)
+                      concurrency_id=LONG, concurrency_limit=1)
     stop.click(stopped_note, None, status, cancels=[event], api_visibility="private")
     purify_image.change(lambda v: v, purify_image, image, api_visibility="private", show_progress="hidden")
     return event, image

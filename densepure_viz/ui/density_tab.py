@@ -32,7 +32,7 @@ from densepure_viz.projections import (
 from densepure_viz.purify import PurifyConfig, majority_vote
 from densepure_viz.ui.components import seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_attack, parse_purify, run_prepare
-from densepure_viz.ui.session import AppContext, gpu
+from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, choice, integer, model_id, user_errors
 
 DEFAULT_DRAWS = 8
@@ -135,7 +135,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
     inputs = [purify.image, model, sigma, seeds, sampler, steps, seed, *purify.attack_inputs, draws, dims]
     outputs = [fig, pictures, mass, text, scene]
     handler = make_handler(ctx)
-    run.click(handler, inputs, outputs, api_name="density", concurrency_id="engine",
+    run.click(handler, inputs, outputs, api_name="density", concurrency_id=INTERACTIVE,
               concurrency_limit=ctx.engine_concurrency)
     dims.change(replot, [scene, dims], fig, api_visibility="private", show_progress="hidden")
 

@@ -26,7 +26,7 @@ from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify
 from densepure_viz.reports import attack_json, purify_json, tied_labels
 from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
-from densepure_viz.ui.session import AppContext, gpu
+from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, model_id, user_errors
 
 MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
@@ -307,7 +307,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     attack_inputs = [attack, norm, eps, attack_steps, threat]
     inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
     handler = make_handler(ctx)
-    event = run.click(handler, inputs, outputs.as_list(), api_name="purify", concurrency_id="engine",
+    event = run.click(handler, inputs, outputs.as_list(), api_name="purify", concurrency_id=INTERACTIVE,
                       concurrency_limit=ctx.engine_concurrency)
     stop.click(None, None, None, cancels=[event])
     scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")

@@ -21,6 +21,10 @@ from densepure_viz.models import ASSETS, REGISTRY, DensePureModels, ModelLoadErr
 
 Loader = Callable[[str, torch.device], DensePureModels]  # (registry name, device) -> loaded models
 SAMPLES = ASSETS / "samples" / "digits"  # shipped test digits (scripts/export_samples.py)
+# Queue lanes: interactive model work (purify, high-density points) never waits behind long work
+# (certifications); each lane has its own concurrency limit, so one of each runs at once.
+INTERACTIVE = "interactive"
+LONG = "long"
 
 
 def default_loader(name: str, device: torch.device) -> DensePureModels:
@@ -101,7 +105,7 @@ class AppContext:
 
     pool: ModelPool  # the models
     samples: list[Sample] = field(default_factory=list_samples)  # gallery images
-    engine_concurrency: int = 1  # simultaneous model requests (1 on CPU, 2 on a GPU)
+    engine_concurrency: int = 1  # simultaneous interactive model requests (1 on CPU, 2 on a GPU)
 
     @property
     def default_image(self) -> str | None:
