@@ -23,15 +23,17 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from scipy.stats import norm
 
 from densepure_viz.certify import CertifyConfig, certify
 from densepure_viz.data import split_digits
-from densepure_viz.models import load_models
+from densepure_viz.models import DensePureModels, load_models
 from densepure_viz.purify import PurifyConfig, densepure_base
 from densepure_viz.sequential import SequentialConfig, sequential_certify
 
@@ -41,6 +43,7 @@ BUDGET = 1000  # sequential budget N, and fixed-n's n
 FIXED_N0 = 100  # fixed-n CERTIFY's selection draws
 RADII = (0.25, 0.5)  # target radii R
 SEED = 0  # seed of every run (same draws for both methods)
+T = TypeVar("T")
 
 
 def cpu_model() -> str:
@@ -52,14 +55,14 @@ def cpu_model() -> str:
         return platform.processor() or "unknown CPU"
 
 
-def timed(fn):
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
     """(result, wall seconds) of fn()."""
     start = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - start
 
 
-def run_sequential(models, x: torch.Tensor) -> dict:
+def run_sequential(models: DensePureModels, x: torch.Tensor) -> dict:
     """Sequential CERTIFY at each R on one image, each from scratch: {R: row of decision, label, radius, draws, seconds}."""
     rows = {}
     for radius in RADII:
@@ -70,7 +73,7 @@ def run_sequential(models, x: torch.Tensor) -> dict:
     return rows
 
 
-def run_fixed(models, x: torch.Tensor) -> dict:
+def run_fixed(models: DensePureModels, x: torch.Tensor) -> dict:
     """Fixed-n CERTIFY on one image: a row of p_lower, label, radius, draws (n0 + n), seconds."""
     base = densepure_base(models, x, PURIFY, SEED)
     r, seconds = timed(lambda: certify(base, models.num_classes, PURIFY.sigma, CertifyConfig(FIXED_N0, BUDGET, ALPHA)))
@@ -90,7 +93,7 @@ def summary(method: str, radius: float, rows: list[dict], certified: list[bool],
 def table(records: list[dict], command: str) -> str:
     """The Markdown report: sequential on every image, then both methods on the images fixed-n has reached."""
     lines = [f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, `{command}`", "",
-             f"- **Machine:** {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+             f"- **Machine:** {cpu_model()}, {os.cpu_count()} cores (the run's thread count: its OMP_NUM_THREADS), "
              f"Python {platform.python_version()}, torch {torch.__version__}",
              f"- **Setup:** {asdict(PURIFY)}, alpha {ALPHA}, budget/n {BUDGET}, fixed-n n0 {FIXED_N0}, seed {SEED}; "
              "held-out digits from the first of the test split", "",

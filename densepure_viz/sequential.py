@@ -29,11 +29,13 @@ is covered (F = 1): cheaper in the bound when C is large, but n0 draws are spent
 Estimation draws are `Stream.ESTIMATE` 0..N-1 and selection draws `Stream.SELECT` 0..n0-1, the very
 draws of fixed-n CERTIFY, so a sequential run stopped at m draws has seen the first m of its draws.
 
-Decisions at a target radius R (threshold Phi(R / sigma)): "certified" when the lower bound of cA
-exceeds it, "not_certified" when its upper bound falls below it, "abstain" when the upper bound is
-<= 1/2 (cA, and with F = C every class, cannot be certified at any radius), "undecided" when the
-budget is spent first. Without R the run stops early only to abstain, and otherwise reports the
-running radius sigma * Phi^-1(lower), valid at every look, up to the budget.
+Decisions at a target radius R (threshold Phi(R / sigma)), at the first look that decides:
+"certified" when the lower bound of cA exceeds it, "not_certified" when its upper bound falls below
+it, "abstain" when no covered class can reach 1/2 (the largest covered upper bound, cA's when n0 > 0
+and every class's when F = C, is <= 1/2: no radius at all), "undecided" when the budget is spent
+first. For R > 0 "not_certified" usually comes first, since the threshold exceeds 1/2. Without R the
+run stops early only to abstain; it reports the running radius sigma * Phi^-1(lower), valid at every
+look, and at the budget decides "certified" (lower > 1/2) or "undecided".
 """
 
 from __future__ import annotations
