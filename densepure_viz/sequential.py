@@ -1,0 +1,224 @@
+"""Sequential CERTIFY: an anytime-valid confidence sequence for pA that stops as soon as it decides.
+
+Fixed-n CERTIFY (Cohen, Rosenfeld & Kolter 2019; `certify`) commits to n draws and its Clopper-Pearson
+bound is valid only at n: reading it after every batch and stopping when it looks good breaks the
+guarantee. Here the bounds form a confidence sequence (Darling & Robbins 1967; Howard et al. 2021):
+with probability at least 1 - alpha they hold at every number of draws at once, so the certificate
+shown at any moment is a real certificate and stopping whenever we like is allowed (anchors:
+Voracek 2024, arXiv 2406.17830; Cullen, Montague & Rubinstein 2026, arXiv 2606.27694; Chen et al.
+2022, arXiv 2112.12084, all for randomized smoothing; DensePure, Xiao et al. 2023, is the base here).
+
+Construction: Clopper-Pearson at geometrically spaced looks with alpha spent across them. The looks
+n_1 < ... < n_J = N (first look, then x growth, ending at the budget N) are fixed before any draw,
+and look j gets the one-sided exact bounds of Clopper & Pearson (1934) at level alpha / (J * F), F
+the number of classes covered. A union bound over the J looks and F classes (Bonferroni; the
+"stitching" of Howard et al. 2021, Sec. 3, with a finite horizon) makes every lower bound sit
+below, and every upper bound above, its true proportion at every look with probability >= 1 - alpha.
+Between looks the latest look's bounds stand, and the running max of the lower bounds (min of the
+upper) is valid under the same event. Why this and not a betting e-process (Waudby-Smith & Ramdas
+2023): it is a few lines of `scipy.stats.beta`, depends on counts only (so draws are batched and
+vectorised freely), is exact rather than asymptotic, and with geometric looks costs only
+log(J * F) in the exponent; e.g. an all-correct base certifies at R after
+ln(alpha / (J F)) / ln Phi(R / sigma) draws, rounded up to the next look. Its price is that it
+decides only at looks, and that it is valid up to the budget N, fixed in advance, not beyond it.
+
+Choosing cA: by default (n0 = 0) there is no selection phase; the sequence covers all C classes
+(F = C), so cA may be the running top class, re-chosen at every look, and no draw is spent only on
+choosing. With n0 > 0, cA is the top class of n0 separate selection draws (as in CERTIFY) and only it
+is covered (F = 1): cheaper in the bound when C is large, but n0 draws are spent before any look.
+Estimation draws are `Stream.ESTIMATE` 0..N-1 and selection draws `Stream.SELECT` 0..n0-1, the very
+draws of fixed-n CERTIFY, so a sequential run stopped at m draws has seen the first m of its draws.
+
+Decisions at a target radius R (threshold Phi(R / sigma)), at the first look that decides:
+"certified" when the lower bound of cA exceeds it, "not_certified" when its upper bound falls below
+it, "abstain" when no covered class can reach 1/2 (the largest covered upper bound, cA's when n0 > 0
+and every class's when F = C, is <= 1/2: no radius at all), "undecided" when the budget is spent
+first. For R > 0 "not_certified" usually comes first, since the threshold exceeds 1/2. Without R the
+run stops early only to abstain; it reports the running radius sigma * Phi^-1(lower), valid at every
+look, and at the budget decides "certified" (lower > 1/2) or "undecided".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.stats import beta, norm
+
+from densepure_viz.certify import MAX_DRAWS, BaseClassifier, certified_radius
+from densepure_viz.errors import InputError
+from densepure_viz.seeding import Stream
+
+Decision = Literal["certified", "not_certified", "abstain", "undecided"]
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    """Budget, confidence, look schedule and target of sequential CERTIFY."""
+
+    alpha: float = 0.001  # failure probability of the whole sequence (all looks, all covered classes)
+    n: int = 1000  # budget N: the most estimation draws; the last look
+    radius: float | None = None  # target L2 radius R to decide at; None: run to the budget (or abstain)
+    n0: int = 0  # selection draws choosing cA; 0: no selection, the bounds cover every class
+    first_look: int = 10  # draws at the first look
+    growth: float = 1.5  # ratio of consecutive looks
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.n, int) and 1 <= self.n <= MAX_DRAWS):
+            raise InputError(f"n must be an integer in 1..{MAX_DRAWS}, got {self.n!r}")
+        if not (isinstance(self.n0, int) and 0 <= self.n0 <= MAX_DRAWS):
+            raise InputError(f"n0 must be an integer in 0..{MAX_DRAWS}, got {self.n0!r}")
+        if not (isinstance(self.alpha, float) and 0 < self.alpha <= 0.5):
+            raise InputError(f"alpha must be in (0, 0.5], got {self.alpha!r}")
+        if self.radius is not None and not (isinstance(self.radius, (int, float)) and 0 <= self.radius < math.inf):
+            raise InputError(f"radius must be a finite number >= 0 or None, got {self.radius!r}")
+        if not (isinstance(self.first_look, int) and self.first_look >= 1):
+            raise InputError(f"first_look must be an integer >= 1, got {self.first_look!r}")
+        if not (isinstance(self.growth, (int, float)) and self.growth > 1):
+            raise InputError(f"growth must be > 1, got {self.growth!r}")
+
+
+def look_schedule(budget: int, first: int, growth: float) -> np.ndarray:
+    """Draw counts (J,) of the looks: ceil(first * growth^j), strictly increasing, the last equal to budget."""
+    looks = [min(first, budget)]
+    while looks[-1] < budget:
+        looks.append(min(budget, max(looks[-1] + 1, math.ceil(looks[-1] * growth))))
+    return np.asarray(looks, dtype=np.int64)
+
+
+def clopper_pearson(count: np.ndarray | int, n: np.ndarray | int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided (1 - alpha) exact lower and upper bounds on a binomial proportion (Clopper & Pearson 1934).
+
+    lower = Beta quantile alpha of (count, n - count + 1), 0 when count = 0; upper = quantile 1 - alpha of
+    (count + 1, n - count), 1 when count = n. Elementwise over broadcast arrays.
+    """
+    count, n = np.broadcast_arrays(np.asarray(count, dtype=np.float64), np.asarray(n, dtype=np.float64))
+    with np.errstate(invalid="ignore"):  # the out-of-domain edges are replaced below
+        lower = np.where(count > 0, beta.ppf(alpha, count, n - count + 1), 0.0)
+        upper = np.where(count < n, beta.ppf(1 - alpha, count + 1, n - count), 1.0)
+    return lower, upper
+
+
+def look_alpha(alpha: float, num_looks: int, num_covered: int) -> float:
+    """Level of each one-sided bound: alpha / (J * F), the union bound over J looks and F covered classes."""
+    return alpha / (num_looks * num_covered)
+
+
+def sequence_bounds(
+    counts: np.ndarray, looks: np.ndarray, alpha: float, num_covered: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Anytime-valid bounds (..., J) from the counts (..., J) at the looks (J,) of a fixed schedule.
+
+    Clopper-Pearson at level look_alpha at each look, then the running max of the lower bounds and the
+    running min of the upper bounds: with probability >= 1 - alpha (over the num_covered proportions
+    together) every lower bound is <= p and every upper bound >= p (module docstring).
+    """
+    lower, upper = clopper_pearson(counts, looks, look_alpha(alpha, len(looks), num_covered))
+    return np.maximum.accumulate(lower, axis=-1), np.minimum.accumulate(upper, axis=-1)
+
+
+@dataclass
+class SequentialProgress:
+    """State at one look; every bound and radius here is valid (anytime), not a preview."""
+
+    look: int  # index j of the look, from 0
+    draws: int  # estimation draws classified so far (n_j)
+    budget: int  # N
+    counts: list[int]  # estimation votes per class so far
+    top_class: int  # cA at this look
+    p_lower: float  # anytime-valid lower bound on P(base = cA)
+    p_upper: float  # anytime-valid upper bound on P(base = cA)
+    radius: float  # sigma * Phi^-1(p_lower), 0 when p_lower <= 1/2: a valid certified radius now
+
+
+@dataclass
+class SequentialResult:
+    """Outcome of sequential CERTIFY for one input."""
+
+    decision: Decision  # at cfg.radius (module docstring); without a radius, certified means radius > 0
+    draws_used: int  # estimation draws classified (selection draws are in n0)
+    label: int | None  # cA when p_lower > 1/2 (certified at `radius`), None otherwise
+    top_class: int  # cA, also when abstaining
+    radius: float  # L2 radius the bound supports at stop: sigma * Phi^-1(p_lower), 0 when p_lower <= 1/2
+    target_radius: float | None  # R decided at (cfg.radius)
+    p_lower: float  # anytime-valid lower bound on P(base = cA) at stop
+    p_upper: float  # anytime-valid upper bound on P(base = cA) at stop
+    counts: list[int]  # estimation votes per class
+    selection_counts: list[int]  # selection votes per class (empty when n0 = 0)
+    n: int  # budget N
+    n0: int  # selection draws
+    alpha: float  # failure probability of the sequence
+    sigma: float  # smoothing std
+
+
+def _votes(base: BaseClassifier, phase: Stream, start: int, stop: int, num_classes: int, chunk: int) -> torch.Tensor:
+    """Votes per class (C,) of draws start..stop-1 of `phase`, classified in chunks."""
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    for draws in torch.arange(start, stop).split(chunk) if stop > start else ():  # n0 = 0: no selection draws
+        counts += torch.bincount(base(phase, draws).view(-1).cpu(), minlength=num_classes)[:num_classes]
+    return counts
+
+
+def _decide(p_lower: float, p_upper: float, best_upper: float, threshold: float, targeted: bool, final: bool) -> Decision | None:
+    """The decision at one look, or None to keep drawing (module docstring); best_upper: the largest
+    upper bound among the covered classes (no covered class can be certified when it is <= 1/2)."""
+    if best_upper <= 0.5:
+        return "abstain"
+    if (targeted or final) and p_lower > threshold:
+        return "certified"
+    if targeted and p_upper < threshold:
+        return "not_certified"
+    return "undecided" if final else None
+
+
+def sequential_certify_stream(
+    base: BaseClassifier, num_classes: int, sigma: float, cfg: SequentialConfig, chunk: int = 256
+) -> Iterator[SequentialProgress | SequentialResult]:
+    """Sequential CERTIFY: draw up to each look, yield its SequentialProgress, stop when decided; then the result."""
+    selection = _votes(base, Stream.SELECT, 0, cfg.n0, num_classes, chunk)
+    looks = look_schedule(cfg.n, cfg.first_look, cfg.growth)
+    level = look_alpha(cfg.alpha, len(looks), num_classes if cfg.n0 == 0 else 1)
+    threshold = float(norm.cdf((cfg.radius or 0.0) / sigma))
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    lower, upper = np.zeros(num_classes), np.ones(num_classes)  # running bounds of every class (C,)
+    done, decision = 0, None
+    for j, look in enumerate(looks.tolist()):
+        counts += _votes(base, Stream.ESTIMATE, done, look, num_classes, chunk)
+        done = look
+        low, up = clopper_pearson(counts.numpy(), look, level)
+        lower, upper = np.maximum(lower, low), np.minimum(upper, up)
+        top = int(counts.argmax() if cfg.n0 == 0 else selection.argmax())
+        p_lower, p_upper = float(lower[top]), float(upper[top])
+        yield SequentialProgress(j, look, cfg.n, counts.tolist(), top, p_lower, p_upper, certified_radius(p_lower, sigma))
+        best_upper = float(upper.max()) if cfg.n0 == 0 else p_upper
+        decision = _decide(p_lower, p_upper, best_upper, threshold, cfg.radius is not None, look == cfg.n)
+        if decision is not None:
+            break
+    yield SequentialResult(
+        decision=decision,
+        draws_used=done,
+        label=top if p_lower > 0.5 else None,
+        top_class=top,
+        radius=certified_radius(p_lower, sigma),
+        target_radius=cfg.radius,
+        p_lower=p_lower,
+        p_upper=p_upper,
+        counts=counts.tolist(),
+        selection_counts=selection.tolist() if cfg.n0 else [],
+        n=cfg.n,
+        n0=cfg.n0,
+        alpha=cfg.alpha,
+        sigma=sigma,
+    )
+
+
+def sequential_certify(
+    base: BaseClassifier, num_classes: int, sigma: float, cfg: SequentialConfig, chunk: int = 256
+) -> SequentialResult:
+    """Sequential CERTIFY without progress reports."""
+    *_, result = sequential_certify_stream(base, num_classes, sigma, cfg, chunk)
+    return result
