@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from densepure_viz.certify import CertifyConfig, CertifyResult
     from densepure_viz.models import DensePureModels
     from densepure_viz.purify import PurifyConfig
+    from densepure_viz.sequential import SequentialConfig, SequentialResult
 
 
 # --- arguments ------------------------------------------------------------------------------------
@@ -157,40 +158,73 @@ def run_purify(args: argparse.Namespace) -> None:
 def _certify_arguments(parser: argparse.ArgumentParser) -> None:
     from densepure_viz.certify import CertifyConfig
     from densepure_viz.purify import CERTIFY_PURIFIER
+    from densepure_viz.sequential import SequentialConfig
 
+    fixed, sequential = CertifyConfig(), SequentialConfig()
     parser.add_argument("image", help="image file, or a folder: certify every image, write a TSV")
     add_model_arguments(parser)
     add_purify_arguments(parser, CERTIFY_PURIFIER)
-    add_certify_arguments(parser, CertifyConfig())
+    add_certify_arguments(parser, fixed)
+    parser.set_defaults(n0=None)  # resolved per mode: fixed-n or sequential
+    parser.add_argument("--sequential", action="store_true",
+                        help="anytime-valid sequential CERTIFY: stop as soon as the confidence sequence decides, "
+                             "with --n the budget")
+    parser.add_argument("--radius", type=float, default=sequential.radius,
+                        help="with --sequential: decide whether the input is certified at this L2 radius")
     parser.add_argument("--out", help="TSV file for a folder (default: stdout, unless --json)")
+    parser.epilog = (f"--n0 defaults to {fixed.n0} (fixed-n) or {sequential.n0} (sequential: the bounds then "
+                     "cover every class, and no draw is spent on choosing it)")
 
 
-def certify_one(models: DensePureModels, x: torch.Tensor, cfg: PurifyConfig, ccfg: CertifyConfig, seed: int,
-                bar: tqdm) -> tuple[CertifyResult, float]:
-    """CERTIFY one image with DensePure as the base classifier, advancing `bar` by draws; (result, seconds)."""
-    from densepure_viz.certify import CertifyProgress, certify_stream
+def certify_config(args: argparse.Namespace) -> CertifyConfig | SequentialConfig:
+    """The fixed-n or sequential CERTIFY config of the arguments (--n0's default depends on the mode)."""
+    from densepure_viz.certify import CertifyConfig
+    from densepure_viz.sequential import SequentialConfig
+
+    if not args.sequential:
+        if args.radius is not None:
+            raise InputError("--radius decides at a radius, which needs --sequential")
+        return CertifyConfig(n0=CertifyConfig.n0 if args.n0 is None else args.n0, n=args.n, alpha=args.alpha)
+    n0 = SequentialConfig.n0 if args.n0 is None else args.n0
+    return SequentialConfig(alpha=args.alpha, n=args.n, radius=args.radius, n0=n0)
+
+
+def certify_one(models: DensePureModels, x: torch.Tensor, cfg: PurifyConfig, ccfg: CertifyConfig | SequentialConfig,
+                seed: int, bar: tqdm) -> tuple[CertifyResult | SequentialResult, float]:
+    """CERTIFY (fixed-n or sequential) one image with DensePure as the base classifier; (result, seconds).
+
+    `bar` advances by draws; a sequential run that stops early moves it on by the draws it did not need.
+    """
+    from densepure_viz.certify import CertifyProgress, CertifyResult, certify_stream
     from densepure_viz.purify import auto_batch, densepure_base
+    from densepure_viz.seeding import Stream
+    from densepure_viz.sequential import SequentialConfig, SequentialResult, sequential_certify_stream
 
     start = time.perf_counter()
     chunk = max(1, auto_batch(models) // cfg.seeds)
-    done_before = {}  # phase -> draws already counted on the bar
-    for item in certify_stream(densepure_base(models, x, cfg, seed), models.num_classes, cfg.sigma, ccfg, chunk):
-        if isinstance(item, CertifyProgress):
-            bar.update(item.done - done_before.get(item.phase, 0))
-            done_before[item.phase] = item.done
-        else:
+    run = sequential_certify_stream if isinstance(ccfg, SequentialConfig) else certify_stream
+    base = densepure_base(models, x, cfg, seed)
+    done = 0  # draws of this image on the bar
+    for item in run(base, models.num_classes, cfg.sigma, ccfg, chunk):
+        if isinstance(item, (CertifyResult, SequentialResult)):
+            bar.update(ccfg.n0 + ccfg.n - done)
             return item, time.perf_counter() - start
-    raise AssertionError("certify_stream ended without a result")
+        if isinstance(item, CertifyProgress):
+            now = item.done + (ccfg.n0 if item.phase == Stream.ESTIMATE else 0)
+        else:
+            now = ccfg.n0 + item.draws
+        bar.update(now - done)
+        done = now
+    raise AssertionError("the certification stream ended without a result")
 
 
 def run_certify(args: argparse.Namespace) -> None:
-    from densepure_viz.certify import CertifyConfig
     from densepure_viz.images import list_images
     from densepure_viz.inputs import load_input
-    from densepure_viz.reports import certificate_json
+    from densepure_viz.reports import certificate_json, sequential_json
 
     cfg = purify_config(args)
-    ccfg = CertifyConfig(n0=args.n0, n=args.n, alpha=args.alpha)
+    ccfg = certify_config(args)
     source = Path(args.image)
     folder = source.is_dir()
     out = writable(args.out) if args.out else None
@@ -208,24 +242,29 @@ def run_certify(args: argparse.Namespace) -> None:
     if folder and (out or not args.json):  # one format per stream: with --json, stdout is the JSON alone
         write_tsv(rows, out)
     if args.json:
-        objects = [{"image": str(p), **certificate_json(r, cfg, t_star, s)} for _, p, r, s in rows]
+        to_json = sequential_json if args.sequential else certificate_json
+        objects = [{"image": str(p), **to_json(r, cfg, t_star, s)} for _, p, r, s in rows]
         print(json.dumps({"results": objects} if folder else objects[0]))
     elif not folder or out:
         for _, path, r, s in rows:
             verdict = f"label {r.label} ({models.labels[r.label]})" if r.label is not None else "abstain"
-            print(f"{path.name}: {verdict}, radius {r.radius:.4f}, p_lower {r.p_lower:.4f}, "
-                  f"count {r.count}/{r.n}, t* {t_star}, {s:.1f}s")
+            drawn = (f"{r.decision} at R = {r.target_radius}, {r.draws_used}/{r.n} draws" if args.sequential
+                     else f"count {r.count}/{r.n}")
+            print(f"{path.name}: {verdict}, radius {r.radius:.4f}, p_lower {r.p_lower:.4f}, {drawn}, t* {t_star}, {s:.1f}s")
 
 
-def write_tsv(rows: list[tuple[int, Path, CertifyResult, float]], out: Path | None) -> None:
-    """The reference code's TSV (Cohen et al. certify.py): idx label predict radius correct time."""
+def write_tsv(rows: list[tuple[int, Path, CertifyResult | SequentialResult, float]], out: Path | None) -> None:
+    """The reference code's TSV (Cohen et al. certify.py): idx label predict radius correct time, and for
+    sequential CERTIFY also decision and draws_used."""
     from densepure_viz.inputs import true_label
 
-    lines = ["idx\tlabel\tpredict\tradius\tcorrect\ttime"]
+    sequential = bool(rows) and hasattr(rows[0][2], "decision")
+    lines = ["idx\tlabel\tpredict\tradius\tcorrect\ttime" + ("\tdecision\tdraws_used" if sequential else "")]
     for idx, path, r, seconds in rows:
         label = true_label(path)
         predict = -1 if r.label is None else r.label
-        lines.append(f"{idx}\t{label}\t{predict}\t{r.radius:.3}\t{int(predict == label)}\t{seconds:.4f}")
+        extra = f"\t{r.decision}\t{r.draws_used}" if sequential else ""
+        lines.append(f"{idx}\t{label}\t{predict}\t{r.radius:.3}\t{int(predict == label)}\t{seconds:.4f}{extra}")
     text = "\n".join(lines) + "\n"
     if out:
         out.write_text(text)

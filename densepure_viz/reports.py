@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # annotations only: building a report needs none of these mod
     from densepure_viz.certify import CertifyResult
     from densepure_viz.models import DensePureModels
     from densepure_viz.purify import PurifyConfig, PurifyResult
+    from densepure_viz.sequential import SequentialResult
 
 
 def tied_labels(votes: dict[int, int]) -> list[int]:
@@ -65,6 +66,34 @@ def certificate_json(result: CertifyResult, cfg: PurifyConfig | None, t_star: in
         "seeds": cfg.seeds if cfg else None,
         "sampler": cfg.sampler if cfg else None,
         "steps": cfg.steps if cfg else None,
+        "time": round(seconds, 3),
+    }
+
+
+def sequential_json(result: SequentialResult, cfg: PurifyConfig, t_star: int, seconds: float) -> dict:
+    """`certify --sequential --json`: the decision at the target radius, the draws it took, and the bounds at stop.
+
+    Every number is anytime-valid: `radius` is the radius the confidence sequence supports when it stopped.
+    """
+    return {
+        "label": result.label,
+        "top_class": result.top_class,
+        "decision": result.decision,
+        "draws_used": result.draws_used,
+        "radius": result.radius,
+        "target_radius": result.target_radius,
+        "p_lower": result.p_lower,
+        "p_upper": result.p_upper,
+        "count": result.counts[result.top_class],
+        "counts": result.counts,
+        "n": result.n,
+        "n0": result.n0,
+        "alpha": result.alpha,
+        "sigma": result.sigma,
+        "t_star": t_star,
+        "seeds": cfg.seeds,
+        "sampler": cfg.sampler,
+        "steps": cfg.steps,
         "time": round(seconds, 3),
     }
 

@@ -107,3 +107,27 @@ def test_top_level_help_imports_no_engine():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_sequential_certify_decides_at_a_radius(tmp_path, capsys):
+    """certify --sequential --radius R: JSON carries decision, draws_used and the radius the bound supports."""
+    argv = ["certify", str(sample(1)), "--sequential", "--radius", "0.2", "--n", "300", "--sigma", "0.5",
+            "--seeds", "1", "--sampler", "one-shot", "--alpha", "0.01"]
+    out = run_json(capsys, *argv)
+    assert {"decision", "draws_used", "radius", "top_class", "p_lower", "p_upper"} <= out.keys()
+    assert out["decision"] in ("certified", "not_certified", "abstain", "undecided") and 1 <= out["draws_used"] <= 300
+    if out["decision"] == "certified":  # the supported radius reaches the target, and the label is the top class
+        assert out["radius"] >= 0.2 and out["label"] == out["top_class"] and out["p_lower"] > 0.5
+    again = run_json(capsys, *argv)
+    assert again == {**out, "time": again["time"]}  # seeded: the same decision after the same draws
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / sample(1).name).write_bytes(sample(1).read_bytes())
+    assert main([*argv[:1], str(folder), *argv[2:], "--out", str(tmp_path / "s.tsv")]) == 0
+    head, row = (line.split("\t") for line in (tmp_path / "s.tsv").read_text().splitlines())
+    assert head[-2:] == ["decision", "draws_used"] and row[-2] == out["decision"] and row[-1] == str(out["draws_used"])
+
+
+def test_radius_needs_sequential(capsys):
+    assert main(["certify", str(sample(1)), "--radius", "0.5"]) == 2
+    assert "--sequential" in capsys.readouterr().err
