@@ -15,12 +15,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import huggingface_hub
 import pytest
 from gradio.utils import get_upload_folder
+from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.utils import filter_repo_objects
 from test_app_client import SAMPLES, free_port
 
+from densepure_viz import models as models_module
 from densepure_viz.images import MAX_BYTES
-from densepure_viz.models import ASSETS, HUB_FILES
+from densepure_viz.models import ASSETS
 from densepure_viz.ui import app as app_module
 from densepure_viz.ui import build_app
 from densepure_viz.ui.app import launch_options
@@ -213,6 +217,36 @@ def test_no_unpickling_eval_shell_or_remote_code(path):
     assert "trust_remote_code=True" not in text and "shell=True" not in text
 
 
-def test_hub_downloads_fetch_no_pickle_formats():
-    assert not [p for p in HUB_FILES if p.rsplit(".", 1)[-1] in {"bin", "pt", "pth", "ckpt", "pkl", "pickle", "h5", "py"}]
-    assert set(HUB_FILES) == {"*.json", "*.safetensors", "*.txt", "*.md"}
+# a hub model repo as it often is: safetensors beside pickled copies of the same weights, and code
+HUB_REPO = [
+    "model_index.json", "README.md", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+    "unet/diffusion_pytorch_model.bin", "scheduler/scheduler_config.json", "config.json", "model.safetensors",
+    "pytorch_model.bin", "model.pt", "weights.pth", "model.ckpt", "stats.pkl", "extra.pickle", "tf_model.h5",
+    "modeling_resnet.py", "open_clip_pytorch_model.bin", "flax_model.msgpack", "sub/dir/pipeline.py",
+]
+UNSAFE = {"bin", "pt", "pth", "ckpt", "pkl", "pickle", "h5", "msgpack", "py"}
+
+
+def test_hub_downloads_fetch_no_pickle_formats(tmp_path, monkeypatch):
+    """What resolve_source asks the hub for, filtered by huggingface_hub's own pattern matching, over a real-looking repo."""
+    requests = []
+
+    def snapshot_download(repo_id, *, allow_patterns=None, ignore_patterns=None, local_files_only=False, **kwargs):
+        requests.append(local_files_only)
+        fetched = list(filter_repo_objects(HUB_REPO, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        folder = tmp_path / "snapshot"
+        for name in fetched:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text("x")
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(models_module, "_hub_reachable", lambda timeout=3.0: True)
+    root = models_module.resolve_source("google/ddpm-cifar10-32")
+    fetched = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert requests == [True, False]  # the cache first, then the download
+    assert not [f for f in fetched if f.rsplit(".", 1)[-1] in UNSAFE], fetched
+    assert {"unet/diffusion_pytorch_model.safetensors", "model.safetensors", "unet/config.json",
+            "scheduler/scheduler_config.json", "model_index.json"} <= set(fetched), fetched
