@@ -57,7 +57,7 @@ def test_folder_writes_reference_tsv(tmp_path, capsys):
     assert all(r[4] == str(int(r[1] == r[2])) for r in rows[1:])
 
 
-@pytest.mark.parametrize("argv, message", [
+BAD_INPUT = [  # (argv, the one line on stderr must contain)
     (["purify", "README.md"], "not an image"),
     (["purify", "no-such-file.png"], "no such image"),
     (["purify", "SAMPLE", "--sigma", "0"], "sigma"),
@@ -65,11 +65,41 @@ def test_folder_writes_reference_tsv(tmp_path, capsys):
     (["certify", "SAMPLE", "--n", "0"], "n must"),
     (["certify", "SAMPLE", "--alpha", "1.5"], "alpha"),
     (["purify", "SAMPLE", "--model", "nope"], "unknown model"),
-])
-def test_bad_input_exits_2_with_one_line(argv, message):
-    argv = [str(sample(2)) if a == "SAMPLE" else a for a in argv]
-    proc = subprocess.run([sys.executable, "-m", "densepure_viz", *argv], capture_output=True, text=True,
+]
+
+
+def with_sample(argv: list[str]) -> list[str]:
+    return [str(sample(2)) if a == "SAMPLE" else a for a in argv]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUT)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    try:
+        status = main(with_sample(argv))
+    except SystemExit as exc:  # argparse's own refusals exit from inside main
+        status = exc.code
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def python_m(*argv: str) -> subprocess.CompletedProcess:
+    """`python -m densepure_viz ...` in a fresh interpreter, from the repository root."""
+    return subprocess.run([sys.executable, "-m", "densepure_viz", *argv], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_python_m_refuses_bad_input_with_status_2_and_one_line():
+    proc = python_m("purify", "README.md")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "not an image" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_python_m_json_is_the_only_thing_on_stdout():
+    proc = python_m("purify", str(sample(3)), "--sigma", "0.25", "--seeds", "2", "--steps", "2", "--seed", "0",
+                    "--json", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    assert {"label", "votes", "per_seed", "t_star"} <= out.keys() and len(out["per_seed"]) == 2
