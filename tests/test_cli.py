@@ -22,6 +22,7 @@ def run_json(capsys, *argv: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_purify_json_contract_and_known_label(capsys):
     out = run_json(capsys, "purify", str(sample(3)), "--sigma", "0.25", "--seeds", "4", "--steps", "5", "--seed", "0")
     assert {"label", "votes", "per_seed", "t_star"} <= out.keys()
@@ -30,6 +31,7 @@ def test_purify_json_contract_and_known_label(capsys):
     assert out["label"] == 3  # a clean held-out "3" at sigma 0.25 is purified to a 3
 
 
+@pytest.mark.slow
 def test_certify_json_contract_and_reproducibility(capsys):
     argv = ["certify", str(sample(0)), "--sigma", "0.25", "--n0", "10", "--n", "40", "--alpha", "0.01",
             "--seeds", "2", "--steps", "3", "--seed", "5"]
@@ -43,6 +45,7 @@ def test_certify_json_contract_and_reproducibility(capsys):
         assert first["label"] == 0 and first["radius"] > 0 and first["count"] <= 40
 
 
+@pytest.mark.slow
 def test_folder_writes_reference_tsv(tmp_path, capsys):
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -90,6 +93,7 @@ def python_m(*argv: str) -> subprocess.CompletedProcess:
                           cwd=Path(__file__).resolve().parent.parent)
 
 
+@pytest.mark.slow
 def test_python_m_refuses_bad_input_with_status_2_and_one_line():
     proc = python_m("purify", "README.md")
     assert proc.returncode == 2 and proc.stdout == ""
@@ -97,6 +101,7 @@ def test_python_m_refuses_bad_input_with_status_2_and_one_line():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_python_m_json_is_the_only_thing_on_stdout():
     proc = python_m("purify", str(sample(3)), "--sigma", "0.25", "--seeds", "2", "--steps", "2", "--seed", "0",
                     "--json", "--device", "cpu")

@@ -178,6 +178,7 @@ def bad_answers(server, image) -> list:
     return got
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", range(len(BAD_PARAMETERS)),
                          ids=[f"{e}-{'-'.join(map(str, o))}" for e, o, _ in BAD_PARAMETERS])
 def test_bad_parameters_get_one_clear_line(bad_answers, case):
@@ -187,6 +188,7 @@ def test_bad_parameters_get_one_clear_line(bad_answers, case):
     assert re.search(message, str(answer)), str(answer)
 
 
+@pytest.mark.slow
 def test_numeric_strings_and_steps_beyond_t_star_are_served(server, image):
     out = server.client.predict(*{**PURIFY, "image": image, "sigma": "0.05", "steps": 100}.values(), api_name="/purify")[6]
     assert out["sigma"] == 0.05 and len(out["timesteps"]) == out["t_star"] + 1  # 100 steps clamp to t* + 1
@@ -212,6 +214,7 @@ def raw_call_url(url: str, endpoint: str, body: str) -> tuple[str, dict | None]:
     return event, json.loads(data)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoint, index, literal, message", [
     ("purify", 2, "NaN", r"sigma.* must be a finite number, got nan"),
     ("purify", 2, "Infinity", r"sigma.*finite"),
@@ -233,6 +236,7 @@ def test_non_finite_json_numbers_are_refused(server, endpoint, index, literal, m
     one_line(data["error"])
 
 
+@pytest.mark.slow
 def test_files_not_uploaded_are_never_opened(server, image, monkeypatch):
     """A FileData path outside Gradio's upload folder is refused before the handler runs."""
     opened = []
@@ -263,6 +267,7 @@ def nasty_answers(server, image, tmp_path_factory) -> dict:
     return got
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_nasty_files_are_refused_in_one_line(nasty_answers, name):
     answer, message = nasty_answers[name], BAD[name][1]
@@ -274,6 +279,7 @@ def test_nasty_files_are_refused_in_one_line(nasty_answers, name):
     assert re.search(message, str(answer)), str(answer)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CONVERTIBLE))
 def test_nasty_files_that_convert_are_served(nasty_answers, name):
     answer = nasty_answers[name]
@@ -305,6 +311,7 @@ FAULTS = {  # name -> (edit of a copy of the tiny model folders, the message mus
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_a_model_that_fails_to_load_leaves_the_embedded_one(server, image, tiny_dirs, tmp_path, monkeypatch, fault):
     edit, message = FAULTS[fault]
@@ -312,6 +319,7 @@ def test_a_model_that_fails_to_load_leaves_the_embedded_one(server, image, tiny_
     _check_fault(server, image, message, monkeypatch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source, message", [
     ("offline hub id", r"cannot reach the Hugging Face hub"),
     ("missing embedded folder", r"embedded model files are missing"),
@@ -418,6 +426,7 @@ def _stopped_and_freed(server: Server, image, runs: CertifyRuns, before: int, pe
     assert stopped - before < 3000
 
 
+@pytest.mark.slow
 def test_cancelling_a_certification_frees_the_worker(server, image, certify_runs):
     """gradio_client's Job.cancel posts /cancel, as the Stop button does (cancels=[the certify event])."""
     certify_fn = next(i for i, fn in server.demo.fns.items() if fn.api_name == "certify")
@@ -430,6 +439,7 @@ def test_cancelling_a_certification_frees_the_worker(server, image, certify_runs
     _stopped_and_freed(server, image, certify_runs, before, per_request)
 
 
+@pytest.mark.slow
 def test_a_closed_connection_frees_the_worker(server, image, certify_runs):
     """A closed tab: the event stream drops; the queue marks the job dead and closes its generator."""
     certify_fn = next(i for i, fn in server.demo.fns.items() if fn.api_name == "certify")
@@ -448,6 +458,7 @@ def test_a_closed_connection_frees_the_worker(server, image, certify_runs):
 # --- load -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_six_concurrent_users_get_answers_without_errors(server):
     run = run_users(server.url, users=6, requests=1, pid=os.getpid(), deadline_s=45, image=SAMPLES[0])
     assert run.errors == 0 and len(run.requests) == 6, table([run])
@@ -456,6 +467,7 @@ def test_six_concurrent_users_get_answers_without_errors(server):
     assert waited, "with one engine worker, somebody queued and was shown a position"
 
 
+@pytest.mark.slow
 def test_sessions_kept_in_memory_are_capped(tiny_models, monkeypatch):
     """Gradio keeps each visitor's session state; launch_options caps how many (least recently used go first)."""
     monkeypatch.setattr(app_module, "SESSION_CAPACITY", 3)
@@ -471,6 +483,7 @@ def test_sessions_kept_in_memory_are_capped(tiny_models, monkeypatch):
         demo.close()
 
 
+@pytest.mark.slow
 def test_identical_outputs_for_simultaneous_users_download_whole(server):
     """Gradio names cached images by content; rewriting one while another user downloads it must not cut it."""
     from gradio import processing_utils

@@ -79,18 +79,21 @@ def refused(r: httpx.Response) -> bool:
     return r.status_code in (400, 403, 404) and not any(secret in r.content for secret in SECRETS.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_file_routes_refuse_paths_the_app_does_not_serve(server, prefix):
     leaks = [(path, r.status_code) for path in ATTEMPTS if not refused(r := server.get(prefix + path))]
     assert not leaks, leaks
 
 
+@pytest.mark.slow
 def test_file_routes_refuse_uploaded_paths_that_climb_out(server):
     path = upload(server, "x.png", SAMPLES[0].read_bytes())
     for attempt in (f"{path}/../../../etc/passwd", f"{path}/../../../../{ROOT / 'app.py'}", path.replace("x.png", "../../etc/passwd")):
         assert refused(server.get("/gradio_api/file=" + attempt)), attempt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [
     "/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/assets/..%2f..%2f..%2fapp.py",
     "/assets/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/gradio_api/custom_component/x/client/..%2f..%2fetc/passwd",
@@ -100,6 +103,7 @@ def test_static_routes_do_not_climb_out(server, path):
     assert refused(server.get(path)), path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/config", "http://localhost:{port}/gradio_api/info",
                                  "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]:{port}/"])
 def test_file_route_does_not_fetch_private_addresses(server, url):
@@ -110,6 +114,7 @@ def test_file_route_does_not_fetch_private_addresses(server, url):
         assert r.status_code in (400, 403, 404), (prefix, url, r.status_code)
 
 
+@pytest.mark.slow
 def test_uploads_and_samples_are_served(server):
     data = SAMPLES[1].read_bytes()
     path = upload(server, "mine.png", data)
@@ -127,6 +132,7 @@ def test_uploads_and_samples_are_served(server):
     assert r.status_code == 200 and r.content == SAMPLES[0].read_bytes()
 
 
+@pytest.mark.slow
 def test_uploads_are_capped(server):
     r = server.post("/gradio_api/upload", files={"files": ("big.png", b"\x00" * (MAX_BYTES + 1))})
     assert r.status_code == 413
@@ -143,6 +149,7 @@ def test_launch_serves_only_the_samples():
     assert not {"share", "auth", "server_name"} & set(options)  # no public tunnel; the host is the caller's choice
 
 
+@pytest.mark.slow
 def test_uploads_are_deleted_on_schedule_and_at_shutdown(tiny_models, monkeypatch):
     monkeypatch.setattr(app_module, "CACHE_CLEANUP", (1, 1))  # every second, files older than a second
     demo, url = launch(tiny_models)

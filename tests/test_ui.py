@@ -137,6 +137,7 @@ def test_user_errors_become_one_line_gr_errors():
         next(g)
 
 
+@pytest.mark.slow
 def test_the_views_start_at_the_clis_defaults(app, tiny_dirs, sample, tmp_path, capsys):
     """What the CLI runs when given no flags (its JSON echoes every setting) is what the API documents as defaults."""
     model = ["--diffusion", str(tiny_dirs[0]), "--classifier", str(tiny_dirs[1]), "--device", "cpu", "--json"]
