@@ -89,12 +89,12 @@ def text_contains(page, selector: str, text: str) -> None:
     )
 
 
-def text_changes(page, selector: str, before: str) -> None:
-    """Wait until the element's visible text is no longer `before` (and not empty)."""
+def idle(page, *selectors: str) -> None:
+    """Wait until none of the elements shows Gradio's status tracker ("processing | 1.2s", "queue: 1/2")."""
     page.wait_for_function(
-        "([sel, before]) => { const el = document.querySelector(sel);"
-        " return el && el.innerText.trim() !== '' && el.innerText !== before; }",
-        arg=[selector, before], timeout=TIMEOUT_MS,
+        "(sels) => sels.every(sel => { const el = document.querySelector(sel);"
+        " return el && !/processing|queue:/.test(el.innerText); })",
+        arg=list(selectors), timeout=TIMEOUT_MS,
     )
 
 
@@ -152,12 +152,21 @@ def tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | 
         "() => { const p = document.querySelector('#regions-scene .js-plotly-plot');"
         " return p && p.data && p.data.some(t => t.type === 'heatmap'); }", timeout=TIMEOUT_MS)
     text_contains(page, "#regions-summary", "robust region")
-    summary = page.locator("#regions-summary").inner_text()
+    idle(page, "#regions-scene", "#regions-summary", "#regions-maps")
+    xa_box = page.get_by_label("x_a x")
+    xa_before = xa_box.input_value()
     drag = page.locator("#regions-scene .js-plotly-plot .nsewdrag").first.bounding_box()
     page.mouse.click(drag["x"] + 0.25 * drag["width"], drag["y"] + 0.75 * drag["height"])
     page.wait_for_function("() => document.querySelector('#regions-click textarea, #regions-click input').value !== ''",
                            timeout=TIMEOUT_MS)
-    text_changes(page, "#regions-summary", summary)  # recomputed for the new x_a (its distance to x0 is printed)
+    page.wait_for_function("([el, before]) => el.value !== before", arg=[xa_box.element_handle(), xa_before],
+                           timeout=TIMEOUT_MS)  # the click reached the x_a inputs
+    xa = [float(xa_box.input_value()), float(page.get_by_label("x_a y").input_value())]
+    page.wait_for_function(  # the scene was redrawn with x_a where the click put it, and nothing is running
+        "(xa) => { const p = document.querySelector('#regions-scene .js-plotly-plot');"
+        " const t = p && p.data && p.data.find(t => t.name === 'x_a');"
+        " return t && Math.abs(t.x[0] - xa[0]) < 2e-3 && Math.abs(t.y[0] - xa[1]) < 2e-3"
+        " && !/processing|queue:/.test(document.body.innerText); }", arg=xa, timeout=TIMEOUT_MS)
     done("regions")
 
     # High-density points for the Purify view's image
