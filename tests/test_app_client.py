@@ -16,7 +16,8 @@ from densepure_viz.ui.app import launch_options
 
 SAMPLES = sorted((ASSETS / "samples" / "digits").glob("*.png"))
 SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()
-pytestmark = pytest.mark.skipif(not SAMPLES, reason="no shipped samples: run scripts/export_samples.py")
+pytestmark = [pytest.mark.skipif(not SAMPLES, reason="no shipped samples: run scripts/export_samples.py"),
+              pytest.mark.slow]  # a live server per module
 
 
 def free_port() -> int:

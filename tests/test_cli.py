@@ -22,6 +22,7 @@ def run_json(capsys, *argv: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_purify_json_contract_and_known_label(capsys):
     out = run_json(capsys, "purify", str(sample(3)), "--sigma", "0.25", "--seeds", "4", "--steps", "5", "--seed", "0")
     assert {"label", "votes", "per_seed", "t_star"} <= out.keys()
@@ -30,6 +31,7 @@ def test_purify_json_contract_and_known_label(capsys):
     assert out["label"] == 3  # a clean held-out "3" at sigma 0.25 is purified to a 3
 
 
+@pytest.mark.slow
 def test_certify_json_contract_and_reproducibility(capsys):
     argv = ["certify", str(sample(0)), "--sigma", "0.25", "--n0", "10", "--n", "40", "--alpha", "0.01",
             "--seeds", "2", "--steps", "3", "--seed", "5"]
@@ -43,6 +45,7 @@ def test_certify_json_contract_and_reproducibility(capsys):
         assert first["label"] == 0 and first["radius"] > 0 and first["count"] <= 40
 
 
+@pytest.mark.slow
 def test_folder_writes_reference_tsv(tmp_path, capsys):
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -57,7 +60,7 @@ def test_folder_writes_reference_tsv(tmp_path, capsys):
     assert all(r[4] == str(int(r[1] == r[2])) for r in rows[1:])
 
 
-@pytest.mark.parametrize("argv, message", [
+BAD_INPUT = [  # (argv, the one line on stderr must contain)
     (["purify", "README.md"], "not an image"),
     (["purify", "no-such-file.png"], "no such image"),
     (["purify", "SAMPLE", "--sigma", "0"], "sigma"),
@@ -65,14 +68,46 @@ def test_folder_writes_reference_tsv(tmp_path, capsys):
     (["certify", "SAMPLE", "--n", "0"], "n must"),
     (["certify", "SAMPLE", "--alpha", "1.5"], "alpha"),
     (["purify", "SAMPLE", "--model", "nope"], "unknown model"),
-])
-def test_bad_input_exits_2_with_one_line(argv, message):
-    argv = [str(sample(2)) if a == "SAMPLE" else a for a in argv]
-    proc = subprocess.run([sys.executable, "-m", "densepure_viz", *argv], capture_output=True, text=True,
+]
+
+
+def with_sample(argv: list[str]) -> list[str]:
+    return [str(sample(2)) if a == "SAMPLE" else a for a in argv]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUT)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    try:
+        status = main(with_sample(argv))
+    except SystemExit as exc:  # argparse's own refusals exit from inside main
+        status = exc.code
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def python_m(*argv: str) -> subprocess.CompletedProcess:
+    """`python -m densepure_viz ...` in a fresh interpreter, from the repository root."""
+    return subprocess.run([sys.executable, "-m", "densepure_viz", *argv], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_python_m_refuses_bad_input_with_status_2_and_one_line():
+    proc = python_m("purify", "README.md")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "not an image" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_python_m_json_is_the_only_thing_on_stdout():
+    proc = python_m("purify", str(sample(3)), "--sigma", "0.25", "--seeds", "2", "--steps", "2", "--seed", "0",
+                    "--json", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    assert {"label", "votes", "per_seed", "t_star"} <= out.keys() and len(out["per_seed"]) == 2
 
 
 def test_alpha_is_checked_before_any_work(monkeypatch, capsys):
@@ -109,6 +144,7 @@ def test_top_level_help_imports_no_engine():
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_sequential_certify_decides_at_a_radius(tmp_path, capsys):
     """certify --sequential --radius R: JSON carries decision, draws_used and the radius the bound supports."""
     argv = ["certify", str(sample(1)), "--sequential", "--radius", "0.2", "--n", "300", "--sigma", "0.5",

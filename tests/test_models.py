@@ -1,7 +1,8 @@
 """Loading: hub-layout round trip, safe formats only, clear offline and bad-source errors."""
 
-import time
+import socket
 
+import huggingface_hub
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -45,25 +46,63 @@ def test_pickle_only_classifier_is_refused(tmp_path, tiny_dirs):
         load_classifier(str(bad))
 
 
+class NetworkLog:
+    """Records every hub download and every DNS lookup or TCP connection this process attempts (and refuses them)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.downloads: list[dict] = []  # keyword arguments of each snapshot_download call
+        self.connections: list[object] = []  # hosts looked up and addresses connected to
+        real_snapshot = huggingface_hub.snapshot_download
+
+        def snapshot(*args, **kwargs):
+            self.downloads.append(kwargs)
+            return real_snapshot(*args, **kwargs)
+
+        def refuse(what):
+            def attempt(*args, **kwargs):
+                self.connections.append(args[1] if what == "connect" else args[0])
+                raise OSError(f"network refused by the test ({what})")
+            return attempt
+
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+        monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+        monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
+        monkeypatch.setattr(socket.socket, "connect", refuse("connect"))
+
+    @property
+    def online_downloads(self) -> list[dict]:
+        return [kw for kw in self.downloads if not kw.get("local_files_only")]
+
+
 def test_offline_hub_id_fails_at_once_with_directions(tmp_path, monkeypatch):
+    """Not in the cache and the hub unreachable: one cache look-up, one reachability check, no download, no retry."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(models_module, "_hub_reachable", lambda timeout=3.0: False)
-    start = time.perf_counter()
+    checks = []
+
+    def unreachable(timeout: float = 3.0) -> bool:
+        checks.append(timeout)
+        return False
+
+    monkeypatch.setattr(models_module, "_hub_reachable", unreachable)
+    net = NetworkLog(monkeypatch)
     with pytest.raises(ModelLoadError, match="local folder") as info:
         resolve_source("google/ddpm-cifar10-32")
-    assert time.perf_counter() - start < 5
     assert "google/ddpm-cifar10-32" in str(info.value)
+    assert len(checks) == 1, "the hub's reachability was checked more than once (a retry loop)"
+    assert len(net.downloads) == 1 and net.downloads[0]["local_files_only"], net.downloads
+    assert not net.online_downloads and not net.connections
 
 
 def test_real_offline_environment_fails_fast(tmp_path, monkeypatch):
     """With HF_HUB_OFFLINE the hub is never contacted (CI has no hub access either way)."""
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    start = time.perf_counter()
-    with pytest.raises(ModelLoadError):
+    net = NetworkLog(monkeypatch)
+    with pytest.raises(ModelLoadError, match="cannot reach the Hugging Face hub"):
         load_models("cifar10", device="cpu")
-    assert time.perf_counter() - start < 5
+    assert not net.connections, f"the hub was contacted: {net.connections}"
+    assert net.downloads and not net.online_downloads, net.downloads  # the cache only, then the directions
 
 
 @pytest.mark.parametrize("source", ["../../no-such-model", "/nonexistent/folder", "not a repo", "a/b/c", "~/missing"])

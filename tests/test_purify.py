@@ -31,6 +31,7 @@ def test_majority_vote_and_tie_rule():
     assert majority_vote(labels, 10).tolist() == [1, 3, 5]  # 1-1 tie between 1 and 2 goes to 1
 
 
+@pytest.mark.slow
 def test_purify_reproduces_with_the_same_seed(tiny_models, image):
     cfg = PurifyConfig(sigma=0.25, seeds=4, sampler="fast", steps=5)
     a, b = purify(tiny_models, image, cfg, seed=3), purify(tiny_models, image, cfg, seed=3)
@@ -56,6 +57,7 @@ def test_batched_seeds_equal_separate_runs(tiny_models, image):
         torch.testing.assert_close(batched[:, k], alone, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_draws_do_not_depend_on_batch_company(tiny_models, image):
     """Draw 40's trajectories are the same computed alone or among 70 others (chunking, early stop, resume)."""
     cfg = PurifyConfig(sigma=0.5, seeds=3, sampler="fast", steps=3)
@@ -117,6 +119,7 @@ def test_config_rejects_bad_values(kwargs):
         PurifyConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_a_batch_of_images_equals_one_call_per_image(tiny_models):
     images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(7))
     cfg = PurifyConfig(sigma=0.5, seeds=3, sampler="fast", steps=3)

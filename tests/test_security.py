@@ -15,12 +15,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import huggingface_hub
 import pytest
 from gradio.utils import get_upload_folder
+from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.utils import filter_repo_objects
 from test_app_client import SAMPLES, free_port
 
+from densepure_viz import models as models_module
 from densepure_viz.images import MAX_BYTES
-from densepure_viz.models import ASSETS, HUB_FILES
+from densepure_viz.models import ASSETS
 from densepure_viz.ui import app as app_module
 from densepure_viz.ui import build_app
 from densepure_viz.ui.app import launch_options
@@ -75,18 +79,21 @@ def refused(r: httpx.Response) -> bool:
     return r.status_code in (400, 403, 404) and not any(secret in r.content for secret in SECRETS.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_file_routes_refuse_paths_the_app_does_not_serve(server, prefix):
     leaks = [(path, r.status_code) for path in ATTEMPTS if not refused(r := server.get(prefix + path))]
     assert not leaks, leaks
 
 
+@pytest.mark.slow
 def test_file_routes_refuse_uploaded_paths_that_climb_out(server):
     path = upload(server, "x.png", SAMPLES[0].read_bytes())
     for attempt in (f"{path}/../../../etc/passwd", f"{path}/../../../../{ROOT / 'app.py'}", path.replace("x.png", "../../etc/passwd")):
         assert refused(server.get("/gradio_api/file=" + attempt)), attempt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [
     "/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/assets/..%2f..%2f..%2fapp.py",
     "/assets/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/gradio_api/custom_component/x/client/..%2f..%2fetc/passwd",
@@ -96,6 +103,7 @@ def test_static_routes_do_not_climb_out(server, path):
     assert refused(server.get(path)), path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/config", "http://localhost:{port}/gradio_api/info",
                                  "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]:{port}/"])
 def test_file_route_does_not_fetch_private_addresses(server, url):
@@ -106,6 +114,7 @@ def test_file_route_does_not_fetch_private_addresses(server, url):
         assert r.status_code in (400, 403, 404), (prefix, url, r.status_code)
 
 
+@pytest.mark.slow
 def test_uploads_and_samples_are_served(server):
     data = SAMPLES[1].read_bytes()
     path = upload(server, "mine.png", data)
@@ -123,6 +132,7 @@ def test_uploads_and_samples_are_served(server):
     assert r.status_code == 200 and r.content == SAMPLES[0].read_bytes()
 
 
+@pytest.mark.slow
 def test_uploads_are_capped(server):
     r = server.post("/gradio_api/upload", files={"files": ("big.png", b"\x00" * (MAX_BYTES + 1))})
     assert r.status_code == 413
@@ -139,6 +149,7 @@ def test_launch_serves_only_the_samples():
     assert not {"share", "auth", "server_name"} & set(options)  # no public tunnel; the host is the caller's choice
 
 
+@pytest.mark.slow
 def test_uploads_are_deleted_on_schedule_and_at_shutdown(tiny_models, monkeypatch):
     monkeypatch.setattr(app_module, "CACHE_CLEANUP", (1, 1))  # every second, files older than a second
     demo, url = launch(tiny_models)
@@ -213,6 +224,36 @@ def test_no_unpickling_eval_shell_or_remote_code(path):
     assert "trust_remote_code=True" not in text and "shell=True" not in text
 
 
-def test_hub_downloads_fetch_no_pickle_formats():
-    assert not [p for p in HUB_FILES if p.rsplit(".", 1)[-1] in {"bin", "pt", "pth", "ckpt", "pkl", "pickle", "h5", "py"}]
-    assert set(HUB_FILES) == {"*.json", "*.safetensors", "*.txt", "*.md"}
+# a hub model repo as it often is: safetensors beside pickled copies of the same weights, and code
+HUB_REPO = [
+    "model_index.json", "README.md", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+    "unet/diffusion_pytorch_model.bin", "scheduler/scheduler_config.json", "config.json", "model.safetensors",
+    "pytorch_model.bin", "model.pt", "weights.pth", "model.ckpt", "stats.pkl", "extra.pickle", "tf_model.h5",
+    "modeling_resnet.py", "open_clip_pytorch_model.bin", "flax_model.msgpack", "sub/dir/pipeline.py",
+]
+UNSAFE = {"bin", "pt", "pth", "ckpt", "pkl", "pickle", "h5", "msgpack", "py"}
+
+
+def test_hub_downloads_fetch_no_pickle_formats(tmp_path, monkeypatch):
+    """What resolve_source asks the hub for, filtered by huggingface_hub's own pattern matching, over a real-looking repo."""
+    requests = []
+
+    def snapshot_download(repo_id, *, allow_patterns=None, ignore_patterns=None, local_files_only=False, **kwargs):
+        requests.append(local_files_only)
+        fetched = list(filter_repo_objects(HUB_REPO, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        folder = tmp_path / "snapshot"
+        for name in fetched:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text("x")
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(models_module, "_hub_reachable", lambda timeout=3.0: True)
+    root = models_module.resolve_source("google/ddpm-cifar10-32")
+    fetched = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert requests == [True, False]  # the cache first, then the download
+    assert not [f for f in fetched if f.rsplit(".", 1)[-1] in UNSAFE], fetched
+    assert {"unet/diffusion_pytorch_model.safetensors", "model.safetensors", "unet/config.json",
+            "scheduler/scheduler_config.json", "model_index.json"} <= set(fetched), fetched

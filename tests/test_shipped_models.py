@@ -1,9 +1,12 @@
 """The embedded digits models reach their model card's accuracy (assets/digits/README.md) on fixed subsets."""
 
+import pytest
 import torch
 
 from densepure_viz.purify import PurifyConfig, bare_base, densepure_base
 from densepure_viz.seeding import Stream
+
+pytestmark = pytest.mark.slow  # the whole held-out split through the shipped models
 
 SUBSET = 64  # first held-out images used for the DensePure check (the card measures all 360)
 

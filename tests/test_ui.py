@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import math
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import gradio as gr
 import pytest
 import torch
 
+from densepure_viz.cli import main
 from densepure_viz.errors import InputError
 from densepure_viz.inputs import load_input
 from densepure_viz.purify import PurifyConfig, PurifyResult, purify_stream
 from densepure_viz.ui import build_app
 from densepure_viz.ui import validation as v
+from densepure_viz.ui.certify_tab import CLASSROOM
 from densepure_viz.ui.purify_tab import PurifyOutputs
 from densepure_viz.ui.requests import parse_attack
 from densepure_viz.ui.session import AppContext, ModelPool, list_samples
@@ -164,6 +167,32 @@ def test_user_errors_become_one_line_gr_errors():
     assert next(g) == 1
     with pytest.raises(gr.Error, match="internal error \\(RuntimeError\\)"):
         next(g)
+
+
+@pytest.mark.slow
+def test_the_views_start_at_the_clis_defaults(app, tiny_dirs, sample, tmp_path, capsys):
+    """What the CLI runs when given no flags (its JSON echoes every setting) is what the API documents as defaults."""
+    model = ["--diffusion", str(tiny_dirs[0]), "--classifier", str(tiny_dirs[1]), "--device", "cpu", "--json"]
+
+    def cli(*argv: str) -> dict:
+        capsys.readouterr()
+        assert main([*argv, *model]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    purify = cli("purify", sample)
+    certify = cli("certify", sample, "--n0", "1", "--n", "10")  # sigma, K, sampler, b at their defaults
+    draws = cli("certify", sample, "--seeds", "1", "--sampler", "one-shot")  # n0, n, alpha at their defaults
+    attack = cli("attack", sample, "--eps", "0.1", "--out", str(tmp_path / "adv.png"))  # norm, PGD steps, threat
+    api = {name: {p["parameter_name"]: p["parameter_default"] for p in info["parameters"]}
+           for name, info in app.get_api_info()["named_endpoints"].items()}
+    shown, expected = api["/purify"], {k: purify[k] for k in ("sigma", "seeds", "sampler", "steps", "seed")}
+    expected |= {"norm": attack["norm"], "attack_steps": attack["steps"], "threat": attack["threat"]}
+    assert {k: shown[k] for k in expected} == expected
+    shown = api["/certify"]
+    expected = {k: certify[k] for k in ("sigma", "seeds", "sampler", "steps")} | {"alpha": draws["alpha"]}
+    assert {k: shown[k] for k in expected} == expected
+    # the Certify view opens on a classroom-sized run (seconds), not the CLI's n0 = 100, n = 1000 (minutes)
+    assert (shown["n0"], shown["n"]) == (CLASSROOM.n0, CLASSROOM.n) and CLASSROOM.n < draws["n"]
 
 
 def test_attack_controls_map_to_attack_configs():

@@ -1,0 +1,203 @@
+"""The browser tour of the app: chromium (driven by Playwright) uses every view and screenshots it.
+
+`tour(browser, url, out)` is shared by tests/test_browser.py (screenshots into a temporary folder)
+and this command, which regenerates the README's images on purpose:
+
+    python scripts/screenshots.py            # writes assets/screenshots/{purify,certify,regions,density,about}.png
+    python scripts/screenshots.py --out DIR  # anywhere else
+
+The command serves the shipped digits model on a free loopback port. Every step waits for an event
+in the page (a selector, a text, a Plotly trace), never for a fixed time; a step that does not
+happen raises Playwright's TimeoutError. No pytest here: the tests import this module, not the reverse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (apt-get install chromium)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+OUT = ROOT / "assets" / "screenshots"
+VIEWS = ("purify", "certify", "regions", "density", "about")  # one PNG each, in tour order
+SCREENSHOT_WIDTH = 960  # README images are downscaled to this width
+SCREENSHOT_HEIGHT = 1900  # and cropped to this many page pixels from the top
+TIMEOUT_MS = 60_000  # the longest any one step may take (a certification on CPU)
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """A headless Debian chromium under Playwright (ImportError / FileNotFoundError when either is missing)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        raise FileNotFoundError(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def serve(models) -> Iterator[str]:
+    """The app on a free loopback port, every registry name served by `models`; yields its URL."""
+    from densepure_viz.ui import build_app
+    from densepure_viz.ui.app import launch_options
+
+    demo = build_app(loader=lambda name, device: models, names=("digits",), device="cpu")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def shoot(page, name: str, out: Path) -> Path:
+    """The top of the page (at most SCREENSHOT_HEIGHT CSS pixels), downscaled and palette-compressed."""
+    from PIL import Image
+
+    page.evaluate("window.scrollTo(0, 0)")
+    raw = out / f"{name}.raw.png"
+    page.screenshot(path=str(raw), full_page=True)
+    img = Image.open(raw).convert("RGB")
+    img = img.crop((0, 0, img.width, min(img.height, SCREENSHOT_HEIGHT)))
+    img = img.resize((SCREENSHOT_WIDTH, round(img.height * SCREENSHOT_WIDTH / img.width)), Image.Resampling.LANCZOS)
+    img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out / f"{name}.png", optimize=True)
+    raw.unlink()
+    return out / f"{name}.png"
+
+
+def text_contains(page, selector: str, text: str) -> None:
+    """Wait until the element's visible text contains `text`."""
+    page.wait_for_function(
+        "([sel, text]) => { const el = document.querySelector(sel); return el && el.innerText.includes(text); }",
+        arg=[selector, text], timeout=TIMEOUT_MS,
+    )
+
+
+def idle(page, *selectors: str) -> None:
+    """Wait until none of the elements shows Gradio's status tracker ("processing | 1.2s", "queue: 1/2")."""
+    page.wait_for_function(
+        "(sels) => sels.every(sel => { const el = document.querySelector(sel);"
+        " return el && !/processing|queue:/.test(el.innerText); })",
+        arg=list(selectors), timeout=TIMEOUT_MS,
+    )
+
+
+def tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | None = None) -> dict[str, Path]:
+    """Use each view as a visitor would and screenshot it into `out`; view name -> PNG path.
+
+    `on_view(name, page)` runs after each view's result is on the page, before its screenshot.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    shots: dict[str, Path] = {}
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+
+    def done(name: str) -> None:
+        if on_view:
+            on_view(name, page)
+        shots[name] = shoot(page, name, out)
+
+    page.goto(url)
+
+    # first view: a preset already computed (sample 0, the CLI's defaults)
+    page.wait_for_selector("#purify-votes .js-plotly-plot")
+    text_contains(page, "#purify-verdict", "DensePure vote")
+
+    # Purify a "3" from the samples gallery: its file travels to the input image, then Run
+    before = page.locator("#purify-image img").first.get_attribute("src")
+    page.locator('#purify-samples button[aria-label="Thumbnail 7 of 20"]').click()
+    page.wait_for_function(
+        "(before) => { const img = document.querySelector('#purify-image img');"
+        " return img && img.getAttribute('src') !== before && /label3/.test(img.getAttribute('src')); }",
+        arg=before, timeout=TIMEOUT_MS,
+    )
+    page.click("#purify-run")
+    text_contains(page, "#purify-verdict", "Reference: 3")
+    text_contains(page, "#purify-verdict", "DensePure vote")
+    page.wait_for_selector("#purify-votes .js-plotly-plot .barlayer")  # the vote histogram
+    page.wait_for_selector("#purify-grid img")  # the trajectory grid
+    done("purify")
+
+    # Certify, with fewer draws than the default
+    page.get_by_role("tab", name="2. Certify").click()
+    for slider, value in (("#certify-n0", "20"), ("#certify-n", "100")):
+        box = page.locator(f"{slider} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.click("#certify-run")
+    text_contains(page, "#certify-card", "bare classifier")
+    page.wait_for_function("() => /Certified|abstains/.test(document.querySelector('#certify-status').innerText)",
+                           timeout=TIMEOUT_MS)
+    done("certify")
+
+    # the 2D world: the region map is drawn; a click on it moves x_a and redraws the summary
+    page.get_by_role("tab", name="3. Robust regions (2D)").click()
+    page.wait_for_function(  # the region map is a heatmap trace of the scene
+        "() => { const p = document.querySelector('#regions-scene .js-plotly-plot');"
+        " return p && p.data && p.data.some(t => t.type === 'heatmap'); }", timeout=TIMEOUT_MS)
+    text_contains(page, "#regions-summary", "robust region")
+    idle(page, "#regions-scene", "#regions-summary", "#regions-maps")
+    xa_box = page.get_by_label("x_a x")
+    xa_before = xa_box.input_value()
+    drag = page.locator("#regions-scene .js-plotly-plot .nsewdrag").first.bounding_box()
+    page.mouse.click(drag["x"] + 0.25 * drag["width"], drag["y"] + 0.75 * drag["height"])
+    page.wait_for_function("() => document.querySelector('#regions-click textarea, #regions-click input').value !== ''",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_function("([el, before]) => el.value !== before", arg=[xa_box.element_handle(), xa_before],
+                           timeout=TIMEOUT_MS)  # the click reached the x_a inputs
+    xa = [float(xa_box.input_value()), float(page.get_by_label("x_a y").input_value())]
+    page.wait_for_function(  # the scene was redrawn with x_a where the click put it, and nothing is running
+        "(xa) => { const p = document.querySelector('#regions-scene .js-plotly-plot');"
+        " const t = p && p.data && p.data.find(t => t.name === 'x_a');"
+        " return t && Math.abs(t.x[0] - xa[0]) < 2e-3 && Math.abs(t.y[0] - xa[1]) < 2e-3"
+        " && !/processing|queue:/.test(document.body.innerText); }", arg=xa, timeout=TIMEOUT_MS)
+    done("regions")
+
+    # High-density points for the Purify view's image
+    page.get_by_role("tab", name="4. High-density points").click()
+    page.click("#density-run")
+    text_contains(page, "#density-summary", "Highest-density point")
+    page.wait_for_selector("#density-projection .js-plotly-plot")
+    done("density")
+
+    page.get_by_role("tab", name="5. About").click()
+    page.get_by_text("Results on the held-out digits").wait_for(state="visible")
+    if page.locator("#about-results").count():  # the evaluation's figure, when assets/results has one
+        page.wait_for_selector("#about-results .js-plotly-plot", state="visible")
+    done("about")
+    page.close()
+    return shots
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate the README's screenshots with the shipped digits model.")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"folder for the PNGs (default {OUT.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
+    from densepure_viz.models import load_models
+
+    models = load_models("digits", device="cpu")  # the shipped model: what a visitor sees
+    with serve(models) as url, chromium() as browser:
+        shots = tour(browser, url, args.out)
+    for path in shots.values():
+        print(f"wrote {path} ({path.stat().st_size // 1024} kB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
