@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta, norm
 
+from densepure_viz.diffusion import ddpm_alphas_cumprod, timestep_for_sigma
 from densepure_viz.toy2d import (
     PRESETS,
     GaussianMixture,
@@ -17,7 +18,6 @@ from densepure_viz.toy2d import (
     bayes_labels,
     certify,
     classify,
-    ddpm_alphas_cumprod,
     highest_density_point,
     label_probabilities,
     log_density,
@@ -33,7 +33,6 @@ from densepure_viz.toy2d import (
     robust_region,
     sigma_for_timestep,
     sigma_sweep,
-    timestep_for_sigma,
 )
 
 # three components, two labels, unequal stds: the posterior is bimodal for x~ between them
@@ -164,14 +163,10 @@ def test_power_diagram_cells_tile_the_box_and_match_assignment():
         assert cell.label == p.mixture.labels[cell.component]
 
 
-def test_schedule_and_timestep_for_sigma():
+def test_sigma_for_timestep_inverts_the_timestep_of_a_model_space_sigma():
     ab = ddpm_alphas_cumprod()
-    assert ab.shape == (1000,) and ab[0] == pytest.approx(1 - 1e-4)
-    np.testing.assert_allclose(ab[1] / ab[0], 1 - (1e-4 + 0.0199 / 999))
     for sigma in (0.1, 0.5, 1.0, 3.0):
-        t = timestep_for_sigma(sigma, ab)
-        target = 1 / (1 + sigma**2)
-        assert abs(ab[t] - target) <= min(abs(ab[t - 1] - target), abs(ab[t + 1] - target))
+        t = timestep_for_sigma(sigma, ab, data_scale=1.0)
         assert sigma_for_timestep(t, ab) == pytest.approx(sigma, rel=0.02)
 
 

@@ -34,14 +34,11 @@ from .regions import (
 from .reverse import (
     Method,
     ReverseTrajectories,
-    ddpm_alphas_cumprod,
     noised_mixture,
     noised_score,
-    reverse_timesteps,
     reverse_trajectories,
     sigma_for_timestep,
     smoothed_input,
-    timestep_for_sigma,
 )
 from .robustness import Certificate, RobustRegion, SigmaSweep, certify, robust_region, sigma_sweep
 
@@ -63,7 +60,6 @@ __all__ = [
     "bayes_labels",
     "certify",
     "classify",
-    "ddpm_alphas_cumprod",
     "grid_cell",
     "highest_density_point",
     "label_probabilities",
@@ -76,12 +72,10 @@ __all__ = [
     "power_diagram_assignment",
     "power_diagram_cells",
     "region_maps",
-    "reverse_timesteps",
     "reverse_trajectories",
     "robust_region",
     "score",
     "sigma_for_timestep",
     "sigma_sweep",
     "smoothed_input",
-    "timestep_for_sigma",
 ]
