@@ -276,8 +276,10 @@ def run_attack(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from densepure_viz.data import split_digits
-    from densepure_viz.evaluate import EvaluationConfig, evaluate, save_results
+    from densepure_viz.evaluate import EvaluationConfig, evaluate
     from densepure_viz.plots.evaluation import certified_accuracy_figure
+    from densepure_viz.records import RECORDS
+    from densepure_viz.report import save_results
 
     cfg = EvaluationConfig(
         sigmas=tuple(args.sigma), n0=args.n0, n=args.n, alpha=args.alpha, seeds=args.seeds, steps=args.steps,
@@ -296,7 +298,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     figure = Path(args.out) / "certified_accuracy.html"
     certified_accuracy_figure(result).write_html(figure, include_plotlyjs="cdn")
     files = {"markdown": str(markdown), "json": str(results_json), "figure": str(figure),
-             "records": str(Path(args.out) / "records.jsonl")}
+             "records": str(Path(args.out) / RECORDS)}
     if args.json:
         print(json.dumps({**result.to_json(), "files": files, "seconds": round(time.perf_counter() - start, 3)}))
         return
