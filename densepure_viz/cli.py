@@ -296,7 +296,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     result = evaluate(models, split.test_images[: args.images], split.test_labels[: args.images], cfg, args.out)
     markdown, results_json = save_results(result, args.out)
     figure = Path(args.out) / "certified_accuracy.html"
-    certified_accuracy_figure(result).write_html(figure, include_plotlyjs="cdn")
+    certified_accuracy_figure(result).write_html(figure, include_plotlyjs=True)  # embedded: renders offline
     files = {"markdown": str(markdown), "json": str(results_json), "figure": str(figure),
              "records": str(Path(args.out) / RECORDS)}
     if args.json:

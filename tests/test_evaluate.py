@@ -133,4 +133,5 @@ def test_evaluate_cli_writes_table_json_and_figure(tiny_dirs, tmp_path, capsys):
     assert result["images"] == 2 and len(result["table"]) == 3
     for name in ("results.md", "results.json", "certified_accuracy.html", "records.jsonl"):
         assert (tmp_path / name).is_file()
+    assert 'src="http' not in (tmp_path / "certified_accuracy.html").read_text()  # plotly.js embedded: renders offline
     assert main(argv[:-1] + ["--images", "100000"]) == 2
