@@ -279,7 +279,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from densepure_viz.evaluate import EvaluationConfig, evaluate
     from densepure_viz.plots.evaluation import certified_accuracy_figure
     from densepure_viz.records import RECORDS
-    from densepure_viz.report import save_results
+    from densepure_viz.results import save_results
 
     cfg = EvaluationConfig(
         sigmas=tuple(args.sigma), n0=args.n0, n=args.n, alpha=args.alpha, seeds=args.seeds, steps=args.steps,

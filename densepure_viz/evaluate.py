@@ -14,7 +14,7 @@ own target, so a weak attack shows.
 
 This module holds the configuration, the computation of one unit of work, the loop over units and the
 tables it builds. Every finished unit is appended to resumable JSON-lines records (`records`), so an
-interrupted run continues where it stopped; `report` writes and reads the Markdown and JSON outputs.
+interrupted run continues where it stopped; `results` writes and reads the Markdown and JSON outputs.
 """
 
 from __future__ import annotations

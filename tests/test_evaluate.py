@@ -12,7 +12,7 @@ from densepure_viz.cli import main
 from densepure_viz.evaluate import EvaluationConfig, EvaluationResult, evaluate
 from densepure_viz.plots.evaluation import certified_accuracy_figure
 from densepure_viz.purify import bare_base
-from densepure_viz.report import load_results, markdown_table, save_results
+from densepure_viz.results import load_results, markdown_table, save_results
 from densepure_viz.seeding import derive_seed
 
 CFG = EvaluationConfig(sigmas=(0.25, 0.5), n0=4, n=24, alpha=0.05, seeds=2, steps=2, eps=(0.5,), attack_steps=2,

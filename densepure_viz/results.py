@@ -1,4 +1,4 @@
-"""The evaluation's report: the Markdown tables of certified and empirical accuracy, and results.json.
+"""The evaluation's results files: results.md (the tables of certified and empirical accuracy) and results.json.
 
 markdown_table writes Cohen et al.'s (2019) certified-accuracy table (one row per sigma and smoothed
 classifier, one column per L2 radius) and, when attacks ran, the empirical table; save_results writes
