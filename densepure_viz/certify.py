@@ -65,7 +65,7 @@ class CertifyResult:
     """A certificate (or abstention) for one input."""
 
     label: int | None  # certified class cA, None when abstaining
-    radius: float  # certified L2 radius in [0, 1] pixel units (0 when abstaining)
+    radius: float  # certified L2 radius in input units, [0, 1] pixels for images (0 when abstaining)
     p_lower: float  # Clopper-Pearson lower bound on P(base = cA)
     count: int  # nA: estimation draws that voted for cA
     n: int  # estimation draws

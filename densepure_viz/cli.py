@@ -363,8 +363,10 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from densepure_viz.data import split_digits
-    from densepure_viz.evaluate import EvaluationConfig, evaluate, save_results
+    from densepure_viz.evaluate import EvaluationConfig, evaluate
     from densepure_viz.plots.evaluation import certified_accuracy_figure
+    from densepure_viz.records import RECORDS
+    from densepure_viz.results import save_results
 
     cfg = EvaluationConfig(
         sigmas=tuple(args.sigma), n0=args.n0, n=args.n, alpha=args.alpha, seeds=args.seeds, steps=args.steps,
@@ -381,9 +383,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
     result = evaluate(models, split.test_images[: args.images], split.test_labels[: args.images], cfg, args.out)
     markdown, results_json = save_results(result, args.out)
     figure = Path(args.out) / "certified_accuracy.html"
-    certified_accuracy_figure(result).write_html(figure, include_plotlyjs="cdn")
+    certified_accuracy_figure(result).write_html(figure, include_plotlyjs=True)  # embedded: renders offline
     files = {"markdown": str(markdown), "json": str(results_json), "figure": str(figure),
-             "records": str(Path(args.out) / "records.jsonl")}
+             "records": str(Path(args.out) / RECORDS)}
     if args.json:
         print(json.dumps({**result.to_json(), "files": files, "seconds": round(time.perf_counter() - start, 3)}))
         return

@@ -17,6 +17,7 @@ comes from its own seeded generator.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -28,17 +29,36 @@ SAMPLERS: tuple[Sampler, ...] = ("one-shot", "fast", "full")
 DATA_SCALE = 2.0  # [0, 1] -> [-1, 1] multiplies distances (and so sigma) by 2
 
 
+@lru_cache(maxsize=4)
+def ddpm_alphas_cumprod(num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
+    """ab_t = prod_{i <= t} (1 - beta_i) of the linear DDPM schedule (Ho et al. 2020) -> (num_steps,), read-only.
+
+    The schedule of the shipped models, in float64: DDPMScheduler computes it in float32, but the exact
+    2D world (densepure_viz.toy2d) compares its chains with closed forms to ~1e-12 and needs the precision.
+    """
+    ab = np.cumprod(1.0 - np.linspace(beta_start, beta_end, num_steps))
+    ab.setflags(write=False)
+    return ab
+
+
 def sigma_to_alpha_bar(sigma: float, data_scale: float = DATA_SCALE) -> float:
     """ab(t*) = 1 / (1 + (data_scale * sigma)^2): the schedule value whose noise matches sigma."""
     return 1.0 / (1.0 + (data_scale * sigma) ** 2)
 
 
-def timestep_for_sigma(sigma: float, alphas_cumprod: torch.Tensor, data_scale: float = DATA_SCALE) -> int:
-    """The step t* of the model's own schedule whose ab_t is nearest to sigma_to_alpha_bar(sigma)."""
+def timestep_for_sigma(
+    sigma: float, alphas_cumprod: torch.Tensor | np.ndarray, data_scale: float = DATA_SCALE
+) -> int:
+    """The step t* of the model's own schedule (a tensor or an array) whose ab_t is nearest to
+    sigma_to_alpha_bar(sigma), compared in float64; the 2D world, which has no [0, 1] map, uses data_scale 1."""
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
     target = sigma_to_alpha_bar(sigma, data_scale)
-    return int(torch.argmin((alphas_cumprod.double() - target).abs()).item())
+    if isinstance(alphas_cumprod, torch.Tensor):
+        ab = alphas_cumprod.double()
+    else:
+        ab = torch.tensor(alphas_cumprod, dtype=torch.float64)  # a copy: the array may be read-only
+    return int(torch.argmin((ab - target).abs()).item())
 
 
 def sampler_timesteps(sampler: Sampler, t_star: int, steps: int = 10) -> list[int]:

@@ -12,18 +12,17 @@ classifier, transferred; the purifier itself, with EOT, Athalye et al. 2018) and
 classifier's accuracy, DensePure's vote on one fresh noise draw, and the attack's success rate on its
 own target, so a weak attack shows.
 
-Every finished (method, sigma, image) certificate and (threat, eps, sigma, image) attack is appended
-to a JSON-lines file as soon as it exists, tagged with the settings it depends on; a rerun with the
-same settings skips it, so an interrupted run continues where it stopped and changing one setting
-recomputes only what it affects.
+This module holds the configuration, the computation of one unit of work, the loop over units and the
+tables it builds. Every finished unit is appended to resumable JSON-lines records (`records`), so an
+interrupted run continues where it stopped; `results` writes and reads the Markdown and JSON outputs.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -34,17 +33,12 @@ from densepure_viz.attacks import THREATS, AdaptiveSampler, AttackConfig, Norm, 
 from densepure_viz.certify import CertifyConfig, certify
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, auto_batch, bare_base, densepure_base, densepure_labels, majority_vote
+from densepure_viz.records import RECORDS, CertifyRecord, Record, RobustRecord, Unit, append_record, read_records
 from densepure_viz.seeding import Stream, derive_seed
 
 Method = Literal["bare", "one-shot", "densepure"]
 METHODS: tuple[Method, ...] = ("bare", "one-shot", "densepure")
-METHOD_NAMES: dict[str, str] = {
-    "bare": "bare classifier (Cohen et al.)",
-    "one-shot": "one-shot denoising (Carlini et al.)",
-    "densepure": "DensePure (Xiao et al.)",
-}
 RADII: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
-RECORDS = "records.jsonl"
 
 
 @dataclass(frozen=True)
@@ -105,50 +99,6 @@ class EvaluationConfig:
                 "steps": self.steps, **adaptive}
 
 
-# --- records: one JSON line per finished unit of work --------------------------------------------
-
-
-@dataclass
-class CertifyRecord:
-    """CERTIFY of one image with one smoothed classifier."""
-
-    method: str  # one of METHODS
-    sigma: float  # smoothing std
-    index: int  # image index in the evaluated set
-    label: int  # true class
-    predicted: int | None  # certified class, None when abstaining
-    radius: float  # certified L2 radius (0 when abstaining)
-    p_lower: float  # Clopper-Pearson lower bound on the top class's probability
-    count: int  # estimation draws voting for the selected class
-    seconds: float  # wall time of this certificate
-
-
-@dataclass
-class RobustRecord:
-    """One attacked image and what each classifier says about it."""
-
-    threat: str  # one of attacks.THREATS
-    eps: float  # attack budget
-    sigma: float  # the defence's (and the adaptive attacker's) smoothing std
-    index: int  # image index in the evaluated set
-    label: int  # true class
-    bare: int  # bare classifier on the adversarial image
-    densepure: int  # DensePure's K-seed vote on one noise draw of the adversarial image
-    success: bool  # the attack reached its goal on its own target
-    target_label_rate: float  # share of the attacker's draws that comply
-    seconds: float  # wall time of attack + defence
-
-
-Record = CertifyRecord | RobustRecord
-Unit = tuple[str, str, float, float | None, int]  # (kind, method or threat, sigma, eps or None, index)
-
-
-def unit_of(record: Record) -> Unit:
-    if isinstance(record, CertifyRecord):
-        return ("certify", record.method, record.sigma, None, record.index)
-    return ("robust", record.threat, record.sigma, record.eps, record.index)
-
-
 def work_units(cfg: EvaluationConfig, images: int) -> Iterator[Unit]:
     """Image by image (so a partial run covers every cell on a prefix of images): certificates, then attacks."""
     for index in range(images):
@@ -159,41 +109,6 @@ def work_units(cfg: EvaluationConfig, images: int) -> Iterator[Unit]:
             for eps in cfg.eps:
                 for sigma in cfg.sigmas:
                     yield ("robust", threat, sigma, eps, index)
-
-
-def _settings_key(settings: dict) -> str:
-    return json.dumps(settings, sort_keys=True)
-
-
-def read_records(path: Path, cfg: EvaluationConfig, model: str) -> dict[Unit, Record]:
-    """Records in `path` whose settings match cfg (a truncated last line from a killed run is ignored)."""
-    if not path.is_file():
-        return {}
-    found: dict[Unit, Record] = {}
-    for line in path.read_text().splitlines():
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        kind, settings = obj.pop("kind"), obj.pop("settings")
-        record = CertifyRecord(**obj) if kind == "certify" else RobustRecord(**obj)
-        unit = unit_of(record)
-        if _settings_key(settings) == _settings_key(cfg.settings(kind, unit[1], model)):
-            found[unit] = record
-    return found
-
-
-def append_record(path: Path, record: Record, settings: dict) -> None:
-    """Append one record as a JSON line (starting a new line if a killed run left a partial one)."""
-    kind = unit_of(record)[0]
-    text = json.dumps({"kind": kind, "settings": settings, **asdict(record)}) + "\n"
-    with path.open("a+") as f:
-        f.seek(0, 2)
-        if f.tell() > 0:
-            f.seek(f.tell() - 1)
-            if f.read(1) != "\n":
-                text = "\n" + text
-        f.write(text)
 
 
 # --- computing one unit --------------------------------------------------------------------------
@@ -343,7 +258,8 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RECORDS
-    records = read_records(path, cfg, models.name)
+    settings = partial(cfg.settings, model=models.name)
+    records = read_records(path, settings)
     units = list(work_units(cfg, len(images)))
     with tqdm(total=len(units), desc="evaluate", unit="cell", disable=not progress) as bar:
         bar.update(sum(u in records for u in units))
@@ -356,63 +272,7 @@ def evaluate(
                 record = certify_record(models, x, y, index, name, sigma, cfg)
             else:
                 record = robust_record(models, x, y, index, name, eps, sigma, cfg)
-            append_record(path, record, cfg.settings(kind, name, models.name))
+            append_record(path, record, settings(kind, name))
             records[unit] = record
             bar.update()
     return summarize(records, cfg, models.name, len(images))
-
-
-# --- outputs -------------------------------------------------------------------------------------
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
-def markdown_table(result: EvaluationResult) -> str:
-    """The certified-accuracy table (and the empirical one, when attacks ran) in Markdown."""
-    cfg = result.config
-    lines = [
-        f"### Certified accuracy (%) at L2 radius, {result.model}, {result.images} held-out images",
-        "",
-        f"CERTIFY with n0 = {cfg.n0}, n = {cfg.n}, alpha = {cfg.alpha}; DensePure K = {cfg.seeds} seeds, "
-        f"b = {cfg.steps} steps. Abstentions count as errors.",
-        "",
-        "| sigma | method | " + " | ".join(f"r = {r:g}" for r in cfg.radii) + " | abstain | s / image |",
-        "|---|---|" + "---:|" * (len(cfg.radii) + 2),
-    ]
-    for c in result.certified:
-        cells = " | ".join(_pct(c.accuracy(r)) for r in cfg.radii)
-        lines.append(f"| {c.sigma:g} | {METHOD_NAMES[c.method]} | {cells} | {_pct(c.abstained / max(c.images, 1))} "
-                     f"| {c.seconds:.2f} |")
-    if result.robust:
-        lines += [
-            "",
-            f"### Empirical accuracy (%) under {cfg.norm.upper()} PGD-{cfg.attack_steps}",
-            "",
-            f"classifier: PGD on the bare classifier, then defended; adaptive: PGD with EOT over "
-            f"{cfg.eot_samples} noise draws through the {cfg.adaptive_sampler} purifier. DensePure votes K = "
-            f"{cfg.seeds} seeds on one fresh noise draw. Attack success is on the attack's own target.",
-            "",
-            "| threat | eps | sigma | images | bare classifier | DensePure (1 draw) | attack success "
-            "| draws complying |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in result.robust:
-            lines.append(f"| {r.threat} | {r.eps:g} | {r.sigma:g} | {r.images} | {_pct(r.bare_accuracy)} | "
-                         f"{_pct(r.densepure_accuracy)} | {_pct(r.attack_success)} | {_pct(r.target_label_rate)} |")
-    return "\n".join(lines) + "\n"
-
-
-def save_results(result: EvaluationResult, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write out_dir/results.md and out_dir/results.json; return their paths."""
-    out = Path(out_dir)
-    md, js = out / "results.md", out / "results.json"
-    md.write_text(markdown_table(result))
-    js.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-    return md, js
-
-
-def load_results(path: str | Path) -> EvaluationResult:
-    """An EvaluationResult from a results.json written by save_results (what the app shows)."""
-    return EvaluationResult.from_json(json.loads(Path(path).read_text()))

@@ -2,11 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
 
 from densepure_viz.diffusion import (
+    ddpm_alphas_cumprod,
     ddpm_step,
     noised_start,
     sampler_timesteps,
@@ -41,6 +43,23 @@ def test_known_step_for_sigma_half(scheduler):
 def test_sigma_must_be_positive(scheduler):
     with pytest.raises(ValueError):
         timestep_for_sigma(0.0, scheduler.alphas_cumprod)
+
+
+def test_float64_schedule_matches_the_scheduler_and_steps_the_betas(scheduler):
+    ab = ddpm_alphas_cumprod()
+    assert ab.shape == (1000,) and ab.dtype == np.float64 and not ab.flags.writeable
+    assert ab[0] == pytest.approx(1 - 1e-4)
+    np.testing.assert_allclose(ab[1] / ab[0], 1 - (1e-4 + 0.0199 / 999))
+    np.testing.assert_allclose(ab, scheduler.alphas_cumprod.double().numpy(), rtol=1e-5)
+
+
+def test_timestep_for_sigma_takes_an_array_and_a_data_scale(scheduler):
+    ab = ddpm_alphas_cumprod()
+    for sigma in (0.1, 0.5, 1.0, 3.0):
+        t = timestep_for_sigma(sigma, ab, data_scale=1.0)  # the 2D world: sigma already in model space
+        target = 1 / (1 + sigma**2)
+        assert abs(ab[t] - target) <= min(abs(ab[t - 1] - target), abs(ab[t + 1] - target))
+        assert t == timestep_for_sigma(sigma / 2, scheduler.alphas_cumprod)  # same noise level, [0, 1] pixels
 
 
 def test_sampler_timesteps():

@@ -9,16 +9,10 @@ import torch
 import densepure_viz.evaluate as ev
 from densepure_viz.certify import certify
 from densepure_viz.cli import main
-from densepure_viz.evaluate import (
-    EvaluationConfig,
-    EvaluationResult,
-    evaluate,
-    load_results,
-    markdown_table,
-    save_results,
-)
+from densepure_viz.evaluate import EvaluationConfig, EvaluationResult, evaluate
 from densepure_viz.plots.evaluation import certified_accuracy_figure
 from densepure_viz.purify import bare_base
+from densepure_viz.results import load_results, markdown_table, save_results
 from densepure_viz.seeding import derive_seed
 
 CFG = EvaluationConfig(sigmas=(0.25, 0.5), n0=4, n=24, alpha=0.05, seeds=2, steps=2, eps=(0.5,), attack_steps=2,
@@ -139,4 +133,5 @@ def test_evaluate_cli_writes_table_json_and_figure(tiny_dirs, tmp_path, capsys):
     assert result["images"] == 2 and len(result["table"]) == 3
     for name in ("results.md", "results.json", "certified_accuracy.html", "records.jsonl"):
         assert (tmp_path / name).is_file()
+    assert 'src="http' not in (tmp_path / "certified_accuracy.html").read_text()  # plotly.js embedded: renders offline
     assert main(argv[:-1] + ["--images", "100000"]) == 2

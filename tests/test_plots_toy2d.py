@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from densepure_viz.certify import CertifyConfig
 from densepure_viz.plots.colors import CLASS_COLORS, discrete_colorscale
 from densepure_viz.plots.toy2d import (
     region_maps_figure,
@@ -33,7 +34,7 @@ GRID = GridSpec(PRESET.grid.x_range, PRESET.grid.y_range, 50)
 @pytest.fixture(scope="module")
 def results():
     maps = region_maps(PRESET.mixture, GRID, PRESET.sigma)
-    robust = robust_region(PRESET.mixture, maps, PRESET.x0, PRESET.x_a, np.random.default_rng(0), n=500)
+    robust = robust_region(PRESET.mixture, maps, PRESET.x0, PRESET.x_a, np.random.default_rng(0), CertifyConfig(n=500))
     x_tilde = np.array([-0.2, 0.3])
     traj = reverse_trajectories(PRESET.mixture, x_tilde, PRESET.sigma, list(range(12)), steps=20)
     return maps, robust, traj

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 from scipy.stats import beta, norm
 
+from densepure_viz.certify import CertifyConfig, CertifyResult, certify
+from densepure_viz.diffusion import ddpm_alphas_cumprod, timestep_for_sigma
 from densepure_viz.toy2d import (
     PRESETS,
     GaussianMixture,
     GridSpec,
     bayes_labels,
-    certify,
     classify,
-    ddpm_alphas_cumprod,
     highest_density_point,
     label_probabilities,
+    labeler_base,
     log_density,
     noised_mixture,
     noised_score,
@@ -33,7 +34,6 @@ from densepure_viz.toy2d import (
     robust_region,
     sigma_for_timestep,
     sigma_sweep,
-    timestep_for_sigma,
 )
 
 # three components, two labels, unequal stds: the posterior is bimodal for x~ between them
@@ -55,6 +55,13 @@ def brute_log_posterior(
     var = mixture.stds**2
     prior = np.log((mixture.weights / (2 * np.pi * var) * np.exp(-d2 / (2 * var))).sum(1))
     return prior - ((x0 - x_tilde) ** 2).sum(1) / (2 * sigma**2)
+
+
+def certify_vote(
+    mixture: GaussianMixture, point: list[float], sigma: float, rng: np.random.Generator, cfg: CertifyConfig
+) -> CertifyResult:
+    """CERTIFY of the smoothed exact vote (map (d)) at one point."""
+    return certify(labeler_base(mixture, point, sigma, rng), mixture.num_classes, sigma, cfg)
 
 
 def fine_grid(lo: float, hi: float, n: int) -> tuple[np.ndarray, float]:
@@ -164,14 +171,10 @@ def test_power_diagram_cells_tile_the_box_and_match_assignment():
         assert cell.label == p.mixture.labels[cell.component]
 
 
-def test_schedule_and_timestep_for_sigma():
+def test_sigma_for_timestep_inverts_the_timestep_of_a_model_space_sigma():
     ab = ddpm_alphas_cumprod()
-    assert ab.shape == (1000,) and ab[0] == pytest.approx(1 - 1e-4)
-    np.testing.assert_allclose(ab[1] / ab[0], 1 - (1e-4 + 0.0199 / 999))
     for sigma in (0.1, 0.5, 1.0, 3.0):
-        t = timestep_for_sigma(sigma, ab)
-        target = 1 / (1 + sigma**2)
-        assert abs(ab[t] - target) <= min(abs(ab[t - 1] - target), abs(ab[t + 1] - target))
+        t = timestep_for_sigma(sigma, ab, data_scale=1.0)
         assert sigma_for_timestep(t, ab) == pytest.approx(sigma, rel=0.02)
 
 
@@ -240,8 +243,8 @@ def test_seeds_reproduce():
     g1 = reverse_trajectories(SEPARATED, xt, 0.6, np.random.default_rng(3), num_trajectories=5, steps=10)
     g2 = reverse_trajectories(SEPARATED, xt, 0.6, np.random.default_rng(3), num_trajectories=5, steps=10)
     np.testing.assert_array_equal(g1.path, g2.path)
-    c1 = certify(THREE, [0.1, 0.1], 0.5, np.random.default_rng(4), n=500)
-    c2 = certify(THREE, [0.1, 0.1], 0.5, np.random.default_rng(4), n=500)
+    c1 = certify_vote(THREE, [0.1, 0.1], 0.5, np.random.default_rng(4), CertifyConfig(n=500))
+    c2 = certify_vote(THREE, [0.1, 0.1], 0.5, np.random.default_rng(4), CertifyConfig(n=500))
     np.testing.assert_array_equal(c1.counts, c2.counts)
     with pytest.raises(ValueError, match="num_trajectories"):
         reverse_trajectories(SEPARATED, xt, 0.6, np.random.default_rng(3))
@@ -250,27 +253,27 @@ def test_seeds_reproduce():
 def test_certified_radius_matches_closed_form():
     # map (d) of MIRROR is the half-plane x < 0, so at (-a, 0) pA = Phi(a / sigma) and the ideal radius is a
     sigma, a, n, alpha = 0.5, 0.6, 100_000, 0.001
-    cert = certify(MIRROR, [-a, 0.0], sigma, np.random.default_rng(0), n=n, alpha=alpha)
+    cert = certify_vote(MIRROR, [-a, 0.0], sigma, np.random.default_rng(0), CertifyConfig(n=n, alpha=alpha))
     n_a = cert.counts[0]
     assert cert.label == 0 and abs(n_a / n - norm.cdf(a / sigma)) < 4 * np.sqrt(0.12 / n)
     p_lower = beta.ppf(alpha, n_a, n - n_a + 1)
-    assert cert.p_a_lower == pytest.approx(p_lower, rel=1e-9)
+    assert cert.p_lower == pytest.approx(p_lower, rel=1e-9)
     assert cert.radius == pytest.approx(sigma * norm.ppf(p_lower), rel=1e-9)
     assert a - 0.03 < cert.radius < a
-    on_boundary = certify(MIRROR, [0.0, 0.0], sigma, np.random.default_rng(0), n=2000)
-    assert on_boundary.label is None and on_boundary.radius == 0.0 and on_boundary.p_a_lower < 0.5
+    on_boundary = certify_vote(MIRROR, [0.0, 0.0], sigma, np.random.default_rng(0), CertifyConfig(n=2000))
+    assert on_boundary.label is None and on_boundary.radius == 0.0 and on_boundary.p_lower < 0.5
 
 
 def test_robust_region_of_mirror_is_the_half_plane():
     grid = GridSpec((-4.0, 4.0), (-3.0, 3.0), resolution=80)  # no grid point on the tie line x = 0
     maps = region_maps(MIRROR, grid, 0.5)
-    rr = robust_region(MIRROR, maps, [-2.0, 0.0], [-0.3, 2.5], np.random.default_rng(1), n=2000)
+    rr = robust_region(MIRROR, maps, [-2.0, 0.0], [-0.3, 2.5], np.random.default_rng(1), CertifyConfig(n=2000))
     assert rr.label == 0 and rr.mask[maps.cell_of([-2.0, 0.0])]
     np.testing.assert_array_equal(rr.mask, np.broadcast_to(maps.xs < 0, (80, 80)))
     assert rr.area == pytest.approx(40 * 80 * maps.cell_area)
     assert rr.ball_area == pytest.approx(np.pi * rr.certificate.radius**2)
     assert rr.x_a_in_region and not rr.x_a_in_ball and rr.area > rr.ball_area
-    far = robust_region(MIRROR, maps, [-2.0, 0.0], [0.5, 0.0], np.random.default_rng(1), n=2000)
+    far = robust_region(MIRROR, maps, [-2.0, 0.0], [0.5, 0.0], np.random.default_rng(1), CertifyConfig(n=2000))
     assert not far.x_a_in_region
 
 
@@ -306,7 +309,7 @@ def test_presets_tell_their_story(name):
     p = PRESETS[name]
     assert p.name == name and p.point_masses == bool(p.mixture.stds.max() < 0.01)
     maps = region_maps(p.mixture, GridSpec(p.grid.x_range, p.grid.y_range, 100), p.sigma)
-    rr = robust_region(p.mixture, maps, p.x0, p.x_a, np.random.default_rng(0), n=1000)
+    rr = robust_region(p.mixture, maps, p.x0, p.x_a, np.random.default_rng(0), CertifyConfig(n=1000))
     assert rr.certificate.label == rr.label == bayes_labels(p.mixture, np.array([p.x0]))[0]
     assert rr.x_a_in_region and not rr.x_a_in_ball and rr.area > rr.ball_area
 

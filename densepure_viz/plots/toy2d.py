@@ -161,12 +161,12 @@ def scene_figure(
         fig.add_trace(_marker(robust.x0, "x0", "circle", class_color(robust.label)))
         fig.add_trace(_marker(robust.x_a, "x_a", "x", "black"))
         balls = (
-            (robust.certificate, "solid", "certified ball at x0"),
-            (robust.certificate_x_a, "dash", "certified ball at x_a"),
+            (robust.x0, robust.certificate, "solid", "certified ball at x0"),
+            (robust.x_a, robust.certificate_x_a, "dash", "certified ball at x_a"),
         )
-        for cert, dash, name in balls:
+        for point, cert, dash, name in balls:
             if cert.radius > 0:
-                fig.add_shape(_circle(cert.point, cert.radius, dash, name))
+                fig.add_shape(_circle(point, cert.radius, dash, name))
     title = f"{MAP_TITLES[labeler]}, sigma = {maps.sigma:.2f}"
     if robust is not None:
         title += f"<br>robust region {robust.area:.2f} vs certified ball {robust.ball_area:.2f} (area)"

@@ -3,7 +3,8 @@
 With a Gaussian-mixture data distribution every quantity of the paper is exact: the posterior
 p(x0 | x~), its label masses and highest-density point, the score of every noised marginal, reverse
 chains that sample the posterior, and the robust regions, which can be compared with the L2 balls
-randomized smoothing certifies. numpy/scipy only; plots live in densepure_viz.plots.toy2d.
+randomized smoothing certifies. numpy/scipy, plus the image engine's schedule arithmetic (diffusion)
+and CERTIFY (certify); plots live in densepure_viz.plots.toy2d.
 """
 
 from .mixture import (
@@ -34,21 +35,17 @@ from .regions import (
 from .reverse import (
     Method,
     ReverseTrajectories,
-    ddpm_alphas_cumprod,
     noised_mixture,
     noised_score,
-    reverse_timesteps,
     reverse_trajectories,
     sigma_for_timestep,
     smoothed_input,
-    timestep_for_sigma,
 )
-from .robustness import Certificate, RobustRegion, SigmaSweep, certify, robust_region, sigma_sweep
+from .robustness import RobustRegion, SigmaSweep, labeler_base, robust_region, sigma_sweep
 
 __all__ = [
     "LABELERS",
     "PRESETS",
-    "Certificate",
     "GaussianMixture",
     "GridSpec",
     "Labeler",
@@ -61,12 +58,11 @@ __all__ = [
     "RobustRegion",
     "SigmaSweep",
     "bayes_labels",
-    "certify",
     "classify",
-    "ddpm_alphas_cumprod",
     "grid_cell",
     "highest_density_point",
     "label_probabilities",
+    "labeler_base",
     "log_density",
     "noised_mixture",
     "noised_score",
@@ -76,12 +72,10 @@ __all__ = [
     "power_diagram_assignment",
     "power_diagram_cells",
     "region_maps",
-    "reverse_timesteps",
     "reverse_trajectories",
     "robust_region",
     "score",
     "sigma_for_timestep",
     "sigma_sweep",
     "smoothed_input",
-    "timestep_for_sigma",
 ]

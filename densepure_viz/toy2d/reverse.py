@@ -1,13 +1,14 @@
 """Exact reverse diffusion in the 2D world: the noised mixture, its score, and seeded DDPM/DDIM chains.
 
-Forward process (Ho et al. 2020): x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps on the DDPM linear schedule
-(1000 steps, betas linspace(1e-4, 0.02), ab_t = prod(1 - beta)), shared with the image engine. For a
+Forward process (Ho et al. 2020): x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps on the image engine's DDPM
+linear schedule (densepure_viz.diffusion.ddpm_alphas_cumprod, in float64). For a
 mixture prior, p_t is the mixture with means sqrt(ab_t) mu_k and variances ab_t s_k^2 + 1 - ab_t, so
 its score is exact and the noise prediction is eps = -sqrt(1 - ab_t) * score.
 
 DensePure (Xiao et al., ICLR 2023, Sec. 4) reads the smoothed input x~ = x + sigma * eps as
 x_t* = sqrt(ab_t*) x~ with ab_t* = 1 / (1 + sigma^2) (nearest step). There is no [0, 1] -> [-1, 1]
-factor of 2 here (compare densepure_viz.diffusion): sigma is directly the std in model space. With the
+factor of 2 here: t* is densepure_viz.diffusion.timestep_for_sigma with data scale 1, sigma being
+directly the std in model space, and the steps are its sampler_timesteps ("full" or "fast"). With the
 exact score the reverse chain samples p(x0 | x~) for sigma_t* = sqrt((1 - ab_t*) / ab_t*), up to the
 chain's discretisation error (small for the full chain). Each step is the DDPM posterior
 q(x_s | x_t, x0_hat) (Ho et al. eqs. 6-7) between arbitrary steps s < t, so respaced chains
@@ -19,51 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+
+from densepure_viz.diffusion import ddpm_alphas_cumprod, sampler_timesteps, timestep_for_sigma
 
 from .mixture import GaussianMixture, bayes_labels, label_probabilities, score
 
 Method = Literal["ddpm", "ddim"]
 NoiseSource = np.random.Generator | Sequence[int]
-
-
-@lru_cache(maxsize=4)
-def ddpm_alphas_cumprod(
-    num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
-) -> np.ndarray:
-    """ab_t = prod_{i <= t} (1 - beta_i) for the linear DDPM schedule -> (num_steps,), read-only."""
-    ab = np.cumprod(1.0 - np.linspace(beta_start, beta_end, num_steps))
-    ab.setflags(write=False)
-    return ab
-
-
-def timestep_for_sigma(sigma: float, alphas_cumprod: np.ndarray) -> int:
-    """The step t* whose ab_t is nearest to 1 / (1 + sigma^2) (model-space sigma, no factor 2)."""
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    return int(np.argmin(np.abs(alphas_cumprod - 1.0 / (1.0 + sigma**2))))
+DATA_SCALE = 1.0  # sigma is already the std in model space: no [0, 1] -> [-1, 1] factor
 
 
 def sigma_for_timestep(t: int, alphas_cumprod: np.ndarray) -> float:
     """sigma_t = sqrt((1 - ab_t) / ab_t): the smoothing std that step t represents."""
     return float(np.sqrt((1.0 - alphas_cumprod[t]) / alphas_cumprod[t]))
-
-
-def reverse_timesteps(t_star: int, steps: int | None = None) -> list[int]:
-    """Descending steps at which the score is evaluated: all of t*, ..., 0 when steps is None,
-    else `steps` evenly spaced ones from t* to 0 ([t*] alone is one-shot Tweedie denoising).
-    Mirrors densepure_viz.diffusion.sampler_timesteps."""
-    if steps is None:
-        return list(range(t_star, -1, -1))
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1 or None (full chain), got {steps}")
-    if steps == 1:
-        return [t_star]
-    grid = np.round(np.linspace(t_star, 0, min(steps, t_star + 1))).astype(int)
-    return sorted(set(grid.tolist()), reverse=True)
 
 
 def noised_mixture(mixture: GaussianMixture, alpha_bar: float) -> GaussianMixture:
@@ -141,8 +113,9 @@ def reverse_trajectories(
     if method not in ("ddpm", "ddim"):
         raise ValueError(f"method must be 'ddpm' or 'ddim', got {method!r}")
     ab_all = ddpm_alphas_cumprod() if alphas_cumprod is None else np.asarray(alphas_cumprod, dtype=np.float64)
-    t_star = timestep_for_sigma(sigma, ab_all)
-    timesteps = np.array(reverse_timesteps(t_star, steps))
+    t_star = timestep_for_sigma(sigma, ab_all, DATA_SCALE)
+    sampled = sampler_timesteps("full", t_star) if steps is None else sampler_timesteps("fast", t_star, steps)
+    timesteps = np.array(sampled)  # (S,) descending
     alpha_bars = np.r_[ab_all[timesteps], 1.0]  # (S + 1,)
     z = _noise(noise, num_trajectories, len(timesteps))  # (S, K, 2)
     x_tilde = np.asarray(x_tilde, dtype=np.float64).reshape(2)

@@ -1,9 +1,10 @@
 """Certified L2 balls of randomized smoothing versus DensePure's robust regions, in 2D.
 
-Certification follows Cohen et al. (2019, CERTIFY): n0 noisy copies pick the class c_A, n more count
-it, the one-sided Clopper-Pearson bound pA_lower at level alpha gives the radius
-sigma * Phi^-1(pA_lower), and the smoothed classifier abstains when pA_lower < 1/2. The base classifier
-is one of the four of `regions` (default (d), DensePure's majority vote with its exact label masses).
+Certification is the image engine's CERTIFY (densepure_viz.certify, Cohen et al. 2019): n0 noisy copies
+pick the class c_A, n more count it, the one-sided Clopper-Pearson bound p_lower at level alpha gives
+the radius sigma * Phi^-1(p_lower); the smoothed classifier certifies when p_lower > 1/2, otherwise
+abstains. Its base classifier here is one of the four of `regions` on x + sigma * eps (default (d),
+DensePure's majority vote with its exact label masses).
 The robust region of x0 (DensePure, Xiao et al., ICLR 2023, Sec. 3) is the connected region of map
 (c), the highest-density-point labels, that contains x0; it can be far larger than the ball.
 """
@@ -14,56 +15,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import ndimage
-from scipy.stats import binomtest, norm
+
+from densepure_viz.certify import BaseClassifier, CertifyConfig, CertifyResult, certify
+from densepure_viz.seeding import Stream
 
 from .mixture import GaussianMixture
 from .regions import GridSpec, Labeler, RegionMaps, classify, grid_cell
 
 
-@dataclass
-class Certificate:
-    """Randomized-smoothing prediction and certified radius at one point."""
+def labeler_base(
+    mixture: GaussianMixture, point: np.ndarray, sigma: float, rng: np.random.Generator, labeler: Labeler = "vote"
+) -> BaseClassifier:
+    """CERTIFY's base classifier at `point`: `labeler` applied to noisy copies point + sigma * eps, eps ~ N(0, I).
 
-    point: np.ndarray  # (2,) where the smoothed classifier was evaluated
-    label: int | None  # c_A, or None when abstaining
-    radius: float  # certified L2 radius sigma * Phi^-1(pA_lower); 0 when abstaining
-    p_a_lower: float  # one-sided (1 - alpha) Clopper-Pearson lower bound on P(f(x + delta) = c_A)
-    counts: np.ndarray  # (C,) labels of the n estimation samples
-    sigma: float  # smoothing std
-    alpha: float  # failure probability of the bound
-
-
-def certify(
-    mixture: GaussianMixture,
-    point: np.ndarray,
-    sigma: float,
-    rng: np.random.Generator,
-    n: int = 1000,
-    n0: int = 100,
-    alpha: float = 0.001,
-    labeler: Labeler = "vote",
-) -> Certificate:
-    """Cohen et al.'s CERTIFY for the smoothed version of one base classifier, noise from rng."""
+    It ignores the phase and draw indices and draws len(draws) noises (m, 2) from rng in call order.
+    CERTIFY classifies its selection chunks, then its estimation chunks, in order, and numpy's Generator
+    gives the same numbers split into consecutive calls as in one call, so a seeded rng yields the same
+    certificate as drawing (n0, 2) then (n, 2) noises at once, whatever the chunk size. (The image
+    engine keys each draw by its index instead, see `seeding`; the 2D world is cheap enough to need no
+    order-free streams.)
+    """
     x = np.asarray(point, dtype=np.float64).reshape(2)
 
-    def sample_counts(num: int) -> np.ndarray:
-        noisy = x + sigma * rng.standard_normal((num, 2))
-        return np.bincount(classify(mixture, noisy, sigma, labeler), minlength=mixture.num_classes)
+    def base(phase: Stream, draws: torch.Tensor) -> torch.Tensor:
+        noisy = x + sigma * rng.standard_normal((len(draws), 2))  # (m, 2)
+        return torch.from_numpy(classify(mixture, noisy, sigma, labeler))  # (m,)
 
-    c_a = int(sample_counts(n0).argmax())
-    counts = sample_counts(n)
-    p_lower = float(binomtest(int(counts[c_a]), n).proportion_ci(1.0 - 2.0 * alpha, method="exact").low)
-    certified = p_lower > 0.5
-    return Certificate(
-        point=x,
-        label=c_a if certified else None,
-        radius=float(sigma * norm.ppf(p_lower)) if certified else 0.0,
-        p_a_lower=p_lower,
-        counts=counts,
-        sigma=float(sigma),
-        alpha=alpha,
-    )
+    return base
 
 
 def _connected_region(labels: np.ndarray, cell: tuple[int, int]) -> np.ndarray:
@@ -81,8 +61,8 @@ class RobustRegion:
     label: int  # map (c) label of x0's cell
     mask: np.ndarray  # (H, W) bool, connected region of map (c) containing x0
     area: float  # area of mask
-    certificate: Certificate  # smoothed vote at x0: the ball compared with the region
-    certificate_x_a: Certificate  # smoothed vote at x_a
+    certificate: CertifyResult  # smoothed vote at x0: the ball compared with the region
+    certificate_x_a: CertifyResult  # smoothed vote at x_a
     ball_area: float  # pi * certificate.radius^2
     x_a_in_region: bool  # x_a's cell lies in mask
     x_a_in_ball: bool  # |x_a - x0| < certificate.radius
@@ -94,16 +74,19 @@ def robust_region(
     x0: np.ndarray,
     x_a: np.ndarray,
     rng: np.random.Generator,
-    n: int = 1000,
-    n0: int = 100,
-    alpha: float = 0.001,
+    cfg: CertifyConfig = CertifyConfig(),
 ) -> RobustRegion:
-    """Robust region of x0 on the maps' grid, and certificates at x0 and x_a (at maps.sigma)."""
+    """Robust region of x0 on the maps' grid, and CERTIFY of the smoothed vote at x0, then at x_a (at
+    maps.sigma, noise drawn from rng in that order)."""
     x0 = np.asarray(x0, dtype=np.float64).reshape(2)
     x_a = np.asarray(x_a, dtype=np.float64).reshape(2)
     cell = maps.cell_of(x0)
     mask = _connected_region(maps.mode, cell)
-    cert = certify(mixture, x0, maps.sigma, rng, n, n0, alpha)
+
+    def smoothed_vote(point: np.ndarray) -> CertifyResult:
+        return certify(labeler_base(mixture, point, maps.sigma, rng), mixture.num_classes, maps.sigma, cfg)
+
+    cert = smoothed_vote(x0)
     return RobustRegion(
         x0=x0,
         x_a=x_a,
@@ -111,7 +94,7 @@ def robust_region(
         mask=mask,
         area=float(mask.sum() * maps.cell_area),
         certificate=cert,
-        certificate_x_a=certify(mixture, x_a, maps.sigma, rng, n, n0, alpha),
+        certificate_x_a=smoothed_vote(x_a),
         ball_area=float(np.pi * cert.radius**2),
         x_a_in_region=bool(mask[maps.cell_of(x_a)]),
         x_a_in_ball=bool(np.linalg.norm(x_a - x0) < cert.radius),

@@ -59,7 +59,7 @@ def results_figure():
     if not path.is_file():
         return None
     try:
-        from densepure_viz.evaluate import load_results
+        from densepure_viz.results import load_results
         from densepure_viz.plots.evaluation import certified_accuracy_figure
 
         return certified_accuracy_figure(load_results(path))

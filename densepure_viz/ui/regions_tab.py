@@ -13,6 +13,7 @@ from functools import lru_cache
 import gradio as gr
 import numpy as np
 
+from densepure_viz.certify import CertifyConfig
 from densepure_viz.plots.toy2d import MAP_TITLES, region_maps_figure, scene_figure, vote_histogram_figure
 from densepure_viz.toy2d import LABELERS, PRESETS, power_diagram_cells, region_maps, reverse_trajectories, robust_region, smoothed_input
 from densepure_viz.ui.session import AppContext
@@ -81,7 +82,7 @@ def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler
     n = integer(n, "n (certification draws)", 10, LIMITS.toy_n)
     p = PRESETS[preset]
     maps, cells = _maps(preset, sigma), _cells(preset, sigma)
-    robust = robust_region(p.mixture, maps, x0, x_a, np.random.default_rng([seed, 2]), n=n, n0=CERTIFY_N0)
+    robust = robust_region(p.mixture, maps, x0, x_a, np.random.default_rng([seed, 2]), CertifyConfig(n0=CERTIFY_N0, n=n))
     x_tilde = smoothed_input(x_a, sigma, np.random.default_rng([seed, 1]))
     trajectory_seeds = np.random.SeedSequence(seed).generate_state(k).tolist()  # one stream per trajectory
     traj = reverse_trajectories(p.mixture, x_tilde, sigma, trajectory_seeds, steps=steps or None, method=method)
@@ -110,8 +111,8 @@ def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler
         "labels_x0": {m: int(maps.labels(m)[maps.cell_of(x0)]) for m in LABELERS},
         "labels_x_a": {m: int(maps.labels(m)[maps.cell_of(x_a)]) for m in LABELERS},
         "robust_region": {"label": robust.label, "area": robust.area, "x_a_inside": robust.x_a_in_region},
-        "certificate_x0": {"label": cert.label, "radius": cert.radius, "p_lower": cert.p_a_lower, "x_a_inside": robust.x_a_in_ball},
-        "certificate_x_a": {"label": cert_a.label, "radius": cert_a.radius, "p_lower": cert_a.p_a_lower},
+        "certificate_x0": {"label": cert.label, "radius": cert.radius, "p_lower": cert.p_lower, "x_a_inside": robust.x_a_in_ball},
+        "certificate_x_a": {"label": cert_a.label, "radius": cert_a.radius, "p_lower": cert_a.p_lower},
         "seed": seed, "n": n, "K": k, "steps": len(traj.timesteps), "method": method,
     }
     return scene, region_maps_figure(maps), vote_histogram_figure(traj), summary, data
