@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from densepure_viz.attacks import THREATS, AdaptiveSampler, AttackConfig, Norm, Threat, attack
 from densepure_viz.certify import CertifyConfig, certify
+from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, auto_batch, bare_base, densepure_base, densepure_labels, majority_vote
 from densepure_viz.records import RECORDS, CertifyRecord, Record, RobustRecord, Unit, append_record, read_records
@@ -62,9 +63,9 @@ class EvaluationConfig:
 
     def __post_init__(self) -> None:
         if not self.sigmas:
-            raise ValueError("give at least one sigma")
+            raise InputError("give at least one sigma")
         if list(self.radii) != sorted(set(self.radii)) or self.radii[0] < 0:
-            raise ValueError(f"radii must be increasing and >= 0, got {self.radii}")
+            raise InputError(f"radii must be increasing and >= 0, got {self.radii}")
         self.certify_config()
         for sigma in self.sigmas:
             for method in METHODS[1:]:
