@@ -18,7 +18,7 @@ import torch
 from densepure_viz.certify import CertifyConfig, CertifyResult, certify
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, auto_batch, majority_vote, reverse, start_draws, to_unit
-from densepure_viz.runtime import EvalCounter, classify, unet_eps
+from densepure_viz.runtime import EvalCounter, predict_labels, unet_eps
 from densepure_viz.seeding import Stream
 
 
@@ -41,7 +41,7 @@ def per_seed_labels(
         for chunk in draws.split(max_batch or auto_batch(models)):
             traj = start_draws(models, x01, cfg.sigma, t_star, seed, phase, chunk)
             *_, last = reverse(models, traj, timesteps, [k], counter)
-            column.append(classify(models, to_unit(last.prev_sample), counter).cpu())
+            column.append(predict_labels(models, to_unit(last.prev_sample), counter).cpu())
         columns.append(torch.cat(column))
     return torch.stack(columns, dim=1)
 
@@ -75,5 +75,5 @@ def replay(models: DensePureModels, recorded: EvalCounter) -> EvalCounter:
     for t, n in recorded.unet_calls:
         unet_eps(models, x[:n], t, floor)
     for n in recorded.classifier_calls:
-        classify(models, x[:n].clamp(0, 1), floor)
+        predict_labels(models, x[:n].clamp(0, 1), floor)
     return floor

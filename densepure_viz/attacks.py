@@ -262,7 +262,7 @@ def purifier_logits(
         prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         noise = torch.randn(x.shape, generator=generator, device=x.device) if prev_t >= 0 else None
         sample = ddpm_step(models.scheduler, eps, t, prev_t, sample, noise).prev_sample
-    return models.classify(to_unit(sample)).view(e, x01.shape[0], -1)
+    return models.logits(to_unit(sample)).view(e, x01.shape[0], -1)
 
 
 def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig) -> LossFn:
@@ -273,7 +273,7 @@ def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig
     """
     targeted = cfg.target is not None
     if cfg.threat == "classifier":
-        return lambda x, step: goal_loss(models.classify(x), labels, targeted)
+        return lambda x, step: goal_loss(models.logits(x), labels, targeted)
 
     def eot(x: torch.Tensor, step: int) -> torch.Tensor:
         logits = purifier_logits(models, x, cfg, make_generator(cfg.seed, Stream.ATTACK_EOT, step, device=x.device))

@@ -93,7 +93,7 @@ class DensePureModels:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def classify(self, images: torch.Tensor) -> torch.Tensor:
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) of images (B, C, H, W) in [0, 1]."""
         x = images.to(self.device, self.dtype)
         if tuple(x.shape[-2:]) != self.classifier_size:
@@ -103,7 +103,7 @@ class DensePureModels:
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Labels (B,) of images (B, C, H, W) in [0, 1]."""
-        return self.classify(images).argmax(dim=1)
+        return self.logits(images).argmax(dim=1)
 
 
 def default_device() -> torch.device:

@@ -35,7 +35,7 @@ from densepure_viz.diffusion import (
 )
 from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
-from densepure_viz.runtime import EvalCounter, auto_batch, classify, unet_eps
+from densepure_viz.runtime import EvalCounter, auto_batch, predict_labels, unet_eps
 from densepure_viz.seeding import Stream, make_generator
 
 DRAW_BLOCK = 32  # noise draws per generator block: the unit of smoothing/reverse noise streams
@@ -243,7 +243,7 @@ def densepure_labels(
     for x, chunk in _draw_chunks(x01, draws, per_chunk):
         traj = start_draws(models, x, cfg.sigma, t_star, seed, phase, chunk)
         *_, last = reverse(models, traj, timesteps, seed_ids, counter)
-        labels.append(classify(models, to_unit(last.prev_sample), counter).view(len(chunk), len(seed_ids)))
+        labels.append(predict_labels(models, to_unit(last.prev_sample), counter).view(len(chunk), len(seed_ids)))
     return torch.cat(labels).cpu()
 
 
@@ -266,7 +266,7 @@ def _early_votes(
     while bool(todo.any()):  # one host sync per round: which chains run next
         rows, seeds = _round_chains(done, todo)
         *_, last = _chains(models, traj, timesteps, rows, seeds, eps_start, counter)
-        labels = classify(models, to_unit(last.prev_sample), counter)
+        labels = predict_labels(models, to_unit(last.prev_sample), counter)
         counts.index_put_((rows, labels), torch.ones_like(labels), accumulate=True)
         done += todo
         todo = seeds_to_decide(counts, k - done)
@@ -342,10 +342,10 @@ def purify_stream(
         yield frame
         x_t = out.prev_sample
     purified = to_unit(x_t)
-    per_seed = classify(models, purified, counter)
+    per_seed = predict_labels(models, purified, counter)
     counts = vote_counts(per_seed, models.num_classes)
     one_shot = frames[0].x0[0].to(models.device)  # x0 predicted at t*: the same for every seed
-    bare = classify(models, torch.stack([x01.to(models.device, torch.float32), traj.noisy[0], one_shot]), counter)
+    bare = predict_labels(models, torch.stack([x01.to(models.device, torch.float32), traj.noisy[0], one_shot]), counter)
     yield PurifyResult(
         label=int(counts.argmax()),
         votes={int(c): int(n) for c, n in enumerate(counts.tolist()) if n},
@@ -391,6 +391,6 @@ def bare_base(models: DensePureModels, x01: torch.Tensor, sigma: float, seed: in
     @torch.inference_mode()
     def base(phase: Stream, draws: torch.Tensor) -> torch.Tensor:
         noisy, _ = smoothed_draws(models, x01, sigma, seed, phase, draws)
-        return classify(models, noisy).cpu()
+        return predict_labels(models, noisy).cpu()
 
     return base

@@ -1,6 +1,6 @@
 """How the DensePure engine runs its two networks: precision, memory format, compilation, batch size, counting.
 
-The algorithm (purify.py) calls the UNet and the classifier only through `unet_eps` and `classify`, so
+The algorithm (purify.py) calls the UNet and the classifier only through `unet_eps` and `predict_labels`, so
 every speed choice lives here:
 - precision: the networks run under `torch.autocast` in `models.dtype` (bfloat16/float16 on GPU, see
   `models.default_dtype`); the diffusion arithmetic around them stays float32;
@@ -79,7 +79,7 @@ def unet_eps(models: DensePureModels, x: torch.Tensor, t: int, counter: EvalCoun
     return out
 
 
-def classify(models: DensePureModels, images01: torch.Tensor, counter: EvalCounter | None = None) -> torch.Tensor:
+def predict_labels(models: DensePureModels, images01: torch.Tensor, counter: EvalCounter | None = None) -> torch.Tensor:
     """Labels (B,) of images (B, C, H, W) in [0, 1], under autocast; recorded in `counter` when given."""
     with autocast(models):
         labels = models.predict(images01)
