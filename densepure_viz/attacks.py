@@ -33,14 +33,15 @@ import torch.nn.functional as F
 from densepure_viz.errors import InputError
 from densepure_viz.diffusion import (
     DATA_SCALE,
-    ddpm_step,
     noised_start,
     sampler_timesteps,
     timestep_for_sigma,
+    to_unit,
 )
 from densepure_viz.models import DensePureModels
-from densepure_viz.purify import majority_vote, to_unit
-from densepure_viz.seeding import Stream, make_generator
+from densepure_viz.reverse import reverse_steps
+from densepure_viz.seeding import Stream, gaussian_stream, make_generator
+from densepure_viz.votes import majority_vote
 
 Norm = Literal["linf", "l2"]
 Threat = Literal["classifier", "adaptive"]
@@ -247,22 +248,18 @@ def purifier_logits(
     """Logits (E, B, num_classes) of the differentiable purifier on E = cfg.eot_samples noise draws of x01 (B, C, H, W).
 
     x + delta, delta ~ N(0, sigma^2 I) -> x_t* (diffusion.noised_start) -> reverse with the model's
-    own schedule: one x0 prediction at t* (one-shot), or `adaptive_steps` respaced DDPM steps
-    (diffusion.ddpm_step) with seeded posterior noise -> classifier. Built from the same public
-    pieces as purify.reverse, but batched over images and differentiable in x01.
+    own schedule: one x0 prediction at t* (one-shot), or `adaptive_steps` respaced DDPM steps with
+    seeded posterior noise -> classifier. The engine's own reverse loop (reverse.reverse_steps),
+    batched over images and differentiable in x01; `generator` draws delta first, then each step's noise.
     """
     e = cfg.eot_samples
     t_star = timestep_for_sigma(cfg.sigma, models.scheduler.alphas_cumprod, DATA_SCALE)
     timesteps = sampler_timesteps(cfg.adaptive_sampler, t_star, cfg.adaptive_steps)
     x = x01.float().unsqueeze(0).expand(e, *x01.shape).flatten(0, 1)  # (E*B, C, H, W)
     delta = torch.randn(x.shape, generator=generator, device=x.device) * cfg.sigma
-    sample = noised_start(x + delta, models.scheduler.alphas_cumprod[t_star].item())
-    for i, t in enumerate(timesteps):
-        eps = models.unet(sample.to(models.dtype), t).sample
-        prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        noise = torch.randn(x.shape, generator=generator, device=x.device) if prev_t >= 0 else None
-        sample = ddpm_step(models.scheduler, eps, t, prev_t, sample, noise).prev_sample
-    return models.logits(to_unit(sample)).view(e, x01.shape[0], -1)
+    x_start = noised_start(x + delta, models.scheduler.alphas_cumprod[t_star].item())
+    *_, last = reverse_steps(models, x_start, timesteps, gaussian_stream(x.shape, generator, x.device))
+    return models.logits(to_unit(last.prev_sample)).view(e, x01.shape[0], -1)
 
 
 def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig) -> LossFn:

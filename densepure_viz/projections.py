@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from densepure_viz.diffusion import DATA_SCALE
+from densepure_viz.diffusion import DATA_SCALE, to_unit
 from densepure_viz.models import DensePureModels
-from densepure_viz.purify import PurifyConfig, reverse, start_draws, to_unit
+from densepure_viz.purify import PurifyConfig, reverse, start_draws
 from densepure_viz.seeding import Stream
 
 MAX_DIMS = 3  # projections are drawn in 2D or 3D

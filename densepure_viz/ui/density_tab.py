@@ -24,7 +24,7 @@ from densepure_viz.projections import (
     reversed_samples,
     training_set,
 )
-from densepure_viz.purify import majority_vote
+from densepure_viz.votes import majority_vote
 from densepure_viz.ui.inputs import check_budget, parse_attack, parse_purify, run_prepare
 from densepure_viz.ui.session import AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, choice, integer, model_id, user_errors
