@@ -23,7 +23,6 @@ Randomness enters only through explicit seeds (see `seeding`); the global RNG is
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -189,7 +188,8 @@ def pgd_steps(
     """PGD (Madry et al. 2018) on a batch x (B, C, H, W) in [0, 1]: yield (loss (B,), x_adv) per step.
 
     The loss is the one at the iterate the step started from; x_adv is the iterate after the step.
-    `loss_fn` must be differentiable in its first argument; the caller freezes model parameters.
+    `loss_fn` must be differentiable in its first argument; only x_adv's gradient is taken (the
+    networks of a DensePureModels are frozen when it is created).
     Gradients are on (even inside a caller's inference_mode) only while this generator runs.
     """
     if norm not in NORMS:
@@ -280,20 +280,6 @@ def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig
     return eot
 
 
-@contextmanager
-def frozen(*modules: torch.nn.Module) -> Iterator[None]:
-    """Parameters do not require grad inside the block; their flags are restored after it."""
-    params = [p for m in modules for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
-
-
 def goal_rate(
     models: DensePureModels, x_adv: torch.Tensor, labels: torch.Tensor, cfg: AttackConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -341,14 +327,13 @@ def attack_stream(
     goal = torch.tensor([label if cfg.target is None else cfg.target], device=models.device)
     generator = make_generator(cfg.seed, Stream.ATTACK_START, device=models.device)
     x_adv = x
-    with frozen(models.unet, models.classifier):
-        loss_fn = attack_loss(models, goal, cfg)
-        steps = pgd_steps(loss_fn, x, cfg.norm, cfg.eps, cfg.steps, cfg.alpha, cfg.random_start, generator)
-        for step, (loss, x_adv) in enumerate(steps, start=1):
-            yield AttackProgress(step, cfg.steps, float(loss.mean()))
-        with torch.no_grad():
-            success, rate = goal_rate(models, x_adv, goal, cfg)
-            labels = models.predict(torch.cat([x, x_adv]))
+    loss_fn = attack_loss(models, goal, cfg)
+    steps = pgd_steps(loss_fn, x, cfg.norm, cfg.eps, cfg.steps, cfg.alpha, cfg.random_start, generator)
+    for step, (loss, x_adv) in enumerate(steps, start=1):
+        yield AttackProgress(step, cfg.steps, float(loss.mean()))
+    with torch.no_grad():
+        success, rate = goal_rate(models, x_adv, goal, cfg)
+        labels = models.predict(torch.cat([x, x_adv]))
     delta = (x_adv - x)[0]
     yield AttackResult(
         adversarial=x_adv[0].cpu(),
