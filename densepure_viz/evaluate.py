@@ -33,9 +33,11 @@ from densepure_viz.attacks import THREATS, AdaptiveSampler, AttackConfig, Norm, 
 from densepure_viz.certify import CertifyConfig, certify
 from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
-from densepure_viz.purify import PurifyConfig, auto_batch, bare_base, densepure_base, densepure_labels, majority_vote
+from densepure_viz.purify import PurifyConfig, bare_base, densepure_base, densepure_labels
 from densepure_viz.records import RECORDS, CertifyRecord, Record, RobustRecord, Unit, append_record, read_records
+from densepure_viz.runtime import auto_batch
 from densepure_viz.seeding import Stream, derive_seed
+from densepure_viz.votes import majority_vote
 
 Method = Literal["bare", "one-shot", "densepure"]
 METHODS: tuple[Method, ...] = ("bare", "one-shot", "densepure")
