@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from scipy.stats import beta, norm
 
-from densepure_viz.certify import MAX_DRAWS, BaseClassifier, certified_radius
+from densepure_viz.certify import MAX_DRAWS, BaseClassifier, certified_radius, lower_confidence_bound
 from densepure_viz.errors import InputError
 from densepure_viz.seeding import Stream
 
@@ -214,6 +214,13 @@ def sequential_certify_stream(
         alpha=cfg.alpha,
         sigma=sigma,
     )
+
+
+def fixed_n_lower(counts: list[int], top_class: int, draws: int, alpha: float) -> float:
+    """The fixed-n Clopper-Pearson bound on the same draws: what CERTIFY would report had n = `draws` been
+    fixed in advance. Read after every look it is not valid (peeking); its gap to the sequence's lower
+    bound is the price of a certificate that holds at every moment."""
+    return lower_confidence_bound(counts[top_class], draws, alpha)
 
 
 def sequential_certify(

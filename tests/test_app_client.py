@@ -68,9 +68,10 @@ def test_purify_and_certify_match_the_cli(tiny_server, tiny_dirs, capsys):
         assert got[key] == want[key], key
     got = certify_api(tiny_server, image)["densepure"]
     want = run_cli(capsys, ["certify", str(image), *model, "--seeds", "2", "--steps", "3", "--seed", "1",
-                            "--n0", "10", "--n", "60", "--json"])
-    for key in ("label", "count", "counts", "p_lower", "radius", "guess"):
+                            "--n0", "10", "--n", "60", "--sequential", "--json"])  # the view certifies anytime-validly
+    for key in ("label", "top_class", "decision", "draws_used", "count", "counts", "p_lower", "p_upper", "radius"):
         assert got[key] == pytest.approx(want[key]), key
+    assert got["fixed_n_p_lower"] >= 0 and got["fixed_n_radius"] >= 0  # the fixed-n bound on the same draws
 
 
 @pytest.mark.parametrize("args, message", [
@@ -114,7 +115,7 @@ def test_shipped_digits_model_end_to_end(capsys):
         assert (got["label"], got["per_seed"]) == (want["label"], want["per_seed"])
         assert got["label"] == 3, "the shipped model should purify a clean 3 to 3"
         got = certify_api(client, image, seeds=4, steps=10, n0=20, n=100, seed=0)["densepure"]
-        want = run_cli(capsys, ["certify", str(image), "--device", "cpu", "--n0", "20", "--n", "100", "--json"])
+        want = run_cli(capsys, ["certify", str(image), "--device", "cpu", "--n0", "20", "--n", "100", "--sequential", "--json"])
         assert (got["label"], got["count"], got["radius"]) == (want["label"], want["count"], pytest.approx(want["radius"]))
     finally:
         demo.close()

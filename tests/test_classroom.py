@@ -108,7 +108,7 @@ def test_stop_leaves_a_note_that_this_is_not_a_certificate(app):
     deps = {tuple(map(tuple, d["targets"])): d for d in app.get_config_file()["dependencies"]}
     assert [o.elem_id for o in stop.outputs] == ["certify-status"]
     assert deps[tuple(stop.targets)]["cancels"] == [certify._id]  # the same click stops the certification
-    assert "not a certificate" in stop.fn()
+    assert "anytime-valid" in stop.fn() and "not a certificate" in stop.fn()
 
 
 def test_an_unloadable_model_is_reported_once(tiny_models, monkeypatch):
@@ -146,3 +146,22 @@ def test_the_density_view_has_its_own_settings_and_opens_computed(app):
     assert len(fig.data) > 3 and state["scene"].train.shape[1] == 3  # computed on load, 3 axes stored
     flat = _fn(app, "replot").fn(state, 3)  # 2D <-> 3D from the stored scene, no recomputation
     assert any(trace.type == "scatter3d" for trace in flat.data)
+
+
+def test_the_live_certificate_is_anytime_valid_and_stops_when_decided(tiny_models):
+    from densepure_viz.ui.certify_tab import make_handler
+    from densepure_viz.ui.session import AppContext, ModelPool
+
+    ctx = AppContext(pool=ModelPool(lambda name, device: tiny_models, ("digits",), "cpu"))
+    image = str(sorted((Path(__file__).resolve().parent.parent / "assets" / "samples" / "digits").glob("*.png"))[0])
+    frames = list(make_handler(ctx)(image, "digits", 0.5, 1, "one-shot", 1, 0, 5, 1000, 0.01, False, 0.1, True,
+                                    progress=lambda *a, **k: None))
+    fig, status, table, out = frames[-1]
+    result = out["densepure"]
+    upper, lower, fixed = fig.data
+    assert list(lower.y) == sorted(lower.y) and list(upper.y) == sorted(upper.y, reverse=True)  # never shrinks
+    assert list(lower.x)[-1] == result["draws_used"] and result["p_lower"] == pytest.approx(lower.y[-1])
+    if result["decision"] in ("certified", "not_certified"):
+        assert result["draws_used"] < 1000  # decided at R = 0.1 and stopped
+    assert len(fixed.y) == len(lower.y)  # the fixed-n bound on the same draws, at every look
+    assert "anytime-valid" in table and "had n been fixed in advance" in table

@@ -8,7 +8,7 @@ import torch
 
 from densepure_viz.plots.images import (
     certificates_figure,
-    certify_progress_figure,
+    confidence_sequence_figure,
     label_mass_figure,
     projection_figure,
     vote_histogram_figure,
@@ -25,10 +25,12 @@ def test_vote_histogram_counts_and_winner():
     assert fig.data[0].marker.line.color[3] == "black" and fig.data[1].x == (7,)
 
 
-def test_certify_progress_marks_the_preview():
-    preview = certify_progress_figure([1, 9] + [0] * 8, LABELS, "estimation", 10, 100, p_lower=0.6, radius=0.1)
-    final = certify_progress_figure([1, 99] + [0] * 8, LABELS, "DensePure", 100, 100, guess=1, p_lower=0.9, radius=0.6, final=True)
-    assert "preview" in preview.layout.title.text and "preview" not in final.layout.title.text
+def test_confidence_sequence_carries_the_bounds_and_the_threshold():
+    fig = confidence_sequence_figure([10, 15], [0.6, 0.7], [1.0, 0.98], [0.75, 0.8], threshold=0.69)
+    upper, lower, fixed = fig.data
+    assert list(lower.y) == [0.6, 0.7] and list(upper.y) == [1.0, 0.98] and list(fixed.x) == [10, 15]
+    assert "not valid when peeking" in fixed.name and "anytime-valid" in lower.name
+    assert sorted(shape.y0 for shape in fig.layout.shapes) == [0.5, 0.69]  # 1/2 and Phi(R / sigma)
 
 
 def test_label_mass_and_certificates():

@@ -92,7 +92,7 @@ def image():
 PURIFY = {"image": None, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
           "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"}
 CERTIFY = {"image": None, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
-           "n0": 10, "n": 20, "alpha": 0.001, "compare": False}
+           "n0": 10, "n": 20, "alpha": 0.001, "compare": False, "target": 0.0, "stop_early": True}
 REGIONS = {"preset": "clusters", "sigma": 0.75, "x0_x": -1.8, "x0_y": -0.3, "xa_x": -0.4, "xa_y": 0.2, "seeds": 4,
            "steps": 10, "method": "ddpm", "labeler": "mode", "seed": 0, "n": 100}
 DENSITY = {**PURIFY, "draws": 2, "dims": 2}
@@ -388,7 +388,7 @@ LONG_CERTIFY = {**CERTIFY, "steps": 50, "n0": 100, "n": 10_000}  # about a minut
 
 
 class CertifyRuns:
-    """The certification streams the Certify view runs (the engine's certify_stream, traced)."""
+    """The certification streams the Certify view runs (DensePure's sequential_certify_stream, traced)."""
 
     def __init__(self):
         self.count = 0  # streams started
@@ -413,7 +413,7 @@ class CertifyRuns:
 @pytest.fixture
 def certify_runs(monkeypatch) -> CertifyRuns:
     runs = CertifyRuns()
-    monkeypatch.setattr(certify_tab, "certify_stream", runs.trace(certify_tab.certify_stream))
+    monkeypatch.setattr(certify_tab, "sequential_certify_stream", runs.trace(certify_tab.sequential_certify_stream))
     return runs
 
 

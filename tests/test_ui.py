@@ -55,7 +55,7 @@ def test_build_does_not_launch_or_load(tiny_models):
 def test_named_endpoints_are_public(app):
     public = {fn.api_name: fn for fn in app.fns.values() if fn.api_visibility == "public"}
     assert set(public) == {"purify", "certify", "regions", "density"}  # helpers (gallery, scrub, load) stay private
-    assert len(public["purify"].inputs) == 12 and len(public["certify"].inputs) == 11 and len(public["regions"].inputs) == 12
+    assert len(public["purify"].inputs) == 12 and len(public["certify"].inputs) == 13 and len(public["regions"].inputs) == 12
     # the queue bounds the waiting line; interactive work has its own lane, never behind a certification
     assert app._queue.max_size is not None
     assert public["purify"].concurrency_id == public["density"].concurrency_id != public["certify"].concurrency_id

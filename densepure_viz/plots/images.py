@@ -16,7 +16,7 @@ from densepure_viz.plots.colors import class_color
 
 __all__ = [
     "certificates_figure",
-    "certify_progress_figure",
+    "confidence_sequence_figure",
     "label_mass_figure",
     "projection_figure",
     "vote_histogram_figure",
@@ -74,25 +74,29 @@ def vote_histogram_figure(
     return fig
 
 
-def certify_progress_figure(
-    counts: Sequence[int],
-    labels: Sequence[str],
-    phase: str,
-    done: int,
-    total: int,
-    guess: int | None = None,
-    p_lower: float | None = None,
-    radius: float | None = None,
-    final: bool = False,
+def confidence_sequence_figure(
+    draws: Sequence[int],
+    lower: Sequence[float],
+    upper: Sequence[float],
+    fixed_n: Sequence[float],
+    threshold: float | None = None,
+    title: str = "Bounds on p_A against draws",
 ) -> go.Figure:
-    """Running vote counts of a CERTIFY phase, with the running (preview) lower bound and radius in the title."""
-    fig = vote_histogram_figure(counts, labels, winner=guess)
-    what = "Certificate" if final else f"{phase} draws {done}/{total}"
-    title = what
-    if p_lower is not None and radius is not None:
-        tag = "" if final else " (preview)"
-        title += f" - p_lower = {p_lower:.3f}, radius = {radius:.3f}{tag}"
-    fig.update_layout(title=title, yaxis={"title": "draws", "range": [0, max(max(counts, default=0), 1) * 1.15]})
+    """The anytime-valid lower and upper bounds on p_A at each look, the fixed-n Clopper-Pearson bound on the
+    same draws (valid only had n been fixed in advance), 1/2 (certify at all) and Phi(R / sigma) (certify at R)."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(draws), y=list(upper), mode="lines+markers", name="upper bound (anytime-valid)",
+                             line={"color": "#888", "dash": "dot"}))
+    fig.add_trace(go.Scatter(x=list(draws), y=list(lower), mode="lines+markers", name="lower bound (anytime-valid)",
+                             line={"color": "#1f77b4", "width": 3}))
+    fig.add_trace(go.Scatter(x=list(draws), y=list(fixed_n), mode="markers", name="fixed-n Clopper-Pearson (not valid when peeking)",
+                             marker={"color": "#d62728", "symbol": "x", "size": 9}))
+    fig.add_hline(y=0.5, line={"color": "black", "width": 1}, annotation_text="1/2: certify at all")
+    if threshold is not None:
+        fig.add_hline(y=threshold, line={"color": "#2ca02c", "dash": "dash"}, annotation_text="Phi(R / sigma): certify at R")
+    fig.update_layout(title=title, xaxis={"title": "estimation draws"}, yaxis={"title": "p_A", "range": [0, 1.02]},
+                      template="plotly_white", height=340, margin={"l": 50, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 

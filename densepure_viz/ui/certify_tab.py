@@ -1,121 +1,164 @@
 """View 2, Certify: randomized-smoothing CERTIFY (Cohen et al. 2019) with DensePure as the base classifier.
 
-As draws accumulate the view shows the running vote counts and the running Clopper-Pearson bound
-and radius, labelled as a preview: only the final numbers are a certificate. The result card puts
-DensePure next to one-shot denoising (Carlini et al. 2023) and the bare smoothed classifier, all on
-the same seeded noise draws. DensePure's certificate is computed exactly as the CLI's `certify`.
+DensePure is certified with the anytime-valid confidence sequence of `sequential` (exactly the CLI's
+`certify --sequential`): at every look the view shows the lower and upper bounds on p_A and the
+radius they certify, which is a real certificate at that moment, next to the fixed-n Clopper-Pearson
+bound on the same draws (valid only had n been fixed in advance: the gap is the price of validity).
+With a target radius and "stop when decided" the run stops as soon as it decides. The result card
+puts DensePure next to one-shot denoising (Carlini et al. 2023) and the bare smoothed classifier,
+certified with fixed-n CERTIFY on the same seeded noise draws.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import gradio as gr
+from scipy.stats import norm
 
-from densepure_viz.certify import CertifyConfig, CertifyProgress, CertifyResult, certify_stream, max_certified_radius
+from densepure_viz.certify import (
+    CertifyConfig,
+    CertifyProgress,
+    CertifyResult,
+    certified_radius,
+    certify_stream,
+    max_certified_radius,
+)
 from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.inputs import load_input
-from densepure_viz.plots.images import certify_progress_figure
+from densepure_viz.plots.images import confidence_sequence_figure
 from densepure_viz.purify import CERTIFY_PURIFIER, PurifyConfig, bare_base, densepure_base
-from densepure_viz.reports import certificate_json
+from densepure_viz.reports import certificate_json, sequential_json
 from densepure_viz.runtime import auto_batch
 from densepure_viz.seeding import Stream
+from densepure_viz.sequential import SequentialConfig, SequentialResult, fixed_n_lower, sequential_certify_stream
 from densepure_viz.ui.components import image_input, seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify
 from densepure_viz.ui.session import LONG, AppContext, gpu
-from densepure_viz.ui.validation import LIMITS, model_id, user_errors
+from densepure_viz.ui.validation import LIMITS, model_id, number, user_errors
 
 CLASSROOM = CertifyConfig(n0=10, n=100)  # the view's preset: seconds on a laptop CPU (the CLI's default n is 1000)
 PROGRESS_CHUNK = 64  # draws per progress report (results do not depend on it: every draw has its own stream)
 
 
-def _row(name: str, r: CertifyResult | None, labels: tuple[str, ...]) -> str:
-    if r is None:
-        return f"| {name} | ... | | | |"
-    verdict = f"**{labels[r.label]}**" if r.label is not None else f"abstain (top class {labels[r.guess]})"
-    return f"| {name} | {verdict} | {r.p_lower:.4f} | {r.radius:.4f} | {r.count}/{r.n} |"
+@dataclass
+class CardRow:
+    """One line of the result card: a certificate (or an abstention) of one smoothed classifier."""
+
+    name: str  # which smoothed classifier
+    label: int | None  # certified class, None when abstaining
+    top_class: int  # the class the count is of
+    p_lower: float  # lower bound on its probability
+    radius: float  # certified L2 radius
+    count: int  # draws voting for the top class
+    draws: int  # estimation draws used
+    how: str  # "anytime-valid", "fixed n", ...
 
 
-def card(rows: list[tuple[str, CertifyResult | None]], labels: tuple[str, ...], alpha: float) -> str:
+def fixed_row(name: str, r: CertifyResult) -> CardRow:
+    return CardRow(name, r.label, r.guess, r.p_lower, r.radius, r.count, r.n, "fixed n")
+
+
+def sequential_rows(name: str, r: SequentialResult) -> list[CardRow]:
+    """The anytime-valid certificate, and the fixed-n Clopper-Pearson bound on the same draws beside it."""
+    count = r.counts[r.top_class]
+    fixed = fixed_n_lower(r.counts, r.top_class, r.draws_used, r.alpha)
+    decided = f"anytime-valid: {r.decision.replace('_', ' ')}" + (f" at R = {r.target_radius:g}" if r.target_radius else "")
+    return [CardRow(name, r.label, r.top_class, r.p_lower, r.radius, count, r.draws_used, decided),
+            CardRow("... the same draws, had n been fixed in advance", r.top_class if fixed > 0.5 else None, r.top_class,
+                    fixed, certified_radius(fixed, r.sigma), count, r.draws_used, "fixed n (not valid when peeking)")]
+
+
+def _line(row: CardRow | str, labels: tuple[str, ...]) -> str:
+    if isinstance(row, str):  # not computed yet
+        return f"| {row} | ... | | | | |"
+    verdict = f"**{labels[row.label]}**" if row.label is not None else f"abstain (top class {labels[row.top_class]})"
+    return f"| {row.name} | {verdict} | {row.p_lower:.4f} | {row.radius:.4f} | {row.count}/{row.draws} | {row.how} |"
+
+
+def card(rows: list[CardRow | str], labels: tuple[str, ...], alpha: float, sigma: float, n: int) -> str:
     """The result card: label or abstain, p_lower, radius and count per smoothed classifier, and what n buys."""
-    head = ["| smoothed classifier | label | p_lower | certified L2 radius | count of the top class |", "|---|---|---|---|---|"]
-    body = [_row(name, r, labels) for name, r in rows]
+    head = ["| smoothed classifier | label | p_lower | certified L2 radius | count of the top class | bound |",
+            "|---|---|---|---|---|---|"]
     note = (f"\n\nWith probability at least 1 - {alpha:g}, every input within the radius (L2, on [0, 1] pixels) "
-            "gets the same label from the smoothed classifier. *Abstain* means p_lower <= 1/2.")
-    done = [r for _, r in rows if r is not None]
-    if done:
-        r = done[0]
-        bigger = 10 * r.n
-        note += (f" With n = {r.n} draws no radius above {max_certified_radius(r.n, alpha, r.sigma):.3f} can be certified "
-                 f"(every draw agreeing); n = {bigger} would allow {max_certified_radius(bigger, alpha, r.sigma):.3f}, "
-                 "at ten times the time.")
-    return "\n".join(head + body) + note
+            "gets the same label from the smoothed classifier. *Abstain* means p_lower <= 1/2. "
+            f"With n = {n} draws no radius above {max_certified_radius(n, alpha, sigma):.3f} can be certified "
+            f"(every draw agreeing); n = {10 * n} would allow {max_certified_radius(10 * n, alpha, sigma):.3f}, "
+            "at up to ten times the time.")
+    return "\n".join(head + [_line(r, labels) for r in rows]) + note
 
 
 def make_handler(ctx: AppContext):
-    """The `certify` endpoint: a generator yielding running counts, then the certificates."""
+    """The `certify` endpoint: a generator yielding the growing certificate, then the certificates."""
 
     @gpu
     @user_errors
-    def certify(image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare, progress=gr.Progress()):
+    def certify(image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare, target=0.0, stop_early=True,
+                progress=gr.Progress()):
         model = model_id(model, ctx.pool.names)
         path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed, max_seeds=LIMITS.certify_seeds)
         ccfg = parse_certify(n0, n, alpha)
+        target = float(number(target, "target radius", 0.0, LIMITS.radius))
+        scfg = SequentialConfig(alpha=ccfg.alpha, n=ccfg.n, n0=ccfg.n0, radius=target if target > 0 and stop_early else None)
         compare = bool(compare)
         models = ctx.pool.get(model)
         t_star, _ = check_budget(models, cfg, ccfg.n0 + ccfg.n, LIMITS.certify_evals, "this certification")
         x = load_input(path, models)  # the CLI's loader: same tensor, same certificate
         labels = models.labels
         chunk = max(1, min(auto_batch(models) // cfg.seeds, PROGRESS_CHUNK))
-        one_shot = PurifyConfig(sigma=cfg.sigma, seeds=1, sampler="one-shot", steps=cfg.steps)
-        methods = [(f"DensePure (K={cfg.seeds}, {cfg.sampler}{f' b={cfg.steps}' if cfg.sampler == 'fast' else ''})",
-                    "densepure", cfg, densepure_base(models, x, cfg, seed))]
-        if compare:
-            methods += [("one-shot denoising (Carlini et al.)", "one_shot", one_shot, densepure_base(models, x, one_shot, seed)),
-                        ("bare classifier (Cohen et al.)", "bare", None, bare_base(models, x, cfg.sigma, seed))]
-        rows: list[tuple[str, CertifyResult | None]] = [(name, None) for name, *_ in methods]
+        name = f"DensePure (K={cfg.seeds}, {cfg.sampler}{f' b={cfg.steps}' if cfg.sampler == 'fast' else ''})"
+        rows: list[CardRow | str] = [name]
+        total = (3 if compare else 1) * (ccfg.n0 + ccfg.n)
         out: dict = {"model": model, "t_star": t_star}
-        total = len(methods) * (ccfg.n0 + ccfg.n)
-        done_before, last = 0, 0.0
-        for i, (name, key, purifier, base) in enumerate(methods):
-            start = time.perf_counter()
-            for item in certify_stream(base, models.num_classes, cfg.sigma, ccfg, chunk):
-                if isinstance(item, CertifyProgress):
-                    phase = "selection" if item.phase == Stream.SELECT else "estimation"
-                    done = done_before + item.done + (ccfg.n0 if item.phase == Stream.ESTIMATE else 0)
-                    progress((done, total), desc=f"{name}: {phase} draws", unit="draws")
-                    if time.monotonic() - last < 0.25 and item.done < item.total:
-                        continue
-                    last = time.monotonic()
-                    estimating = item.phase == Stream.ESTIMATE
-                    fig = certify_progress_figure(
-                        item.counts, labels, f"{name} - {phase}", item.done, item.total,
-                        p_lower=item.preview_p_lower if estimating else None,
-                        radius=item.preview_radius if estimating else None,
-                    )
-                    status = (f"**{name}**: {phase} draws {item.done}/{item.total}" +
-                              (f"; running p_lower {item.preview_p_lower:.4f}, radius {item.preview_radius:.4f} "
-                               "(*preview - the certificate is the final one*)" if estimating else ""))
-                    yield fig, status, card(rows, labels, ccfg.alpha), gr.skip()
-                else:
-                    rows[i] = (name, item)
-                    out[key] = certificate_json(item, purifier, t_star, time.perf_counter() - start)
-            done_before += ccfg.n0 + ccfg.n
-        first = rows[0][1]
-        assert first is not None
-        fig = certify_progress_figure(first.counts, labels, "DensePure", first.n, first.n, guess=first.guess,
-                                      p_lower=first.p_lower, radius=first.radius, final=True)
-        status = ("**Certified** label " + labels[first.label] + f" within L2 radius {first.radius:.4f}"
-                  if first.label is not None else "**DensePure abstains** (p_lower <= 1/2)")
-        yield fig, status, card(rows, labels, ccfg.alpha), out
+        threshold = float(norm.cdf(target / cfg.sigma)) if target > 0 else None
+        looks: dict[str, list] = {"draws": [], "lower": [], "upper": [], "fixed": []}
+        start = time.perf_counter()
+        for item in sequential_certify_stream(densepure_base(models, x, cfg, seed), models.num_classes, cfg.sigma, scfg, chunk):
+            if isinstance(item, SequentialResult):
+                result = item
+                break
+            progress((ccfg.n0 + item.draws, total), desc=f"{name}: draws", unit="draws")
+            for key, value in zip(looks, (item.draws, item.p_lower, item.p_upper,
+                                          fixed_n_lower(item.counts, item.top_class, item.draws, ccfg.alpha))):
+                looks[key].append(value)
+            fig = confidence_sequence_figure(*looks.values(), threshold=threshold)
+            status = (f"**{name}**, {item.draws}/{ccfg.n} draws: certified radius **{item.radius:.4f}** for class "
+                      f"{labels[item.top_class]} (p_lower {item.p_lower:.4f}, p_upper {item.p_upper:.4f}). Anytime-valid: "
+                      "this is a certificate now, whenever the run stops.")
+            yield fig, status, card(rows, labels, ccfg.alpha, cfg.sigma, ccfg.n), gr.skip()
+        rows = sequential_rows(name, result)
+        out["densepure"] = {**sequential_json(result, cfg, t_star, time.perf_counter() - start),
+                            "fixed_n_p_lower": rows[1].p_lower, "fixed_n_radius": rows[1].radius}
+        fig = confidence_sequence_figure(*looks.values(), threshold=threshold,
+                                         title=f"DensePure: {result.decision.replace('_', ' ')} after {result.draws_used} draws")
+        if compare:  # fixed-n CERTIFY on the same draws: its running numbers are previews
+            one_shot = PurifyConfig(sigma=cfg.sigma, seeds=1, sampler="one-shot", steps=cfg.steps)
+            for key, label, purifier, base in [
+                ("one_shot", "one-shot denoising (Carlini et al.)", one_shot, densepure_base(models, x, one_shot, seed)),
+                ("bare", "bare classifier (Cohen et al.)", None, bare_base(models, x, cfg.sigma, seed)),
+            ]:
+                start, done_before = time.perf_counter(), total - (2 if key == "one_shot" else 1) * (ccfg.n0 + ccfg.n)
+                for item in certify_stream(base, models.num_classes, cfg.sigma, ccfg, chunk):
+                    if isinstance(item, CertifyProgress):
+                        done = done_before + item.done + (ccfg.n0 if item.phase == Stream.ESTIMATE else 0)
+                        progress((done, total), desc=f"{label}: draws", unit="draws")
+                    else:
+                        rows.append(fixed_row(label, item))
+                        out[key] = certificate_json(item, purifier, t_star, time.perf_counter() - start)
+                yield fig, f"**{label}** certified (fixed n)...", card(rows, labels, ccfg.alpha, cfg.sigma, ccfg.n), gr.skip()
+        status = (f"**Certified** label {labels[result.label]} within L2 radius {result.radius:.4f} "
+                  f"(anytime-valid, {result.draws_used} draws)" if result.label is not None else
+                  f"**DensePure does not certify** ({result.decision.replace('_', ' ')}; top class {labels[result.top_class]})")
+        yield fig, status, card(rows, labels, ccfg.alpha, cfg.sigma, ccfg.n), out
 
     return certify
 
 
 def stopped_note() -> str:
-    """What Stop leaves on screen: the running numbers are not a certificate."""
-    return ("**Stopped.** The counts and the running p_lower above come from the draws made so far; they are not a "
-            "certificate. Press Certify to run it to the end.")
+    """What Stop leaves on screen: which running numbers are a certificate and which are not."""
+    return ("**Stopped.** DensePure's last radius above is anytime-valid: it stands as a certificate for the draws "
+            "made. A fixed-n comparison that was still running is not a certificate. Press Certify to run again.")
 
 
 def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
@@ -124,7 +167,9 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     gr.Markdown(
         "**Step 2 - certify.** Randomized smoothing turns DensePure into a classifier with a guarantee: draw "
         "n0 noisy copies to guess the top class, n more to bound its probability p_lower from below "
-        "(Clopper-Pearson, confidence 1 - alpha), and certify the L2 radius sigma * Phi^-1(p_lower)."
+        "(Clopper-Pearson, confidence 1 - alpha), and certify the L2 radius sigma * Phi^-1(p_lower). Here the bound "
+        "is anytime-valid: it holds at every number of draws at once, so the radius shown is a certificate at "
+        "every moment, and a run can stop as soon as it decides."
     )
     with gr.Row():
         with gr.Column(scale=2, min_width=260):
@@ -142,6 +187,10 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
                 sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
                 steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (fast sampler steps)")
             with gr.Row():
+                target = gr.Number(value=0.0, minimum=0, maximum=LIMITS.radius, label="target radius R (0: none)",
+                                   info="decide whether DensePure is certified at R", elem_id="certify-target")
+                stop_early = gr.Checkbox(True, label="stop when decided", info="at R, as soon as the bounds decide")
+            with gr.Row():
                 seed = seed_input()
                 compare = gr.Checkbox(True, label="also certify one-shot denoising and the bare classifier")
             with gr.Row():
@@ -149,11 +198,11 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
                 stop = gr.Button("Stop", variant="stop")
     status = gr.Markdown(label="status", elem_id="certify-status")
     result_card = gr.Markdown(label="certificates", elem_id="certify-card")
-    counts = gr.Plot(label="vote counts", elem_id="certify-counts")
-    with gr.Accordion("Certificates as JSON (DensePure's is the CLI's certify --json)", open=False):
+    counts = gr.Plot(label="bounds on p_A against draws", elem_id="certify-counts")
+    with gr.Accordion("Certificates as JSON (DensePure's is the CLI's certify --sequential --json)", open=False):
         result = gr.JSON(label="certificates")
     handler = make_handler(ctx)
-    inputs = [image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare]
+    inputs = [image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare, target, stop_early]
     event = run.click(handler, inputs, [counts, status, result_card, result], api_name="certify",
                       concurrency_id=LONG, concurrency_limit=1)
     stop.click(stopped_note, None, status, cancels=[event], api_visibility="private")

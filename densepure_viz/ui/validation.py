@@ -39,6 +39,7 @@ class Limits:
     steps: int = 100  # b, UNet evaluations of the fast sampler
     n0: int = 1_000  # CERTIFY selection draws
     n: int = 10_000  # CERTIFY estimation draws
+    radius: float = 10.0  # target radius of sequential CERTIFY
     purify_evals: int = 40_000  # K x evaluated timesteps of one purification
     certify_evals: int = 2_000_000  # (n0 + n) x K x evaluated timesteps of one certification
     attack_steps: int = 100  # PGD iterations
