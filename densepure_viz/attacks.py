@@ -23,7 +23,6 @@ Randomness enters only through explicit seeds (see `seeding`); the global RNG is
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,14 +32,15 @@ import torch.nn.functional as F
 from densepure_viz.errors import InputError
 from densepure_viz.diffusion import (
     DATA_SCALE,
-    ddpm_step,
     noised_start,
     sampler_timesteps,
     timestep_for_sigma,
+    to_unit,
 )
 from densepure_viz.models import DensePureModels
-from densepure_viz.purify import majority_vote, to_unit
-from densepure_viz.seeding import Stream, make_generator
+from densepure_viz.reverse import reverse_steps
+from densepure_viz.seeding import Stream, gaussian_stream, make_generator
+from densepure_viz.votes import majority_vote
 
 Norm = Literal["linf", "l2"]
 Threat = Literal["classifier", "adaptive"]
@@ -188,7 +188,8 @@ def pgd_steps(
     """PGD (Madry et al. 2018) on a batch x (B, C, H, W) in [0, 1]: yield (loss (B,), x_adv) per step.
 
     The loss is the one at the iterate the step started from; x_adv is the iterate after the step.
-    `loss_fn` must be differentiable in its first argument; the caller freezes model parameters.
+    `loss_fn` must be differentiable in its first argument; only x_adv's gradient is taken (the
+    networks of a DensePureModels are frozen when it is created).
     Gradients are on (even inside a caller's inference_mode) only while this generator runs.
     """
     if norm not in NORMS:
@@ -247,22 +248,18 @@ def purifier_logits(
     """Logits (E, B, num_classes) of the differentiable purifier on E = cfg.eot_samples noise draws of x01 (B, C, H, W).
 
     x + delta, delta ~ N(0, sigma^2 I) -> x_t* (diffusion.noised_start) -> reverse with the model's
-    own schedule: one x0 prediction at t* (one-shot), or `adaptive_steps` respaced DDPM steps
-    (diffusion.ddpm_step) with seeded posterior noise -> classifier. Built from the same public
-    pieces as purify.reverse, but batched over images and differentiable in x01.
+    own schedule: one x0 prediction at t* (one-shot), or `adaptive_steps` respaced DDPM steps with
+    seeded posterior noise -> classifier. The engine's own reverse loop (reverse.reverse_steps),
+    batched over images and differentiable in x01; `generator` draws delta first, then each step's noise.
     """
     e = cfg.eot_samples
     t_star = timestep_for_sigma(cfg.sigma, models.scheduler.alphas_cumprod, DATA_SCALE)
     timesteps = sampler_timesteps(cfg.adaptive_sampler, t_star, cfg.adaptive_steps)
     x = x01.float().unsqueeze(0).expand(e, *x01.shape).flatten(0, 1)  # (E*B, C, H, W)
     delta = torch.randn(x.shape, generator=generator, device=x.device) * cfg.sigma
-    sample = noised_start(x + delta, models.scheduler.alphas_cumprod[t_star].item())
-    for i, t in enumerate(timesteps):
-        eps = models.unet(sample.to(models.dtype), t).sample
-        prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        noise = torch.randn(x.shape, generator=generator, device=x.device) if prev_t >= 0 else None
-        sample = ddpm_step(models.scheduler, eps, t, prev_t, sample, noise).prev_sample
-    return models.classify(to_unit(sample)).view(e, x01.shape[0], -1)
+    x_start = noised_start(x + delta, models.scheduler.alphas_cumprod[t_star].item())
+    *_, last = reverse_steps(models, x_start, timesteps, gaussian_stream(x.shape, generator, x.device))
+    return models.logits(to_unit(last.prev_sample)).view(e, x01.shape[0], -1)
 
 
 def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig) -> LossFn:
@@ -273,7 +270,7 @@ def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig
     """
     targeted = cfg.target is not None
     if cfg.threat == "classifier":
-        return lambda x, step: goal_loss(models.classify(x), labels, targeted)
+        return lambda x, step: goal_loss(models.logits(x), labels, targeted)
 
     def eot(x: torch.Tensor, step: int) -> torch.Tensor:
         logits = purifier_logits(models, x, cfg, make_generator(cfg.seed, Stream.ATTACK_EOT, step, device=x.device))
@@ -281,20 +278,6 @@ def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig
         return losses.view(cfg.eot_samples, -1).mean(0)
 
     return eot
-
-
-@contextmanager
-def frozen(*modules: torch.nn.Module) -> Iterator[None]:
-    """Parameters do not require grad inside the block; their flags are restored after it."""
-    params = [p for m in modules for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
 
 
 def goal_rate(
@@ -344,14 +327,13 @@ def attack_stream(
     goal = torch.tensor([label if cfg.target is None else cfg.target], device=models.device)
     generator = make_generator(cfg.seed, Stream.ATTACK_START, device=models.device)
     x_adv = x
-    with frozen(models.unet, models.classifier):
-        loss_fn = attack_loss(models, goal, cfg)
-        steps = pgd_steps(loss_fn, x, cfg.norm, cfg.eps, cfg.steps, cfg.alpha, cfg.random_start, generator)
-        for step, (loss, x_adv) in enumerate(steps, start=1):
-            yield AttackProgress(step, cfg.steps, float(loss.mean()))
-        with torch.no_grad():
-            success, rate = goal_rate(models, x_adv, goal, cfg)
-            labels = models.predict(torch.cat([x, x_adv]))
+    loss_fn = attack_loss(models, goal, cfg)
+    steps = pgd_steps(loss_fn, x, cfg.norm, cfg.eps, cfg.steps, cfg.alpha, cfg.random_start, generator)
+    for step, (loss, x_adv) in enumerate(steps, start=1):
+        yield AttackProgress(step, cfg.steps, float(loss.mean()))
+    with torch.no_grad():
+        success, rate = goal_rate(models, x_adv, goal, cfg)
+        labels = models.predict(torch.cat([x, x_adv]))
     delta = (x_adv - x)[0]
     yield AttackResult(
         adversarial=x_adv[0].cpu(),

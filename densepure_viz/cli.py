@@ -199,7 +199,8 @@ def certify_one(models: DensePureModels, x: torch.Tensor, cfg: PurifyConfig, ccf
     `bar` advances by draws; a sequential run that stops early moves it on by the draws it did not need.
     """
     from densepure_viz.certify import CertifyProgress, CertifyResult, certify_stream
-    from densepure_viz.purify import auto_batch, densepure_base
+    from densepure_viz.purify import densepure_base
+    from densepure_viz.runtime import auto_batch
     from densepure_viz.seeding import Stream
     from densepure_viz.sequential import SequentialConfig, SequentialResult, sequential_certify_stream
 

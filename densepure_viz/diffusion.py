@@ -87,6 +87,11 @@ def noised_start(noisy01: torch.Tensor, alpha_bar: float, data_scale: float = DA
     return alpha_bar**0.5 * (data_scale * noisy01 - 1.0)
 
 
+def to_unit(x: torch.Tensor, data_scale: float = DATA_SCALE) -> torch.Tensor:
+    """Model range [-1, 1] -> display range [0, 1] (the inverse of y = scale * x - 1), clipped."""
+    return ((x + 1) / data_scale).clamp(0, 1)
+
+
 @dataclass
 class StepOutput:
     """One reverse step, as in diffusers' DDPMSchedulerOutput."""

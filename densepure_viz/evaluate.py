@@ -37,12 +37,16 @@ from densepure_viz.certify import CertifyConfig, certify
 from densepure_viz.distributed import SINGLE, Rank, barrier, shard
 from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
-from densepure_viz.purify import PurifyConfig, auto_batch, bare_base, densepure_base, densepure_labels, majority_vote
+from densepure_viz.purify import PurifyConfig, bare_base, densepure_base, densepure_labels
 from densepure_viz.records import (
     RECORDS, CertifyRecord, Record, RobustRecord, Unit, append_record, count_shard_lines, merge_shards, read_all_records,
     read_records, shard_path,
 )
+from densepure_viz.runtime import auto_batch
 from densepure_viz.seeding import Stream, derive_seed
+from densepure_viz.votes import majority_vote
+from densepure_viz.seeding import Stream, derive_seed
+from densepure_viz.votes import majority_vote
 
 Method = Literal["bare", "one-shot", "densepure"]
 METHODS: tuple[Method, ...] = ("bare", "one-shot", "densepure")

@@ -5,12 +5,18 @@ a hub id is first resolved to a local snapshot folder (the cache, or a download 
 and JSON files), then loaded exactly like a local folder. Loading is safe by construction: weights
 are read from safetensors only (no pickle is ever downloaded or opened) and nothing runs remote code.
 Offline, a hub id that is not cached fails at once with a message naming the local-folder route.
+
+Loaded models are shared by concurrent requests and never changed by one: a DensePureModels freezes
+both networks when it is created (attacks differentiate with respect to the input only) and, on
+CUDA, measures then the UNet's activation memory per image, by which `runtime.auto_batch` sizes batches.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,6 +30,8 @@ from densepure_viz.errors import InputError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.md"]  # never *.bin / *.pt / *.pth / *.ckpt
+PROBE_BATCH = 8  # images of the one UNet call that measures activation memory per image on CUDA
+_PROBE_LOCK = threading.Lock()  # probes reset CUDA's process-wide peak counter: one probe at a time
 CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -79,6 +87,30 @@ class DensePureModels:
     dark_background: bool = False  # see ModelSpec.dark_background
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32  # network dtype (float16/bfloat16 on GPU)
+    unet_bytes_per_image: int = field(init=False, default=0)  # CUDA: UNet activation memory per image; 0 on CPU
+
+    def __post_init__(self) -> None:
+        """Freeze both networks (shared models are never toggled per request); on CUDA, probe the UNet's memory."""
+        self.unet.requires_grad_(False)
+        self.classifier.requires_grad_(False)
+        if self.device.type == "cuda":
+            self.unet_bytes_per_image = self._probe_unet_bytes_per_image()
+
+    def _probe_unet_bytes_per_image(self) -> int:
+        """Peak activation memory of one UNet call per image, measured on a PROBE_BATCH batch.
+
+        CUDA's peak counter is process-wide, so it is reset only here, when models are created (never
+        from request code), and under a lock so that two loads never reset each other's probe. The
+        counter sees every allocation of the process: GPU work running at the same moment blurs it.
+        """
+        with _PROBE_LOCK, torch.inference_mode(), self.autocast():
+            torch.cuda.synchronize(self.device)
+            before = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            probe = torch.zeros(PROBE_BATCH, self.channels, self.image_size, self.image_size, device=self.device)
+            self.unet(probe.to(self.dtype), 0).sample.float()
+            torch.cuda.synchronize(self.device)
+            return max(1, (torch.cuda.max_memory_allocated(self.device) - before) // PROBE_BATCH)
 
     @property
     def channels(self) -> int:
@@ -93,7 +125,13 @@ class DensePureModels:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def classify(self, images: torch.Tensor) -> torch.Tensor:
+    def autocast(self) -> AbstractContextManager:
+        """Autocast to `dtype` on `device`, the precision the engine runs both networks in (a no-op in float32)."""
+        if self.dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) of images (B, C, H, W) in [0, 1]."""
         x = images.to(self.device, self.dtype)
         if tuple(x.shape[-2:]) != self.classifier_size:
@@ -103,7 +141,7 @@ class DensePureModels:
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Labels (B,) of images (B, C, H, W) in [0, 1]."""
-        return self.classify(images).argmax(dim=1)
+        return self.logits(images).argmax(dim=1)
 
 
 def default_device() -> torch.device:

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from densepure_viz.diffusion import DATA_SCALE
+from densepure_viz.diffusion import DATA_SCALE, to_unit
+from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
-from densepure_viz.purify import PurifyConfig, reverse, start_draws, to_unit
+from densepure_viz.purify import PurifyConfig, reverse, start_draws
 from densepure_viz.seeding import Stream
 
 MAX_DIMS = 3  # projections are drawn in 2D or 3D
@@ -48,14 +49,14 @@ class TrainingSet:
 def training_set(model_name: str, size: int | None = None) -> TrainingSet:
     """The training images of a registry model, at `size` pixels (default: the data set's own).
 
-    Only the embedded digits ship theirs (offline); other models raise ValueError.
+    Only the embedded digits ship theirs (offline); other models raise InputError.
     """
     if model_name == "digits":
         from densepure_viz.data import IMAGE_SIZE, split_digits
 
         split = split_digits(size=size or IMAGE_SIZE)
         return TrainingSet("digits", split.train_images, split.train_labels)
-    raise ValueError(f"no local training set for model {model_name!r}; projections are available for 'digits'")
+    raise InputError(f"no local training set for model {model_name!r}; projections are available for 'digits'")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def reversed_samples(models: DensePureModels, x01: torch.Tensor, cfg: PurifyConf
     of `purify_stream(models, x01, cfg, seed)`.
     """
     if not 1 <= draws <= 1024:
-        raise ValueError(f"draws must be in 1..1024, got {draws}")
+        raise InputError(f"draws must be in 1..1024, got {draws}")
     t_star, timesteps = cfg.plan(models)
     traj = start_draws(models, x01, cfg.sigma, t_star, seed, Stream.PURIFY, torch.arange(draws))
     *_, last = reverse(models, traj, timesteps, range(cfg.seeds))

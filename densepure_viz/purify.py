@@ -4,13 +4,13 @@ For an image x in [0, 1] and a noise draw delta ~ N(0, sigma^2 I), the start poi
 x_t* = sqrt(ab_t*) * (2 (x + delta) - 1) is shared by all K reverse seeds (as in the paper), so the
 first UNet evaluation at t* is computed once per draw and reused by every seed. The seeds of all
 draws run as one batch of chains, each (draw, seed) pair with its own noise stream (see `seeding`).
-Each purified image is classified and the K labels are majority-voted; a tie goes to the smallest
-class index (the rule of `torch.argmax` on the counts).
+Each purified image is classified and the K labels are majority-voted (`votes`); a tie goes to the
+smallest class index.
 
 When only the vote is needed (`densepure_votes`, the base classifier of CERTIFY), seeds run in
 rounds: first K // 2 + 1 seeds per draw (the fewest that can decide a majority), then only the
 undecided draws continue, each with the fewest further seeds that could decide it
-(`seeds_to_decide`). Because a chain's noise depends only on its (draw, seed) keys, the votes are
+(`votes.seeds_to_decide`). Because a chain's noise depends only on its (draw, seed) keys, the votes are
 exactly those of running all K seeds, at a fraction of the UNet evaluations. How the networks are
 run (precision, batch size, counting) lives in `runtime`.
 """
@@ -28,17 +28,18 @@ from densepure_viz.diffusion import (
     SAMPLERS,
     Sampler,
     StepOutput,
-    ddpm_step,
     noised_start,
     sampler_timesteps,
     timestep_for_sigma,
+    to_unit,
 )
 from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
-from densepure_viz.runtime import EvalCounter, auto_batch, classify, unet_eps
-from densepure_viz.seeding import Stream, make_generator
+from densepure_viz.reverse import reverse_steps
+from densepure_viz.runtime import EvalCounter, auto_batch, predict_labels, unet_eps
+from densepure_viz.seeding import BlockNoise, Stream
+from densepure_viz.votes import first_round_seeds, seeds_to_decide, vote_counts
 
-DRAW_BLOCK = 32  # noise draws per generator block: the unit of smoothing/reverse noise streams
 MAX_SEEDS = 64  # caps that keep one request bounded
 MAX_STEPS = 1000
 
@@ -71,94 +72,24 @@ class PurifyConfig:
 CERTIFY_PURIFIER = PurifyConfig(seeds=4)  # certify's default: each of the n0 + n draws runs K chains, so fewer
 
 
-def vote_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Counts (..., num_classes) of integer labels (..., K)."""
-    counts = torch.zeros(*labels.shape[:-1], num_classes, dtype=torch.long, device=labels.device)
-    return counts.scatter_add_(-1, labels, torch.ones_like(labels))
-
-
-def majority_vote(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """The most frequent label along the last axis; ties go to the smallest class index."""
-    return vote_counts(labels, num_classes).argmax(dim=-1)
-
-
-def first_round_seeds(k: int) -> int:
-    """K // 2 + 1: the fewest seeds whose labels can decide a K-seed majority (when they agree)."""
-    return k // 2 + 1
-
-
-def seeds_to_decide(counts: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
-    """Fewest further seeds (m,) that could fix the vote of counts (m, C) with `remaining` (m,) seeds to go.
-
-    Let L be the leader (argmax, smallest index on ties). The vote is decided when no rival j can
-    overtake L with all remaining votes: c_L >= c_j + R + [j < L] (a rival of smaller index wins
-    ties, so it needs one vote less). If the next s seeds all vote L, the condition becomes
-    2 s >= max_j (c_j + [j < L]) + R - c_L =: gap; no other outcome decides with fewer seeds. So the
-    answer is ceil(gap / 2), clamped to [0, R]; 0 means decided.
-    """
-    leader = counts.argmax(dim=-1, keepdim=True)  # (m, 1)
-    classes = torch.arange(counts.shape[-1], device=counts.device)
-    rival = (counts + (classes < leader)).scatter(-1, leader, -1)  # the leader is not its own rival
-    gap = rival.max(dim=-1).values + remaining - counts.gather(-1, leader).squeeze(-1)
-    return torch.minimum(torch.div(gap + 1, 2, rounding_mode="floor").clamp(min=0), remaining)
-
-
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """Model range [-1, 1] -> display range [0, 1]."""
-    return ((x + 1) / DATA_SCALE).clamp(0, 1)
-
-
-class _BlockNoise:
-    """Gaussian draws for a set of noise draws, one generator per (block of draws, stream, seed).
-
-    Draw i lives in block i // DRAW_BLOCK at row i % DRAW_BLOCK; a generator always produces a full
-    block, so a trajectory's noise does not depend on which other draws share the batch.
-    """
-
-    def __init__(self, seed: int, phase: Stream, draws: torch.Tensor, shape: tuple[int, ...], device: torch.device):
-        self.seed, self.phase, self.shape, self.device = seed, phase, shape, device
-        draws = draws.cpu()
-        self.blocks, block_pos = torch.unique(draws // DRAW_BLOCK, return_inverse=True)  # (nb,), (m,)
-        self.block_pos = block_pos.to(device)
-        self.rows = (draws % DRAW_BLOCK).to(device)
-
-    def _block(self, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(DRAW_BLOCK, *self.shape, generator=generator, device=self.device)
-
-    def smoothing(self) -> torch.Tensor:
-        """Standard normal delta/sigma for each draw, (m, *shape)."""
-        gens = [make_generator(self.seed, self.phase, Stream.SMOOTHING, int(b), device=self.device) for b in self.blocks]
-        return torch.stack([self._block(g) for g in gens])[self.block_pos, self.rows]
-
-    def chains(self, rows: torch.Tensor, seeds: torch.Tensor) -> Iterator[torch.Tensor]:
-        """Per reverse step, the noise (P, *shape) of the chains (draw rows[p], reverse seed seeds[p])."""
-        nb = len(self.blocks)
-        keys, key_pos = torch.unique(seeds * nb + self.block_pos[rows], return_inverse=True)  # (seed, block) pairs
-        gens = [make_generator(self.seed, self.phase, Stream.REVERSE, key // nb, int(self.blocks[key % nb]),
-                               device=self.device) for key in keys.tolist()]
-        row_in_block = self.rows[rows]
-        while True:
-            yield torch.stack([self._block(g) for g in gens])[key_pos, row_in_block]
-
-
 @dataclass
 class Trajectories:
     """A batch of noise draws about to be reversed, K seeds each."""
 
     x_start: torch.Tensor  # (m, C, H, W) x_t*, model range
     noisy: torch.Tensor  # (m, C, H, W) x + delta (not clipped: what the bare smoothed classifier sees)
-    noise: _BlockNoise  # streams of these draws
+    noise: BlockNoise  # streams of these draws
 
 
 def smoothed_draws(
     models: DensePureModels, x01: torch.Tensor, sigma: float, seed: int, phase: Stream, draws: torch.Tensor
-) -> tuple[torch.Tensor, _BlockNoise]:
+) -> tuple[torch.Tensor, BlockNoise]:
     """x + delta (m, C, H, W) for noise draws `draws` (m,) of image x01, and their noise streams.
 
     x01 is one image (C, H, W) shared by all draws, or one image per draw (m, C, H, W).
     """
     x = x01.to(models.device, torch.float32)
-    noise = _BlockNoise(seed, phase, draws, tuple(x.shape[-3:]), models.device)
+    noise = BlockNoise(seed, phase, draws, tuple(x.shape[-3:]), models.device)
     return x + sigma * noise.smoothing(), noise
 
 
@@ -180,19 +111,12 @@ def _chains(
     eps_start: torch.Tensor,
     counter: EvalCounter | None,
 ) -> Iterator[StepOutput]:
-    """The reverse loop: chains (draw rows[p], seed seeds[p]) (P,), given the UNet output at t* per draw (m, ...).
+    """Chains (draw rows[p], seed seeds[p]) (P,), given the UNet output at t* per draw (m, ...); yields each step.
 
-    Yields each step for the P chains. The first step reuses eps_start, which all seeds of a draw share.
+    The first step reuses eps_start, which all seeds of a draw share.
     """
     noise = traj.noise.chains(rows, seeds)
-    x, eps = traj.x_start[rows], eps_start[rows]  # (P, C, H, W)
-    for i, t in enumerate(timesteps):
-        if i > 0:
-            eps = unet_eps(models, x, t, counter)
-        prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        out = ddpm_step(models.scheduler, eps, t, prev_t, x, next(noise) if prev_t >= 0 else None)
-        yield out
-        x = out.prev_sample
+    return reverse_steps(models, traj.x_start[rows], timesteps, noise, eps_start[rows], counter)
 
 
 def _grid(m: int, seed_ids: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,7 +170,7 @@ def densepure_labels(
     for x, chunk in _draw_chunks(x01, draws, per_chunk):
         traj = start_draws(models, x, cfg.sigma, t_star, seed, phase, chunk)
         *_, last = reverse(models, traj, timesteps, seed_ids, counter)
-        labels.append(classify(models, to_unit(last.prev_sample), counter).view(len(chunk), len(seed_ids)))
+        labels.append(predict_labels(models, to_unit(last.prev_sample), counter).view(len(chunk), len(seed_ids)))
     return torch.cat(labels).cpu()
 
 
@@ -269,7 +193,7 @@ def _early_votes(
     while bool(todo.any()):  # one host sync per round: which chains run next
         rows, seeds = _round_chains(done, todo)
         *_, last = _chains(models, traj, timesteps, rows, seeds, eps_start, counter)
-        labels = classify(models, to_unit(last.prev_sample), counter)
+        labels = predict_labels(models, to_unit(last.prev_sample), counter)
         counts.index_put_((rows, labels), torch.ones_like(labels), accumulate=True)
         done += todo
         todo = seeds_to_decide(counts, k - done)
@@ -289,7 +213,7 @@ def densepure_votes(
 ) -> torch.Tensor:
     """Majority votes (m,) of K = cfg.seeds seeds for noise draws `draws` (m,) of x01 (C, H, W) or (m, C, H, W).
 
-    Equal to majority_vote(densepure_labels(...)) with the same arguments, but seeds run in rounds and
+    Equal to votes.majority_vote(densepure_labels(...)) with the same arguments, but seeds run in rounds and
     decided draws stop early (module docstring). max_batch bounds the images of the first round.
     """
     t_star, timesteps = cfg.plan(models)
@@ -345,10 +269,10 @@ def purify_stream(
         yield frame
         x_t = out.prev_sample
     purified = to_unit(x_t)
-    per_seed = classify(models, purified, counter)
+    per_seed = predict_labels(models, purified, counter)
     counts = vote_counts(per_seed, models.num_classes)
     one_shot = frames[0].x0[0].to(models.device)  # x0 predicted at t*: the same for every seed
-    bare = classify(models, torch.stack([x01.to(models.device, torch.float32), traj.noisy[0], one_shot]), counter)
+    bare = predict_labels(models, torch.stack([x01.to(models.device, torch.float32), traj.noisy[0], one_shot]), counter)
     yield PurifyResult(
         label=int(counts.argmax()),
         votes={int(c): int(n) for c, n in enumerate(counts.tolist()) if n},
@@ -394,6 +318,6 @@ def bare_base(models: DensePureModels, x01: torch.Tensor, sigma: float, seed: in
     @torch.inference_mode()
     def base(phase: Stream, draws: torch.Tensor) -> torch.Tensor:
         noisy, _ = smoothed_draws(models, x01, sigma, seed, phase, draws)
-        return classify(models, noisy).cpu()
+        return predict_labels(models, noisy).cpu()
 
     return base

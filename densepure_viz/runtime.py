@@ -1,12 +1,13 @@
 """How the DensePure engine runs its two networks: precision, memory format, compilation, batch size, counting.
 
-The algorithm (purify.py) calls the UNet and the classifier only through `unet_eps` and `classify`, so
-every speed choice lives here:
-- precision: the networks run under `torch.autocast` in `models.dtype` (bfloat16/float16 on GPU, see
-  `models.default_dtype`); the diffusion arithmetic around them stays float32;
+The algorithm (purify.py, reverse.py) calls the UNet and the classifier only through `unet_eps` and
+`predict_labels`, so every speed choice lives here:
+- precision: the networks run under `DensePureModels.autocast` in `models.dtype` (bfloat16/float16 on
+  GPU, see `models.default_dtype`); the diffusion arithmetic around them stays float32;
 - memory format and compilation: `accelerate` converts both networks to channels_last (default on
   CUDA, where cuDNN's convolutions prefer NHWC) and, opt-in, wraps them in `torch.compile`;
-- batch size: `auto_batch` picks images per UNet call from a CPU cache budget or from free GPU memory;
+- batch size: `auto_batch` picks images per UNet call from a CPU cache budget or from free GPU memory
+  and the UNet's activation memory per image (measured once, when the models were created);
 - counting: an optional `EvalCounter` records every network call (images, timestep, time inside the
   UNet), so benchmarks can report evaluations saved and the share of wall time inside the network.
 """
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -29,9 +28,6 @@ COMPILE_ENV = "DENSEPURE_COMPILE"  # set to 1 to torch.compile the networks in `
 CPU_BATCH_VALUES = 2**16
 GPU_MEMORY_SHARE = 0.5  # share of free GPU memory one UNet call's activations may take
 MAX_GPU_BATCH = 4096  # cap on images per UNet call on GPU
-PROBE_BATCH = 8  # images of the one UNet call that measures activation memory per image on GPU
-
-_bytes_per_image: weakref.WeakKeyDictionary[torch.nn.Module, int] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -52,13 +48,6 @@ class EvalCounter:
         return sum(self.classifier_calls)
 
 
-def autocast(models: DensePureModels) -> AbstractContextManager:
-    """Autocast to models.dtype on its device (a no-op in float32)."""
-    if models.dtype == torch.float32:
-        return nullcontext()
-    return torch.autocast(models.device.type, dtype=models.dtype)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -67,11 +56,11 @@ def _sync(device: torch.device) -> None:
 def unet_eps(models: DensePureModels, x: torch.Tensor, t: int, counter: EvalCounter | None = None) -> torch.Tensor:
     """The UNet's output (float32, like x (B, C, H, W)) at timestep t; recorded in `counter` when given."""
     if counter is None:
-        with autocast(models):
+        with models.autocast():
             return models.unet(x.to(models.dtype), t).sample.float()
     _sync(models.device)
     start = time.perf_counter()
-    with autocast(models):
+    with models.autocast():
         out = models.unet(x.to(models.dtype), t).sample.float()
     _sync(models.device)
     counter.unet_seconds += time.perf_counter() - start
@@ -79,36 +68,24 @@ def unet_eps(models: DensePureModels, x: torch.Tensor, t: int, counter: EvalCoun
     return out
 
 
-def classify(models: DensePureModels, images01: torch.Tensor, counter: EvalCounter | None = None) -> torch.Tensor:
+def predict_labels(models: DensePureModels, images01: torch.Tensor, counter: EvalCounter | None = None) -> torch.Tensor:
     """Labels (B,) of images (B, C, H, W) in [0, 1], under autocast; recorded in `counter` when given."""
-    with autocast(models):
+    with models.autocast():
         labels = models.predict(images01)
     if counter is not None:
         counter.classifier_calls.append(len(images01))
     return labels
 
 
-def _cuda_bytes_per_image(models: DensePureModels) -> int:
-    """Peak activation memory of one UNet call per image, measured once per network on a probe batch."""
-    if models.unet not in _bytes_per_image:
-        device = models.device
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        probe = torch.zeros(PROBE_BATCH, models.channels, models.image_size, models.image_size, device=device)
-        with torch.inference_mode():
-            unet_eps(models, probe, 0)
-        torch.cuda.synchronize(device)
-        _bytes_per_image[models.unet] = max(1, (torch.cuda.max_memory_allocated(device) - before) // PROBE_BATCH)
-    return _bytes_per_image[models.unet]
-
-
 def auto_batch(models: DensePureModels) -> int:
-    """Images per UNet call: a cache-sized budget on CPU; on CUDA, GPU_MEMORY_SHARE of free memory."""
+    """Images per UNet call: a cache-sized budget on CPU; on CUDA, GPU_MEMORY_SHARE of free memory.
+
+    Reads only: free memory now, and the activation memory per image measured when `models` was created.
+    """
     if models.device.type != "cuda":
         return max(1, CPU_BATCH_VALUES // (models.channels * models.image_size**2))
     free, _ = torch.cuda.mem_get_info(models.device)
-    return int(min(MAX_GPU_BATCH, max(1, GPU_MEMORY_SHARE * free // _cuda_bytes_per_image(models))))
+    return int(min(MAX_GPU_BATCH, max(1, GPU_MEMORY_SHARE * free // models.unet_bytes_per_image)))
 
 
 def accelerate(models: DensePureModels, channels_last: bool | None = None, compile: bool | None = None) -> DensePureModels:

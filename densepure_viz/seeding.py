@@ -4,15 +4,19 @@ A generator is derived from (seed, *keys) with numpy's SeedSequence, so the nois
 depends only on what it is (which seed, which phase, which block of noise draws, which of the K
 reverse seeds) and never on what else shares its batch. This is what lets the engine batch, chunk,
 resume and stop decided draws early while giving exactly the same trajectories, votes and radius.
-The global RNG is never touched.
+`BlockNoise` lays the engine's Gaussian draws out on those generators; `gaussian_stream` is the
+single-generator stream of the attacker. The global RNG is never touched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import IntEnum
 
 import numpy as np
 import torch
+
+DRAW_BLOCK = 32  # noise draws per generator block: the unit of smoothing/reverse noise streams
 
 
 class Stream(IntEnum):
@@ -36,3 +40,42 @@ def derive_seed(seed: int, *keys: int) -> int:
 def make_generator(seed: int, *keys: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch.Generator on `device` seeded by derive_seed(seed, *keys)."""
     return torch.Generator(device=device).manual_seed(derive_seed(seed, *keys))
+
+
+class BlockNoise:
+    """Gaussian draws for a set of noise draws, one generator per (block of draws, stream, seed).
+
+    Draw i lives in block i // DRAW_BLOCK at row i % DRAW_BLOCK; a generator always produces a full
+    block, so a trajectory's noise does not depend on which other draws share the batch.
+    """
+
+    def __init__(self, seed: int, phase: Stream, draws: torch.Tensor, shape: tuple[int, ...], device: torch.device):
+        self.seed, self.phase, self.shape, self.device = seed, phase, shape, device
+        draws = draws.cpu()
+        self.blocks, block_pos = torch.unique(draws // DRAW_BLOCK, return_inverse=True)  # (nb,), (m,)
+        self.block_pos = block_pos.to(device)
+        self.rows = (draws % DRAW_BLOCK).to(device)
+
+    def _block(self, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(DRAW_BLOCK, *self.shape, generator=generator, device=self.device)
+
+    def smoothing(self) -> torch.Tensor:
+        """Standard normal delta/sigma for each draw, (m, *shape)."""
+        gens = [make_generator(self.seed, self.phase, Stream.SMOOTHING, int(b), device=self.device) for b in self.blocks]
+        return torch.stack([self._block(g) for g in gens])[self.block_pos, self.rows]
+
+    def chains(self, rows: torch.Tensor, seeds: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Per reverse step, the noise (P, *shape) of the chains (draw rows[p], reverse seed seeds[p])."""
+        nb = len(self.blocks)
+        keys, key_pos = torch.unique(seeds * nb + self.block_pos[rows], return_inverse=True)  # (seed, block) pairs
+        gens = [make_generator(self.seed, self.phase, Stream.REVERSE, key // nb, int(self.blocks[key % nb]),
+                               device=self.device) for key in keys.tolist()]
+        row_in_block = self.rows[rows]
+        while True:
+            yield torch.stack([self._block(g) for g in gens])[key_pos, row_in_block]
+
+
+def gaussian_stream(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    """Standard normal draws of `shape`, one per next(), all from `generator` in order (drawn lazily)."""
+    while True:
+        yield torch.randn(shape, generator=generator, device=device)

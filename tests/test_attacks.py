@@ -29,7 +29,7 @@ def batch():
 
 
 def _classifier_loss(models, labels, targeted=False):
-    return lambda x, step: goal_loss(models.classify(x), labels, targeted)
+    return lambda x, step: goal_loss(models.logits(x), labels, targeted)
 
 
 def _perturbation_norm(delta, norm):
@@ -76,7 +76,7 @@ def test_l2_projection_rescales_onto_the_sphere_and_leaves_the_inside_alone():
 
 def test_targeted_pgd_moves_toward_the_target(tiny_models, batch):
     target = torch.full((4,), 7)
-    ce = lambda z: torch.nn.functional.cross_entropy(tiny_models.classify(z), target, reduction="none")  # noqa: E731
+    ce = lambda z: torch.nn.functional.cross_entropy(tiny_models.logits(z), target, reduction="none")  # noqa: E731
     x_adv = pgd(_classifier_loss(tiny_models, target, targeted=True), batch, "linf", 0.3, 10, 0.075,
                 generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -23,6 +23,12 @@ def test_round_trip_of_a_model_saved_in_hub_layout(tiny_dirs, tiny_models):
     assert tiny_models.image_size == 8 and tiny_models.channels == 1
 
 
+def test_networks_are_frozen_from_creation(tiny_models):
+    """Loaded models are shared between requests, so none of them toggles requires_grad: both networks load frozen."""
+    params = [*tiny_models.unet.parameters(), *tiny_models.classifier.parameters()]
+    assert params and not any(p.requires_grad for p in params)
+
+
 def test_flat_unet_folder_loads_too(tmp_path, tiny_dirs):
     """A bare UNet folder with scheduler_config.json beside it (like google/ddpm-cifar10-32) loads."""
     import shutil

@@ -10,14 +10,13 @@ from densepure_viz.purify import (
     PurifyResult,
     bare_base,
     densepure_labels,
-    majority_vote,
     purify,
     purify_stream,
     reverse,
     start_draws,
-    vote_counts,
 )
 from densepure_viz.seeding import Stream
+from densepure_viz.votes import majority_vote, vote_counts
 
 
 @pytest.fixture()

@@ -16,8 +16,9 @@ from densepure_viz.certify import CertifyConfig, CertifyProgress, CertifyResult,
 from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.inputs import load_input
 from densepure_viz.plots.images import certify_progress_figure
-from densepure_viz.purify import CERTIFY_PURIFIER, PurifyConfig, auto_batch, bare_base, densepure_base
+from densepure_viz.purify import CERTIFY_PURIFIER, PurifyConfig, bare_base, densepure_base
 from densepure_viz.reports import certificate_json
+from densepure_viz.runtime import auto_batch
 from densepure_viz.seeding import Stream
 from densepure_viz.ui.components import image_input, seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify

@@ -29,11 +29,12 @@ from densepure_viz.projections import (
     reversed_samples,
     training_set,
 )
-from densepure_viz.purify import PurifyConfig, majority_vote
+from densepure_viz.purify import PurifyConfig
 from densepure_viz.ui.components import seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_attack, parse_purify, run_prepare
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, choice, integer, model_id, user_errors
+from densepure_viz.votes import majority_vote
 
 DEFAULT_DRAWS = 8
 

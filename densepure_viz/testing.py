@@ -1,4 +1,6 @@
-"""The two baselines the engine is measured against: the per-seed reference structure and the bare networks.
+"""Test helpers: the slow, obviously-correct references that the tests and the bench hold the engine to.
+
+Two baselines: the per-seed reference structure and the bare networks.
 
 Per-seed reference: DensePure's public code certifies with one reverse seed per full pass over the
 noise draws and merges the per-seed label files afterwards (a majority vote per draw). Each pass
@@ -16,10 +18,12 @@ from __future__ import annotations
 import torch
 
 from densepure_viz.certify import CertifyConfig, CertifyResult, certify
+from densepure_viz.diffusion import to_unit
 from densepure_viz.models import DensePureModels
-from densepure_viz.purify import PurifyConfig, auto_batch, majority_vote, reverse, start_draws, to_unit
-from densepure_viz.runtime import EvalCounter, classify, unet_eps
+from densepure_viz.purify import PurifyConfig, reverse, start_draws
+from densepure_viz.runtime import EvalCounter, auto_batch, predict_labels, unet_eps
 from densepure_viz.seeding import Stream
+from densepure_viz.votes import majority_vote
 
 
 @torch.inference_mode()
@@ -41,7 +45,7 @@ def per_seed_labels(
         for chunk in draws.split(max_batch or auto_batch(models)):
             traj = start_draws(models, x01, cfg.sigma, t_star, seed, phase, chunk)
             *_, last = reverse(models, traj, timesteps, [k], counter)
-            column.append(classify(models, to_unit(last.prev_sample), counter).cpu())
+            column.append(predict_labels(models, to_unit(last.prev_sample), counter).cpu())
         columns.append(torch.cat(column))
     return torch.stack(columns, dim=1)
 
@@ -75,5 +79,5 @@ def replay(models: DensePureModels, recorded: EvalCounter) -> EvalCounter:
     for t, n in recorded.unet_calls:
         unet_eps(models, x[:n], t, floor)
     for n in recorded.classifier_calls:
-        classify(models, x[:n].clamp(0, 1), floor)
+        predict_labels(models, x[:n].clamp(0, 1), floor)
     return floor
