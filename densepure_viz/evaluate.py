@@ -45,8 +45,6 @@ from densepure_viz.records import (
 from densepure_viz.runtime import auto_batch
 from densepure_viz.seeding import Stream, derive_seed
 from densepure_viz.votes import majority_vote
-from densepure_viz.seeding import Stream, derive_seed
-from densepure_viz.votes import majority_vote
 
 Method = Literal["bare", "one-shot", "densepure"]
 METHODS: tuple[Method, ...] = ("bare", "one-shot", "densepure")
