@@ -3,7 +3,8 @@
 purify   K seeded reverse trajectories from one smoothing draw, and their majority vote;
 certify  randomized-smoothing CERTIFY with DensePure as the base classifier (an image, or a folder -> TSV);
 attack   FGSM/PGD against the bare classifier or, adaptively, through the purifier;
-evaluate the certified- and empirical-accuracy tables on the held-out digits (resumable).
+evaluate the certified- and empirical-accuracy tables on the held-out digits (resumable; under torchrun,
+         the images are shared among the ranks: `torchrun --nproc-per-node 2 -m densepure_viz evaluate ...`).
 
 Arguments become frozen configs at this edge; their defaults are the configs' own defaults, and the
 configs validate them. Each command imports what it needs only when it runs, so `--help` is quick.
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from tqdm.auto import tqdm
 
     from densepure_viz.certify import CertifyConfig, CertifyResult
+    from densepure_viz.distributed import Rank
     from densepure_viz.models import DensePureModels
     from densepure_viz.purify import PurifyConfig
     from densepure_viz.sequential import SequentialConfig, SequentialResult
@@ -92,13 +94,14 @@ def writable(path: str) -> Path:
 # --- shared steps ---------------------------------------------------------------------------------
 
 
-def models_from_args(args: argparse.Namespace) -> DensePureModels:
+def models_from_args(args: argparse.Namespace, device: torch.device | str | None = None) -> DensePureModels:
+    """The models of --model or --diffusion/--classifier, on `device` (default: --device)."""
     from densepure_viz.models import custom_spec, load_models
 
     if bool(args.diffusion) != bool(args.classifier):
         raise InputError("--diffusion and --classifier go together")
     spec = custom_spec(args.diffusion, args.classifier) if args.diffusion else args.model
-    return load_models(spec, device=args.device)
+    return load_models(spec, device=device or args.device)
 
 
 def purify_config(args: argparse.Namespace) -> PurifyConfig:
@@ -355,7 +358,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=d.seeds, help="DensePure's K reverse seeds")
     parser.add_argument("--steps", type=int, default=d.steps, help="DensePure's b fast-sampler steps")
     parser.add_argument("--images", type=int, default=50, help="the first N images of the held-out split")
-    parser.add_argument("--out", required=True, help="output folder (resumes from its records.jsonl)")
+    parser.add_argument("--out", required=True,
+                        help="output folder (resumes from its records; under torchrun, on storage all ranks share)")
     parser.add_argument("--eps", type=float, nargs="*", default=list(d.eps), help="attack budgets of the empirical table")
     add_attack_arguments(parser, d.norm, d.eot_samples, d.adaptive_sampler, d.adaptive_steps)
     parser.add_argument("--attack-steps", type=int, default=d.attack_steps, help="PGD steps")
@@ -363,6 +367,17 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    """The tables on the held-out digits; under torchrun, one rank per process (see densepure_viz.distributed)."""
+    from densepure_viz.distributed import process_group, rank_device, rank_from_env
+
+    rank = rank_from_env()
+    device = rank_device(rank, args.device)
+    with process_group(rank, device):
+        _evaluate_on(args, rank, device)
+
+
+def _evaluate_on(args: argparse.Namespace, rank: Rank, device: torch.device) -> None:
+    """Evaluate as `rank` on `device`; rank 0 writes the outputs and prints."""
     from densepure_viz.data import split_digits
     from densepure_viz.evaluate import EvaluationConfig, evaluate
     from densepure_viz.plots.evaluation import certified_accuracy_figure
@@ -374,14 +389,17 @@ def run_evaluate(args: argparse.Namespace) -> None:
         eps=tuple(args.eps), norm=args.norm, attack_steps=args.attack_steps, eot_samples=args.eot,
         adaptive_sampler=args.adaptive_sampler, adaptive_steps=args.adaptive_steps, seed=args.seed,
     )
-    models = models_from_args(args)
+    models = models_from_args(args, device)
     if models.channels != 1:
         raise InputError(f"evaluate uses the held-out digits split (grayscale); this model takes {models.channels}-channel images")
     split = split_digits(size=models.image_size)
     if not 1 <= args.images <= len(split.test_labels):
         raise InputError(f"--images must be in 1..{len(split.test_labels)} (the held-out split), got {args.images}")
     start = time.perf_counter()
-    result = evaluate(models, split.test_images[: args.images], split.test_labels[: args.images], cfg, args.out)
+    result = evaluate(models, split.test_images[: args.images], split.test_labels[: args.images], cfg, args.out,
+                      rank=rank)
+    if not rank.main:
+        return
     markdown, results_json = save_results(result, args.out)
     figure = Path(args.out) / "certified_accuracy.html"
     certified_accuracy_figure(result).write_html(figure, include_plotlyjs=True)  # embedded: renders offline

@@ -15,6 +15,9 @@ own target, so a weak attack shows.
 This module holds the configuration, the computation of one unit of work, the loop over units and the
 tables it builds. Every finished unit is appended to resumable JSON-lines records (`records`), so an
 interrupted run continues where it stopped; `results` writes and reads the Markdown and JSON outputs.
+Under torchrun (`distributed`) the ranks split the images still to do and append to their own record
+shards; rank 0 merges them. A unit's numbers depend only on its image index (its draws come from
+derive_seed(seed, index)), so the tables do not depend on how many ranks ran or how often a run resumed.
 """
 
 from __future__ import annotations
@@ -31,10 +34,14 @@ from tqdm.auto import tqdm
 
 from densepure_viz.attacks import THREATS, AdaptiveSampler, AttackConfig, Norm, Threat, attack
 from densepure_viz.certify import CertifyConfig, certify
+from densepure_viz.distributed import SINGLE, Rank, barrier, shard
 from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, bare_base, densepure_base, densepure_labels
-from densepure_viz.records import RECORDS, CertifyRecord, Record, RobustRecord, Unit, append_record, read_records
+from densepure_viz.records import (
+    RECORDS, CertifyRecord, Record, RobustRecord, Unit, append_record, count_shard_lines, merge_shards, read_all_records,
+    read_records, shard_path,
+)
 from densepure_viz.runtime import auto_batch
 from densepure_viz.seeding import Stream, derive_seed
 from densepure_viz.votes import majority_vote
@@ -249,6 +256,23 @@ def summarize(records: dict[Unit, Record], cfg: EvaluationConfig, model: str, im
     return result
 
 
+def unit_record(models: DensePureModels, images: torch.Tensor, labels: torch.Tensor, unit: Unit,
+                cfg: EvaluationConfig) -> Record:
+    """The record that finishes `unit` of images (N, C, H, W) with true labels (N,)."""
+    kind, name, sigma, eps, index = unit
+    x, y = images[index], int(labels[index])
+    if kind == "certify":
+        return certify_record(models, x, y, index, name, sigma, cfg)
+    return robust_record(models, x, y, index, name, eps, sigma, cfg)
+
+
+def eta_seconds(done: int, done_at_start: int, total: int, elapsed: float) -> float | None:
+    """Seconds left at the rate measured since the start (None before anything finished)."""
+    if done <= done_at_start or elapsed <= 0:
+        return None
+    return (total - done) * elapsed / (done - done_at_start)
+
+
 def evaluate(
     models: DensePureModels,
     images: torch.Tensor,
@@ -256,26 +280,57 @@ def evaluate(
     cfg: EvaluationConfig,
     out_dir: str | Path,
     progress: bool = True,
+    rank: Rank = SINGLE,
 ) -> EvaluationResult:
-    """Evaluate images (N, C, H, W) in [0, 1] with true labels (N,), resuming from out_dir/records.jsonl."""
+    """Evaluate images (N, C, H, W) in [0, 1] with true labels (N,), resuming from the records in out_dir.
+
+    Every rank of a torchrun job calls this with the same arguments and its own `rank`: each computes its
+    share of the images still to do, appending to its own shard; after a barrier rank 0 merges the shards
+    into out_dir/records.jsonl, and every rank returns the same result, summarized from that file.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / RECORDS
     settings = partial(cfg.settings, model=models.name)
-    records = read_records(path, settings)
     units = list(work_units(cfg, len(images)))
-    with tqdm(total=len(units), desc="evaluate", unit="cell", disable=not progress) as bar:
-        bar.update(sum(u in records for u in units))
-        for unit in units:
-            if unit in records:
+    done = read_all_records(out, settings)
+    barrier(rank)  # every rank has read the same records before any rank appends, so they agree on what is left
+    mine = set(shard(sorted({u[-1] for u in units if u not in done}), rank))
+    my_units = [u for u in units if u[-1] in mine]
+    path = shard_path(out, rank.rank) if rank.distributed else out / RECORDS
+    overall = (OverallProgress(out, len(units), sum(u in done for u in units), count_shard_lines(out), time.perf_counter())
+               if rank.distributed and rank.main else None)
+    desc = f"evaluate rank {rank.rank}/{rank.world_size}" if rank.distributed else "evaluate"
+    with tqdm(total=len(my_units), desc=desc, unit="cell", position=rank.rank, disable=not progress) as bar:
+        bar.update(sum(u in done for u in my_units))
+        for unit in my_units:
+            if unit in done:
                 continue
-            kind, name, sigma, eps, index = unit
-            x, y = images[index], int(labels[index])
-            if kind == "certify":
-                record = certify_record(models, x, y, index, name, sigma, cfg)
-            else:
-                record = robust_record(models, x, y, index, name, eps, sigma, cfg)
-            append_record(path, record, settings(kind, name))
-            records[unit] = record
+            append_record(path, unit_record(models, images, labels, unit, cfg), settings(unit[0], unit[1]))
             bar.update()
-    return summarize(records, cfg, models.name, len(images))
+            if overall:
+                bar.set_postfix_str(overall.status())
+    if rank.distributed:
+        barrier(rank)  # every shard is complete
+        if rank.main:
+            merge_shards(out, units)
+        barrier(rank)  # records.jsonl is merged
+    return summarize(read_records(out / RECORDS, settings), cfg, models.name, len(images))
+
+
+@dataclass(frozen=True)
+class OverallProgress:
+    """Rank 0's view of the whole job: the records every rank appended since the start, and the ETA at that rate.
+
+    Counted from the shard files in the shared output folder, so it measures all ranks, with no collective.
+    """
+
+    out: Path  # the output folder all ranks append their shards to
+    total: int  # units of the whole run
+    done: int  # units already recorded when this run started
+    lines: int  # shard lines when this run started
+    start: float  # time.perf_counter() when this run started
+
+    def status(self) -> str:
+        done = self.done + count_shard_lines(self.out) - self.lines
+        eta = eta_seconds(done, self.done, self.total, time.perf_counter() - self.start)
+        return f"all ranks {done}/{self.total}, ETA {'?' if eta is None else tqdm.format_interval(eta)}"

@@ -6,16 +6,21 @@ it depends on. Reading the file back keeps the records whose settings still matc
 what is done: an interrupted run continues where it stopped, and changing one setting recomputes only
 what it affects. A run killed mid-write leaves a half-written last line; reading ignores it and the
 next append starts a new line.
+
+Under torchrun each rank appends to its own shard, records.rank{r}.jsonl, so no two processes write one
+file. Resuming reads records.jsonl and every shard, whatever world size wrote them; at the end rank 0
+merges the shards into records.jsonl and removes them, so a finished run has the single-process layout.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RECORDS = "records.jsonl"  # the file's name in an evaluation's output folder
+SHARD = "records.rank{rank}.jsonl"  # a torchrun rank's own records file, next to RECORDS until merged
 
 
 @dataclass
@@ -65,22 +70,73 @@ def _settings_key(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True)
 
 
-def read_records(path: Path, settings: Settings) -> dict[Unit, Record]:
-    """Records in `path` whose settings equal settings(kind, method or threat) (a half-written line is ignored)."""
+def shard_path(out: Path, rank: int) -> Path:
+    """The records shard of torchrun rank `rank` in output folder `out`."""
+    return out / SHARD.format(rank=rank)
+
+
+def shard_paths(out: Path) -> list[Path]:
+    """Every rank's shard in `out`, from any earlier world size, in rank order."""
+    return sorted(out.glob(SHARD.format(rank="*")), key=lambda p: int(p.name.split(".")[1].removeprefix("rank")))
+
+
+def count_shard_lines(out: Path) -> int:
+    """Lines in all shards of `out` (each complete line is one record; cheap enough to poll per record)."""
+    return sum(path.read_bytes().count(b"\n") for path in shard_paths(out))
+
+
+def _entries(path: Path) -> Iterator[tuple[dict, Record]]:
+    """(settings, record) of each complete line of `path` (a half-written line is skipped)."""
     if not path.is_file():
-        return {}
-    found: dict[Unit, Record] = {}
+        return
     for line in path.read_text().splitlines():
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
             continue
         kind, tagged = obj.pop("kind"), obj.pop("settings")
-        record = CertifyRecord(**obj) if kind == "certify" else RobustRecord(**obj)
+        yield tagged, CertifyRecord(**obj) if kind == "certify" else RobustRecord(**obj)
+
+
+def read_records(path: Path, settings: Settings) -> dict[Unit, Record]:
+    """Records in `path` whose settings equal settings(kind, method or threat) (a half-written line is ignored)."""
+    found: dict[Unit, Record] = {}
+    for tagged, record in _entries(path):
         unit = unit_of(record)
-        if _settings_key(tagged) == _settings_key(settings(kind, unit[1])):
+        if _settings_key(tagged) == _settings_key(settings(unit[0], unit[1])):
             found[unit] = record
     return found
+
+
+def read_all_records(out: Path, settings: Settings) -> dict[Unit, Record]:
+    """read_records over records.jsonl and every shard in `out`: all the work done so far, however split."""
+    found: dict[Unit, Record] = {}
+    for path in [out / RECORDS, *shard_paths(out)]:
+        found.update(read_records(path, settings))
+    return found
+
+
+def merge_shards(out: Path, units: Sequence[Unit]) -> None:
+    """Append to records.jsonl every shard record it lacks (in the order of `units`), then remove the shards.
+
+    A record counts as present when records.jsonl holds its unit under the same settings; records of other
+    settings are merged too, as a single process would have kept them. Run by one process after a barrier.
+    """
+    def key(tagged: dict, record: Record) -> tuple[Unit, str]:
+        return unit_of(record), _settings_key(tagged)
+
+    position = {unit: i for i, unit in enumerate(units)}  # records of other units go last, in file order
+    target, shards = out / RECORDS, shard_paths(out)
+    present = {key(*entry) for entry in _entries(target)}
+    missing: dict[tuple[Unit, str], tuple[dict, Record]] = {}
+    for path in shards:
+        for entry in _entries(path):
+            if key(*entry) not in present:
+                missing.setdefault(key(*entry), entry)
+    for tagged, record in sorted(missing.values(), key=lambda entry: position.get(unit_of(entry[1]), len(units))):
+        append_record(target, record, tagged)
+    for path in shards:
+        path.unlink()
 
 
 def append_record(path: Path, record: Record, settings: dict) -> None:
