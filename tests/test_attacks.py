@@ -53,6 +53,7 @@ def test_fgsm_with_eps_zero_changes_nothing(tiny_models, batch, norm):
     assert torch.equal(fgsm(_classifier_loss(tiny_models, labels), batch, norm, 0.0), batch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm,eps", [("linf", 0.2), ("l2", 1.5)])
 def test_pgd_raises_the_loss_and_stays_in_the_ball_and_box(tiny_models, batch, norm, eps):
     labels = tiny_models.predict(batch)  # untargeted from the model's own answer: room to climb
@@ -169,6 +170,7 @@ def test_attack_cli_writes_the_image_and_one_json_object(tiny_dirs, tmp_path, ca
     assert main(argv[:-3] + ["--out", str(out), "--eps", "2"]) == 2  # a linf eps above 1 is a user error
 
 
+@pytest.mark.slow
 def test_digits_classifier_falls_to_pgd(digits_models, digits_split):
     """End-to-end on the shipped models: L-inf PGD at eps 0.25 flips the bare classifier on most images."""
     images, labels = digits_split.test_images[:8], digits_split.test_labels[:8]

@@ -15,6 +15,8 @@ from densepure_viz.purify import bare_base
 from densepure_viz.results import load_results, markdown_table, save_results
 from densepure_viz.seeding import derive_seed
 
+pytestmark = pytest.mark.slow  # whole evaluations on tiny models: seconds to a minute each
+
 CFG = EvaluationConfig(sigmas=(0.25, 0.5), n0=4, n=24, alpha=0.05, seeds=2, steps=2, eps=(0.5,), attack_steps=2,
                        eot_samples=2)
 

@@ -103,6 +103,7 @@ def test_discrete_colorscale_is_piecewise_constant():
     assert [c for _, c in scale] == [CLASS_COLORS[i // 2] for i in range(6)]
 
 
+@pytest.mark.slow
 def test_plots_import_no_gradio():
     code = "import sys, densepure_viz.plots.toy2d; sys.exit('gradio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

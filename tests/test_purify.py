@@ -47,6 +47,7 @@ def _final(models, image, cfg, seed_ids, draws):
     return last.prev_sample.view(len(draws), len(seed_ids), *image.shape)
 
 
+@pytest.mark.slow
 def test_batched_seeds_equal_separate_runs(tiny_models, image):
     cfg = PurifyConfig(sigma=0.5, seeds=4, sampler="fast", steps=4)
     draws = torch.arange(5)
@@ -87,6 +88,7 @@ def test_one_shot_seeds_agree_and_first_frame_is_one_shot(tiny_models, image):
     assert fast.one_shot_label == one.label
 
 
+@pytest.mark.slow
 def test_stream_yields_each_step_then_the_result(tiny_models, image):
     cfg = PurifyConfig(sigma=0.25, seeds=2, sampler="fast", steps=6)
     items = list(purify_stream(tiny_models, image, cfg, seed=0))

@@ -115,6 +115,7 @@ def world_base(mixture, x: np.ndarray, sigma: float, seed: int):
     return base
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("margin", [0.02, -0.02])
 def test_decisions_at_a_radius_contradict_the_truth_at_most_alpha_of_the_time(world, margin):
     """R is set where Phi(R / sigma) = pA + margin: above pA nothing may be certified, below it must not be refuted."""

@@ -22,6 +22,8 @@ from densepure_viz.seeding import Stream
 from densepure_viz.testing import per_seed_certify, per_seed_labels, replay
 from densepure_viz.votes import first_round_seeds, majority_vote, seeds_to_decide
 
+pytestmark = pytest.mark.slow  # engine equivalence on real batches: seconds each
+
 DIGITS_UNET = ASSETS / "digits" / "diffusion" / "unet" / "diffusion_pytorch_model.safetensors"
 needs_digits = pytest.mark.skipif(not DIGITS_UNET.is_file(), reason="shipped digits model not built yet "
                                   "(python -m densepure_viz.train); CI has it")

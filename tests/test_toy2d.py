@@ -156,7 +156,11 @@ def test_point_mass_mode_regions_are_power_diagram():
 def test_power_diagram_cells_tile_the_box_and_match_assignment():
     p = PRESETS["finite dataset"]
     cells = power_diagram_cells(p.mixture, p.sigma, p.grid)
-    areas = [0.5 * abs(np.cross(c.vertices, np.roll(c.vertices, -1, 0)).sum()) for c in cells]
+    def shoelace(v: np.ndarray) -> float:  # polygon area from its vertices (n, 2), in order
+        x, y = v.T
+        return 0.5 * abs(float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum()))
+
+    areas = [shoelace(c.vertices) for c in cells]
     (x0, x1), (y0, y1) = p.grid.x_range, p.grid.y_range
     np.testing.assert_allclose(sum(areas), (x1 - x0) * (y1 - y0), rtol=1e-9)
     pts = p.grid.points()
@@ -314,6 +318,7 @@ def test_presets_tell_their_story(name):
     assert rr.x_a_in_region and not rr.x_a_in_ball and rr.area > rr.ball_area
 
 
+@pytest.mark.slow
 def test_compute_core_imports_no_plotting_or_ui():
     code = "import sys, densepure_viz.toy2d; sys.exit(any(m in sys.modules for m in ('plotly', 'gradio')))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
