@@ -17,7 +17,7 @@ from densepure_viz.images import convert_image
 from densepure_viz.purify import PurifyResult
 from densepure_viz.reports import certificate_json, purify_json, tied_labels
 from densepure_viz.ui import build_app
-from densepure_viz.ui.certify_tab import card
+from densepure_viz.ui.certify_tab import card, fixed_row
 from densepure_viz.ui.purify_tab import PurifyOutputs, attack_line, verdict
 from densepure_viz.ui.requests import PreparedInput
 
@@ -81,7 +81,7 @@ def test_a_photo_says_what_the_model_sees():
 def test_an_abstention_names_the_class_it_counted():
     abstain = CertifyResult(None, 0.0, 0.17, 209, 1000, 100, 0.001, 0.5, 3, [0] * 10, [0] * 10)
     assert certificate_json(abstain, None, 100, 1.0)["top_class"] == 3
-    assert "abstain (top class 3)" in card([("DensePure", abstain)], LABELS, 0.001)
+    assert "abstain (top class 3)" in card([fixed_row("DensePure", abstain)], LABELS, 0.001, 0.5, 1000)
 
 
 @pytest.fixture(scope="module")
