@@ -118,7 +118,7 @@ def image_input(label: str, value: str | None = None, height: int = 256, elem_id
     image.preprocess = types.MethodType(_file_preprocess, image)
     if value is not None:
         example = os.path.relpath(value) if Path(value).is_relative_to(Path.cwd()) else str(value)
-        image.example_payload = lambda: handle_file(example)
+        image.example_payload = lambda: {**handle_file(example), "url": example}  # Gradio's API page reads the url
         image.example_value = lambda: example
     return image
 
