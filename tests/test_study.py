@@ -175,3 +175,11 @@ def test_vote_wins_finds_the_constructed_draw():
     records |= {("fast b=10", 1.0, i, 0): ChainRecord("fast b=10", 1.0, i, 0, 3, s, 37.0) for i, s in seeds.items()}
     wins = vote_wins(records, "fast b=10", 1.0, 4, 10)
     assert [(w.index, w.per_seed, w.margin, w.image_wins) for w in wins] == [(1, [3, 5, 3, 3], 2, 1.0)]
+
+
+def test_study_imports_no_plotting_or_ui():
+    import subprocess
+    import sys
+
+    code = "import sys, densepure_viz.study; print('plotly' in sys.modules or 'gradio' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
