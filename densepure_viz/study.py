@@ -407,6 +407,9 @@ class StudyResult:
     accuracies: list[Accuracy] = field(default_factory=list)  # per (sigma, method, K)
     tests: list[PairedTest] = field(default_factory=list)  # per (sigma, pair)
     unet_images: dict[str, float] = field(default_factory=dict)  # "chain@sigma" -> mean UNet evaluations per draw
+    # "chain@sigma" -> accuracy of one sample averaged over all K_max seeds; "ideal@sigma" -> mean true-class mass
+    # of the ideal posterior: both estimate a single sample's expected accuracy with less noise than K = 1
+    single_sample: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -416,7 +419,7 @@ class StudyResult:
         return cls(
             model=obj["model"], description=obj["description"], sigmas=obj["sigmas"], ks=obj["ks"],
             accuracies=[Accuracy(**a) for a in obj["accuracies"]], tests=[PairedTest(**t) for t in obj["tests"]],
-            unet_images=obj.get("unet_images", {}),
+            unet_images=obj.get("unet_images", {}), single_sample=obj.get("single_sample", {}),
         )
 
     def get(self, sigma: float, method: str, k: int | None = None) -> Accuracy:
@@ -458,11 +461,16 @@ def summarize(records: dict[Unit, Record], cfg: StudyConfig, model: str, images:
     description = (f"{model}: held-out images 0..{images - 1}, up to {cfg.draws} smoothing draw(s) each, the same "
                    f"draws for every method; votes of the first K of {cfg.max_seeds} seeds; seed {cfg.seed}")
     result = summarize_outcomes(outcomes, model, description, chains, cfg.ks, list(REFERENCE_METHODS))
-    for sigma in cfg.sigmas:
+    for o in outcomes:
+        refs = [records[(REFERENCE, o.sigma, i, d)] for i, d in o.keys]
+        result.single_sample[f"ideal@{o.sigma:g}"] = float(np.mean([r.ideal_mass for r in refs])) if refs else 0.0
         for chain in chains:
-            spent = [r.unet_images for (kind, s, _, _), r in records.items() if kind == chain and s == sigma]
-            if spent:
-                result.unet_images[f"{chain}@{sigma:g}"] = float(np.mean(spent))
+            found = [records[(chain, o.sigma, i, d)] for i, d in o.keys]
+            if found:
+                seeds = np.array([r.seeds for r in found])  # (n, K_max)
+                y = np.array([r.label for r in found])
+                result.single_sample[f"{chain}@{o.sigma:g}"] = float(np.mean(seeds == y[:, None]))
+                result.unet_images[f"{chain}@{o.sigma:g}"] = float(np.mean([r.unet_images for r in found]))
     return result
 
 
@@ -610,6 +618,10 @@ def markdown_table(result: StudyResult) -> str:
     ]
     lines += [f"| {t.sigma:g} | {t.a} | {t.b} | {t.a_only} | {t.b_only} | {t.total} | {t.p_value:.2g} |"
               for t in result.tests]
+    if result.single_sample:
+        means = ", ".join(f"{k}: {100 * v:.1f}" for k, v in result.single_sample.items())
+        lines += ["", "One sample's expected accuracy (%), averaged over all seeds of a chain, or the ideal "
+                  f"posterior's mean mass on the true class: {means}"]
     if result.unet_images:
         lines += ["", "UNet image-evaluations per draw (all K_max seeds): "
                   + ", ".join(f"{k}: {v:.0f}" for k, v in result.unet_images.items())]

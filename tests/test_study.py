@@ -183,3 +183,13 @@ def test_study_imports_no_plotting_or_ui():
 
     code = "import sys, densepure_viz.study; print('plotly' in sys.modules or 'gradio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_single_sample_means(tiny_models, tiny_data, tmp_path):
+    images, labels, train = tiny_data
+    records = run_study(tiny_models, train, images, labels, CFG, tmp_path, batch=4, progress=False)
+    result = summarize(records, CFG, tiny_models.name, 3, 10)
+    hits = [s == r.label for (kind, *_), r in records.items() if kind != "reference" for s in r.seeds]
+    masses = [r.ideal_mass for (kind, *_), r in records.items() if kind == "reference"]
+    assert result.single_sample["fast b=3@0.5"] == pytest.approx(np.mean(hits))
+    assert result.single_sample["ideal@0.5"] == pytest.approx(np.mean(masses))
