@@ -455,9 +455,10 @@ def summarize_outcomes(all_outcomes: Sequence[Outcomes], model: str, description
 
 
 def summarize(records: dict[Unit, Record], cfg: StudyConfig, model: str, images: int, num_classes: int) -> StudyResult:
-    """The study's tables over images 0..images-1 and draws 0..cfg.draws-1 (complete draws only)."""
+    """The study's tables over images 0..images-1 and draws 0..cfg.draws-1 (complete draws only; a sigma
+    without any is left out)."""
     chains = [c.name for c in cfg.chains]
-    outcomes = [digits_outcomes(records, cfg, sigma, images, num_classes) for sigma in cfg.sigmas]
+    outcomes = [o for sigma in cfg.sigmas if (o := digits_outcomes(records, cfg, sigma, images, num_classes)).keys]
     description = (f"{model}: held-out images 0..{images - 1}, up to {cfg.draws} smoothing draw(s) each, the same "
                    f"draws for every method; votes of the first K of {cfg.max_seeds} seeds; seed {cfg.seed}")
     result = summarize_outcomes(outcomes, model, description, chains, cfg.ks, list(REFERENCE_METHODS))

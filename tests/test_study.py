@@ -193,3 +193,11 @@ def test_single_sample_means(tiny_models, tiny_data, tmp_path):
     masses = [r.ideal_mass for (kind, *_), r in records.items() if kind == "reference"]
     assert result.single_sample["fast b=3@0.5"] == pytest.approx(np.mean(hits))
     assert result.single_sample["ideal@0.5"] == pytest.approx(np.mean(masses))
+
+
+def test_summary_leaves_out_sigmas_without_draws(tiny_models, tiny_data, tmp_path):
+    images, labels, train = tiny_data
+    records = run_study(tiny_models, train, images, labels, CFG, tmp_path, batch=4, progress=False)
+    wider = StudyConfig(sigmas=(0.5, 1.0), draws=CFG.draws, ks=CFG.ks, chains=CFG.chains, seed=CFG.seed)
+    result = summarize(records, wider, tiny_models.name, 3, 10)
+    assert result.sigmas == [0.5] and {a.sigma for a in result.accuracies} == {0.5}
