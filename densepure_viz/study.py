@@ -508,7 +508,7 @@ def vote_wins(records: dict[Unit, Record], chain: str, sigma: float, k: int, num
     runner_up = counts.scatter(1, y[:, None], -1).max(1).values
     margin = counts.gather(1, y[:, None])[:, 0] - runner_up
     index = torch.tensor([r.index for r, _ in pairs])
-    share = {int(i): float(wins[index == i].float().mean()) for i in index[wins].unique()}
+    share = {int(i): round(float(wins[index == i].double().mean()), 4) for i in index[wins].unique()}
     found = [VoteWin(r.index, sigma, r.draw, k, r.label, r.one_shot, c.seeds[:k], int(m), share[r.index])
              for (r, c), w, m in zip(pairs, wins.tolist(), margin.tolist()) if w]
     return sorted(found, key=lambda v: (-v.image_wins, -v.margin, v.index, v.draw))
