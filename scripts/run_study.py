@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "results" / "study")
     parser.add_argument("--name", default="results", help="stem of the written tables (results.md, results.json)")
     parser.add_argument("--report-only", action="store_true", help="summarise the existing records, compute nothing")
+    parser.add_argument("--no-page", action="store_true", help="write the tables only, no HTML figure page")
     parser.add_argument("--toy2d", nargs="+", metavar="PRESET", help="run the exact 2D control on these presets instead")
     parser.add_argument("--points", type=int, default=Toy2dStudyConfig.points, help="2D points per sigma")
     args = parser.parse_args(argv)
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         records = run_study(models, training_set("digits"), images, labels, cfg, args.out)
     result = summarize(records, cfg, models.name, len(images), models.num_classes)
     page = args.out / ("study.html" if args.name == "results" else f"{args.name}.html")
-    controls = [load_study(p) for p in sorted(args.out.glob("toy2d_*.json"))]
-    print(*save_study(result, args.out, args.name), write_page([result, *controls], page), sep="\n")
+    print(*save_study(result, args.out, args.name), sep="\n")
+    if not args.no_page:
+        print(write_page([result, *[load_study(p) for p in sorted(args.out.glob("toy2d_*.json"))]], page))
 
 
 def write_page(results: list[StudyResult], page: Path) -> Path:
