@@ -45,9 +45,10 @@ from densepure_viz.diffusion import DATA_SCALE, SAMPLERS, Sampler
 from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
 from densepure_viz.projections import TrainingSet
-from densepure_viz.purify import PurifyConfig, densepure_labels, majority_vote, smoothed_draws
+from densepure_viz.purify import PurifyConfig, densepure_labels, smoothed_draws
 from densepure_viz.runtime import EvalCounter
 from densepure_viz.seeding import Stream, make_generator
+from densepure_viz.votes import majority_vote
 
 PHASE = Stream.ESTIMATE  # the noise streams the study draws from (draw 0 of image i = the model card's draw)
 DRAW_STRIDE = 4096  # engine draw id of (image i, draw d) is d * DRAW_STRIDE + i: independent of the subset size

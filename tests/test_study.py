@@ -11,7 +11,7 @@ import torch
 
 from densepure_viz import toy2d
 from densepure_viz.projections import TrainingSet, point_mass_posterior
-from densepure_viz.purify import PurifyConfig, densepure_labels, majority_vote, smoothed_draws
+from densepure_viz.purify import PurifyConfig, densepure_labels, smoothed_draws
 from densepure_viz.study import (
     PHASE,
     RECORDS,
@@ -35,6 +35,7 @@ from densepure_viz.study import (
     toy2d_draws,
     toy2d_labels,
 )
+from densepure_viz.votes import majority_vote
 
 CFG = StudyConfig(sigmas=(0.5,), draws=2, ks=(1, 2, 4), chains=(Chain("fast", 3),), seed=7)
 
