@@ -1,10 +1,11 @@
-"""Command line: `python -m densepure_viz {purify,certify,attack,evaluate} ...` (tqdm progress on stderr).
+"""Command line: `python -m densepure_viz {purify,certify,attack,evaluate,study} ...` (tqdm progress on stderr).
 
 purify   K seeded reverse trajectories from one smoothing draw, and their majority vote;
 certify  randomized-smoothing CERTIFY with DensePure as the base classifier (an image, or a folder -> TSV);
 attack   FGSM/PGD against the bare classifier or, adaptively, through the purifier;
 evaluate the certified- and empirical-accuracy tables on the held-out digits (resumable; under torchrun,
-         the images are shared among the ranks: `torchrun --nproc-per-node 2 -m densepure_viz evaluate ...`).
+         the images are shared among the ranks: `torchrun --nproc-per-node 2 -m densepure_viz evaluate ...`);
+study    per-draw accuracy of one-shot, one sample and the K-seed vote against the ideal posterior (resumable).
 
 Arguments become frozen configs at this edge; their defaults are the configs' own defaults, and the
 configs validate them. Each command imports what it needs only when it runs, so `--help` is quick.
@@ -412,6 +413,61 @@ def _evaluate_on(args: argparse.Namespace, rank: Rank, device: torch.device) -> 
     print("wrote " + ", ".join(files.values()))
 
 
+# --- study ----------------------------------------------------------------------------------------
+
+
+def _study_arguments(parser: argparse.ArgumentParser) -> None:
+    from densepure_viz.study import StudyConfig, Toy2dStudyConfig
+
+    d = StudyConfig()
+    add_model_arguments(parser)
+    parser.add_argument("--sigma", type=float, nargs="+", default=list(d.sigmas), help="smoothing stds, one panel each")
+    parser.add_argument("--draws", type=int, default=d.draws, help="smoothing draws per image, shared by every method")
+    parser.add_argument("--ks", type=int, nargs="+", default=list(d.ks), help="vote sizes K (the largest is run)")
+    parser.add_argument("--steps", type=int, nargs="+", default=[c.steps for c in d.chains],
+                        help="b of each fast sampler compared")
+    parser.add_argument("--images", type=int, default=None, help="the first N held-out images (default: all)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="base seed of every random draw")
+    parser.add_argument("--out", required=True, help="output folder (resumes from its records.jsonl)")
+    parser.add_argument("--name", default="results", help="stem of the tables written (results.md, results.json)")
+    parser.add_argument("--report-only", action="store_true", help="summarise the existing records, compute nothing")
+    parser.add_argument("--no-page", action="store_true", help="write the tables only, no HTML figure page")
+    parser.add_argument("--toy2d", nargs="+", metavar="PRESET", help="run the exact 2D control on these presets instead")
+    parser.add_argument("--points", type=int, default=Toy2dStudyConfig.points, help="2D control: points per sigma")
+
+
+def run_study(args: argparse.Namespace) -> None:
+    from densepure_viz.data import split_digits
+    from densepure_viz.plots.study import study_page
+    from densepure_viz.projections import training_set
+    from densepure_viz.study import (
+        Chain, StudyConfig, Toy2dStudyConfig, load_study, read_records, run_study, save_study, study_toy2d, summarize,
+    )
+
+    out = Path(args.out)
+    if args.toy2d:
+        for preset in args.toy2d:
+            cfg2d = Toy2dStudyConfig(preset=preset, sigmas=tuple(args.sigma), points=args.points, ks=tuple(args.ks),
+                                     seed=args.seed)
+            print(*save_study(study_toy2d(cfg2d), out, "toy2d_" + preset.replace(" ", "_")), sep="\n")
+        return
+    cfg = StudyConfig(sigmas=tuple(args.sigma), draws=args.draws, ks=tuple(args.ks),
+                      chains=tuple(Chain("fast", b) for b in args.steps), seed=args.seed)
+    models = models_from_args(args)
+    split = split_digits(size=models.image_size)
+    images, labels = split.test_images[: args.images], split.test_labels[: args.images]
+    if args.report_only:
+        records = read_records(out / "records.jsonl", cfg, models.name)
+    else:
+        records = run_study(models, training_set(models.name, models.image_size), images, labels, cfg, out)
+    result = summarize(records, cfg, models.name, len(images), models.num_classes)
+    print(*save_study(result, out, args.name), sep="\n")
+    if not args.no_page:
+        page = out / ("study.html" if args.name == "results" else f"{args.name}.html")
+        page.write_text(study_page([result, *[load_study(p) for p in sorted(out.glob("toy2d_*.json"))]]))
+        print(page)
+
+
 # --- the parser -----------------------------------------------------------------------------------
 
 
@@ -431,6 +487,8 @@ COMMANDS: dict[str, Command] = {
                       run_attack),
     "evaluate": Command("certified and empirical robust accuracy on the held-out digits", _evaluate_arguments,
                         run_evaluate),
+    "study": Command("where the vote matters: per-draw accuracy of one-shot, one sample, the K-vote, the ideal",
+                     _study_arguments, run_study),
 }
 
 

@@ -167,3 +167,12 @@ def test_sequential_certify_decides_at_a_radius(tmp_path, capsys):
 def test_radius_needs_sequential(capsys):
     assert main(["certify", str(sample(1)), "--radius", "0.5"]) == 2
     assert "--sequential" in capsys.readouterr().err
+
+
+def test_study_report_only_rebuilds_the_shipped_table(tmp_path, capsys):
+    """`study --report-only` summarises existing records without computing: the shipped records give the shipped table."""
+    shipped = ASSETS / "results" / "study"
+    (tmp_path / "records.jsonl").write_bytes((shipped / "records.jsonl").read_bytes())
+    assert main(["study", "--out", str(tmp_path), "--sigma", "0.25", "0.5", "0.75", "1.0", "--draws", "3",
+                 "--report-only", "--no-page", "--device", "cpu"]) == 0
+    assert (tmp_path / "results.md").read_text() == (shipped / "results.md").read_text()

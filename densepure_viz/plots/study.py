@@ -9,6 +9,7 @@ densepure_viz.study.StudyResult (or one read back from results.json); never save
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
@@ -74,3 +75,10 @@ def study_figure(result: StudyResult) -> go.Figure:
         height=420,
     )
     return fig
+
+
+def study_page(results: Sequence[StudyResult]) -> str:
+    """One HTML page with a figure per result (the digits study, then the 2D controls), plotly.js embedded
+    once so the page renders offline."""
+    parts = [study_figure(r).to_html(full_html=False, include_plotlyjs=i == 0) for i, r in enumerate(results)]
+    return "<html><head><meta charset='utf-8'></head><body>" + "".join(parts) + "</body></html>\n"

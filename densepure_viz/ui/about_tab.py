@@ -68,6 +68,34 @@ def results_figure():
         return None
 
 
+STUDY = ASSETS / "results" / "study"  # the vote study (python -m densepure_viz study)
+STUDY_READING = """
+**Reading.** One reverse trajectory is one *sample* of the posterior p(x0 | x + delta); one-shot denoising
+classifies its *mean*. At high sigma the posterior spans several digits, so a single sample lands in the
+wrong class more often than the blurry mean does (sigma = 1.0: 60% vs 66%, and the same for the exact
+posterior of the training set, "ideal"). The vote's label shares estimate the posterior's *class mass*;
+its argmax (the ideal vote, 71%) beats the mean. K buys the approach to it: K = 2 is below one-shot, K = 4
+ties, K = 8-32 pass it, most of the gain by K = 8. At sigma <= 0.5 every method is at 96-100% and there is
+nothing to win. The Purify view's *where the vote wins* button loads an image where the vote is right and
+one-shot is wrong, with the per-seed labels that show why. Details: `assets/results/study/README.md`.
+"""
+
+
+def study_figure_or_none():
+    """The vote study's accuracy-vs-K figure, or None when it has not been computed."""
+    path = STUDY / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        from densepure_viz.plots.study import study_figure
+        from densepure_viz.study import load_study
+
+        return study_figure(load_study(path))
+    except Exception:  # a results file from another version: skip the figure
+        log.warning("could not show %s", path, exc_info=True)
+        return None
+
+
 def results_table() -> str:
     path = RESULTS / "results.md"
     return path.read_text() if path.is_file() else "*No evaluation results yet: run `python -m densepure_viz evaluate --out assets/results/digits`.*"
@@ -86,6 +114,11 @@ def build() -> None:
     if figure is not None:
         gr.Plot(value=figure, label="certified accuracy vs radius", elem_id="about-results")
     gr.Markdown(results_table())
+    gr.Markdown("### Where the vote matters: per-draw accuracy against K")
+    study = study_figure_or_none()
+    if study is not None:
+        gr.Plot(value=study, label="per-draw accuracy vs K", elem_id="about-study")
+    gr.Markdown(STUDY_READING)
     gr.Markdown(
         "References: C. Xiao, Z. Chen, K. Jin, J. Wang, W. Nie, M. Liu, A. Anandkumar, B. Li, D. Song, *DensePure: Understanding Diffusion Models towards "
         "Adversarial Robustness*, ICLR 2023. Cohen, Rosenfeld, Kolter, *Certified Adversarial Robustness via "

@@ -8,6 +8,7 @@ denoising and DensePure's vote. Afterwards a slider scrubs through the stored re
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -21,7 +22,7 @@ from densepure_viz.errors import InputError
 from densepure_viz.grids import choose_scale, column_indices, step_view, trajectory_grid
 from densepure_viz.images import to_pil
 from densepure_viz.plots.images import vote_histogram_figure
-from densepure_viz.models import DensePureModels
+from densepure_viz.models import ASSETS, DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.reports import attack_json, purify_json, tied_labels
 from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
@@ -29,6 +30,7 @@ from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, pars
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, model_id, user_errors
 
+VOTE_WINS = ASSETS / "results" / "study" / "vote_wins_example.json"  # the study's example (python -m densepure_viz study)
 MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
 STREAM_INTERVAL = 0.2  # seconds between streamed frames (the final frame always goes out)
@@ -277,6 +279,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
             with gr.Row():
                 run = gr.Button("Run DensePure", variant="primary", elem_id="purify-run")
                 stop = gr.Button("Stop", variant="stop")
+                example = gr.Button("Example: where the vote wins", size="sm", visible=VOTE_WINS.is_file(),
+                                    elem_id="purify-vote-wins")
     with gr.Row():
         clean_img = image_output("clean x, as the model sees it", elem_id="purify-clean")
         adv_img = image_output("the purifier's input (x, or the attacked x_a)")
@@ -316,8 +320,16 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
         return str(ctx.samples[evt.index].path) if 0 <= evt.index < len(ctx.samples) else gr.skip()
 
     gallery.select(pick, None, image, api_visibility="private")
+    example.click(vote_wins_example, None, [image, sigma, seeds, sampler, steps, seed, attack], api_visibility="private")
     use_sketch.click(drawing_to_image, sketch, image, api_visibility="private")
     return PurifyView(image, sigma, seeds, sampler, steps, seed, attack_inputs, outputs, event)
+
+
+@user_errors
+def vote_wins_example() -> tuple:
+    """The study's example (image, sigma, K, sampler, b, seed, no attack): the vote right, one-shot wrong."""
+    ex = json.loads(VOTE_WINS.read_text())
+    return str(ASSETS.parent / ex["image_file"]), ex["sigma"], ex["k"], ex["sampler"], ex["steps"], ex["purify_seed"], "none"
 
 
 @user_errors
