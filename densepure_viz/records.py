@@ -15,7 +15,7 @@ merges the shards into records.jsonl and removes them, so a finished run has the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -140,9 +140,13 @@ def merge_shards(out: Path, units: Sequence[Unit]) -> None:
 
 
 def append_record(path: Path, record: Record, settings: dict) -> None:
-    """Append one record as a JSON line (starting a new line if a killed run left a partial one)."""
-    kind = unit_of(record)[0]
-    text = json.dumps({"kind": kind, "settings": settings, **asdict(record)}) + "\n"
+    """Append one record as a JSON line, tagged with its kind and settings."""
+    append_json_lines(path, [{"kind": unit_of(record)[0], "settings": settings, **asdict(record)}])
+
+
+def append_json_lines(path: Path, objects: Iterable[dict]) -> None:
+    """Append objects as JSON lines, starting a new line if a killed run left a partial one."""
+    text = "".join(json.dumps(obj) + "\n" for obj in objects)
     with path.open("a+") as f:
         f.seek(0, 2)
         if f.tell() > 0:

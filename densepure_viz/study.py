@@ -46,6 +46,7 @@ from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
 from densepure_viz.projections import TrainingSet
 from densepure_viz.purify import PurifyConfig, densepure_labels, smoothed_draws
+from densepure_viz.records import append_json_lines
 from densepure_viz.runtime import EvalCounter
 from densepure_viz.seeding import Stream, make_generator
 from densepure_viz.votes import majority_vote
@@ -181,15 +182,8 @@ def read_records(path: Path, cfg: StudyConfig, model: str) -> dict[Unit, Record]
 
 
 def append_records(path: Path, records: Sequence[Record], settings: dict) -> None:
-    """Append records as JSON lines (starting a new line if a killed run left a partial one)."""
-    text = "".join(json.dumps({"kind": unit_of(r)[0], "settings": settings, **asdict(r)}) + "\n" for r in records)
-    with path.open("a+") as f:
-        f.seek(0, 2)
-        if f.tell() > 0:
-            f.seek(f.tell() - 1)
-            if f.read(1) != "\n":
-                text = "\n" + text
-        f.write(text)
+    """Append records as JSON lines, tagged with their kind and settings (records.append_json_lines)."""
+    append_json_lines(path, ({"kind": unit_of(r)[0], "settings": settings, **asdict(r)} for r in records))
 
 
 # --- the ideal references: the point-mass posterior of the training set, batched ------------------

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -53,19 +56,23 @@ Every run is also an API endpoint (`gradio_client`): `/purify`, `/certify`, `/re
 """
 
 
-def results_figure():
-    """The evaluation's certified-accuracy figure, or None when it has not been computed."""
-    path = RESULTS / "results.json"
+def shipped_figure(path: Path, draw: Callable[[Path], Any]):
+    """draw(path), a figure of shipped results, or None when the file is missing or from another version."""
     if not path.is_file():
         return None
     try:
-        from densepure_viz.results import load_results
-        from densepure_viz.plots.evaluation import certified_accuracy_figure
-
-        return certified_accuracy_figure(load_results(path))
-    except Exception:  # a missing module or a results file from another version: skip the figure
+        return draw(path)
+    except Exception:  # a results file from another version: skip the figure
         log.warning("could not show %s", path, exc_info=True)
         return None
+
+
+def results_figure():
+    """The evaluation's certified-accuracy figure, or None when it has not been computed."""
+    from densepure_viz.plots.evaluation import certified_accuracy_figure
+    from densepure_viz.results import load_results
+
+    return shipped_figure(RESULTS / "results.json", lambda path: certified_accuracy_figure(load_results(path)))
 
 
 STUDY = ASSETS / "results" / "study"  # the vote study (python -m densepure_viz study)
@@ -83,17 +90,10 @@ one-shot is wrong, with the per-seed labels that show why. Details: `assets/resu
 
 def study_figure_or_none():
     """The vote study's accuracy-vs-K figure, or None when it has not been computed."""
-    path = STUDY / "results.json"
-    if not path.is_file():
-        return None
-    try:
-        from densepure_viz.plots.study import study_figure
-        from densepure_viz.study import load_study
+    from densepure_viz.plots.study import study_figure
+    from densepure_viz.study import load_study
 
-        return study_figure(load_study(path))
-    except Exception:  # a results file from another version: skip the figure
-        log.warning("could not show %s", path, exc_info=True)
-        return None
+    return shipped_figure(STUDY / "results.json", lambda path: study_figure(load_study(path)))
 
 
 def results_table() -> str:
