@@ -128,7 +128,7 @@ def tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | 
         arg=before, timeout=TIMEOUT_MS,
     )
     page.click("#purify-run")
-    text_contains(page, "#purify-verdict", "Reference: 3")
+    text_contains(page, "#purify-verdict", "True label: 3")
     text_contains(page, "#purify-verdict", "DensePure vote")
     page.wait_for_selector("#purify-votes .js-plotly-plot .barlayer")  # the vote histogram
     page.wait_for_selector("#purify-grid img")  # the trajectory grid
@@ -142,7 +142,7 @@ def tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | 
         box.press("Enter")
     page.click("#certify-run")
     text_contains(page, "#certify-card", "bare classifier")
-    page.wait_for_function("() => /Certified|abstains/.test(document.querySelector('#certify-status').innerText)",
+    page.wait_for_function("() => /Certified|does not certify/.test(document.querySelector('#certify-status').innerText)",
                            timeout=TIMEOUT_MS)
     done("certify")
 

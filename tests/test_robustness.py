@@ -284,7 +284,7 @@ def test_nasty_files_are_refused_in_one_line(nasty_answers, name):
 def test_nasty_files_that_convert_are_served(nasty_answers, name):
     answer = nasty_answers[name]
     assert not isinstance(answer, Exception), answer
-    assert 0 <= answer[3]["densepure"]["guess"] < 10
+    assert 0 <= answer[3]["densepure"]["top_class"] < 10
 
 
 # --- faults: models that cannot be loaded ---------------------------------------------------------------------
