@@ -184,3 +184,23 @@ def test_the_about_view_shows_the_vote_study(app):
     plots = {b.elem_id: b for b in app.blocks.values() if isinstance(b, gr.Plot)}
     figure = plots["about-study"].value
     assert figure is not None and "sigma = 1" in str(figure)
+
+
+def test_the_2d_scene_says_what_it_shows():
+    """The robust region's area says when the window clips it; the balls have legend entries; x~ is visible."""
+    from densepure_viz.certify import CertifyConfig
+    from densepure_viz.plots.toy2d import scene_figure
+    from densepure_viz.toy2d import PRESETS, region_maps, reverse_trajectories, robust_region
+
+    p = PRESETS["clusters"]
+    maps = region_maps(p.mixture, p.grid, 2.0)  # at sigma 2 one label covers the window
+    robust = robust_region(p.mixture, maps, np.array(p.x0), np.array(p.x_a), np.random.default_rng(0),
+                           CertifyConfig(n0=20, n=400))
+    assert robust.clipped and robust.mask[0].any()
+    traj = reverse_trajectories(p.mixture, np.array(p.x_a), 2.0, [1, 2, 3], steps=5)
+    fig = scene_figure(maps, "mode", robust, traj)
+    assert "the window clips it" in fig.layout.title.text
+    names = {t.name for t in fig.data}
+    assert any(s.name == "certified ball at x0" for s in fig.layout.shapes) == ("certified ball at x0" in names)
+    x_tilde = next(t for t in fig.data if t.name == "x~ (smoothed input)")
+    assert x_tilde.marker.line.color != x_tilde.marker.color  # not white on white

@@ -77,12 +77,12 @@ def _mask_outline(xs: np.ndarray, ys: np.ndarray, mask: np.ndarray, name: str) -
     )
 
 
-def _marker(point: np.ndarray, name: str, symbol: str, color: str) -> go.Scatter:
+def _marker(point: np.ndarray, name: str, symbol: str, color: str, edge: str = "white") -> go.Scatter:
     return go.Scatter(
         x=[point[0]],
         y=[point[1]],
         mode="markers",
-        marker={"symbol": symbol, "size": 14, "color": color, "line": {"color": "white", "width": 1.5}},
+        marker={"symbol": symbol, "size": 14, "color": color, "line": {"color": edge, "width": 1.5}},
         name=name,
     )
 
@@ -155,7 +155,7 @@ def scene_figure(
                 name="endpoints (votes)",
             )
         )
-        fig.add_trace(_marker(trajectories.x_tilde, "x~ (smoothed input)", "diamond", "white"))
+        fig.add_trace(_marker(trajectories.x_tilde, "x~ (smoothed input)", "diamond", "white", edge="black"))
     if robust is not None:
         fig.add_trace(_mask_outline(maps.xs, maps.ys, robust.mask, "robust region of x0"))
         fig.add_trace(_marker(robust.x0, "x0", "circle", class_color(robust.label)))
@@ -167,9 +167,12 @@ def scene_figure(
         for point, cert, dash, name in balls:
             if cert.radius > 0:
                 fig.add_shape(_circle(point, cert.radius, dash, name))
+                fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name,  # its legend entry
+                                         line={"color": "black", "width": 2, "dash": dash}))
     title = f"{MAP_TITLES[labeler]}, sigma = {maps.sigma:.2f}"
     if robust is not None:
-        title += f"<br>robust region {robust.area:.2f} vs certified ball {robust.ball_area:.2f} (area)"
+        clipped = " (at least: the window clips it)" if robust.clipped else ""
+        title += f"<br>area: robust region {robust.area:.2f}{clipped} vs certified ball {robust.ball_area:.2f}"
     fig.update_layout(title=title, template="plotly_white", legend={"orientation": "h", "y": -0.12})
     _square_axes(fig, maps.xs, maps.ys)
     return fig

@@ -61,11 +61,17 @@ class RobustRegion:
     label: int  # map (c) label of x0's cell
     mask: np.ndarray  # (H, W) bool, connected region of map (c) containing x0
     area: float  # area of mask
+    clipped: bool  # the region reaches the grid's edge: its true area is larger than `area`
     certificate: CertifyResult  # smoothed vote at x0: the ball compared with the region
     certificate_x_a: CertifyResult  # smoothed vote at x_a
     ball_area: float  # pi * certificate.radius^2
     x_a_in_region: bool  # x_a's cell lies in mask
     x_a_in_ball: bool  # |x_a - x0| < certificate.radius
+
+
+def touches_edge(mask: np.ndarray) -> bool:
+    """Whether a region (H, W) reaches the border of its grid (so the grid clips it)."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
 def robust_region(
@@ -93,6 +99,7 @@ def robust_region(
         label=int(maps.mode[cell]),
         mask=mask,
         area=float(mask.sum() * maps.cell_area),
+        clipped=touches_edge(mask),
         certificate=cert,
         certificate_x_a=smoothed_vote(x_a),
         ball_area=float(np.pi * cert.radius**2),

@@ -96,8 +96,14 @@ def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler
 
     summary = "\n".join([
         f"**{p.description}**",
-        f"- x0 is in the robust region of label **{robust.label}** (area {robust.area:.2f}); the smoothed vote "
-        f"certifies a ball of radius **{cert.radius:.3f}** around x0 (label {lab(cert.label)}, area {robust.ball_area:.2f}).",
+        f"- x0 lies in the robust region of label **{robust.label}**: the connected region of map (c), where the "
+        f"posterior's highest-density point has that label; its area is {robust.area:.2f}"
+        f"{' or more (the plotted window clips it)' if robust.clipped else ''}, and it changes only when x0 moves "
+        f"into another region.",
+        f"- The smoothed vote (map (d), randomized smoothing of the majority vote) certifies a ball of radius "
+        f"**{cert.radius:.3f}** around x0 for label {lab(cert.label)} (area {robust.ball_area:.2f})"
+        + ("." if cert.label in (None, robust.label) else
+           f": a different classifier, so near a boundary its label can differ from the region's."),
         f"- x_a is {'inside' if robust.x_a_in_region else 'outside'} the robust region and "
         f"{'inside' if robust.x_a_in_ball else 'outside'} the certified ball (|x_a - x0| = {np.linalg.norm(x_a - x0):.3f}); "
         f"smoothed vote at x_a: {lab(cert_a.label)}, radius {cert_a.radius:.3f}.",
@@ -110,7 +116,7 @@ def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler
         "exact_probabilities": traj.exact_probabilities.tolist(),
         "labels_x0": {m: int(maps.labels(m)[maps.cell_of(x0)]) for m in LABELERS},
         "labels_x_a": {m: int(maps.labels(m)[maps.cell_of(x_a)]) for m in LABELERS},
-        "robust_region": {"label": robust.label, "area": robust.area, "x_a_inside": robust.x_a_in_region},
+        "robust_region": {"label": robust.label, "area": robust.area, "clipped": robust.clipped, "x_a_inside": robust.x_a_in_region},
         "certificate_x0": {"label": cert.label, "radius": cert.radius, "p_lower": cert.p_lower, "x_a_inside": robust.x_a_in_ball},
         "certificate_x_a": {"label": cert_a.label, "radius": cert_a.radius, "p_lower": cert_a.p_lower},
         "seed": seed, "n": n, "K": k, "steps": len(traj.timesteps), "method": method,
