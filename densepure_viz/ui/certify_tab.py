@@ -134,11 +134,11 @@ def make_handler(ctx: AppContext):
                                          title=f"DensePure: {result.decision.replace('_', ' ')} after {result.draws_used} draws")
         if compare:  # fixed-n CERTIFY on the same draws: its running numbers are previews
             one_shot = PurifyConfig(sigma=cfg.sigma, seeds=1, sampler="one-shot", steps=cfg.steps)
-            for key, label, purifier, base in [
+            for runs_before, (key, label, purifier, base) in enumerate([
                 ("one_shot", "one-shot denoising (Carlini et al.)", one_shot, densepure_base(models, x, one_shot, seed)),
                 ("bare", "bare classifier (Cohen et al.)", None, bare_base(models, x, cfg.sigma, seed)),
-            ]:
-                start, done_before = time.perf_counter(), total - (2 if key == "one_shot" else 1) * (ccfg.n0 + ccfg.n)
+            ], start=1):  # DensePure's run came first
+                start, done_before = time.perf_counter(), runs_before * (ccfg.n0 + ccfg.n)
                 for item in certify_stream(base, models.num_classes, cfg.sigma, ccfg, chunk):
                     if isinstance(item, CertifyProgress):
                         done = done_before + item.done + (ccfg.n0 if item.phase == Stream.ESTIMATE else 0)
