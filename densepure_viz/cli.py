@@ -359,6 +359,10 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=d.seeds, help="DensePure's K reverse seeds")
     parser.add_argument("--steps", type=int, default=d.steps, help="DensePure's b fast-sampler steps")
     parser.add_argument("--images", type=int, default=50, help="the first N images of the held-out split")
+    parser.add_argument("--radii", type=float, nargs="+", default=list(d.radii),
+                        help="L2 radii of the certified-accuracy table (with --sequential: the radii it decides at)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="also run sequential CERTIFY (anytime-valid, budget --n) at each radius, beside fixed-n")
     parser.add_argument("--out", required=True,
                         help="output folder (resumes from its records; under torchrun, on storage all ranks share)")
     parser.add_argument("--eps", type=float, nargs="*", default=list(d.eps), help="attack budgets of the empirical table")
@@ -381,13 +385,13 @@ def _evaluate_on(args: argparse.Namespace, rank: Rank, device: torch.device) -> 
     """Evaluate as `rank` on `device`; rank 0 writes the outputs and prints."""
     from densepure_viz.data import split_digits
     from densepure_viz.evaluate import EvaluationConfig, evaluate
-    from densepure_viz.plots.evaluation import certified_accuracy_figure
+    from densepure_viz.plots.evaluation import certified_accuracy_figure, sequential_draws_figure
     from densepure_viz.records import RECORDS
     from densepure_viz.results import save_results
 
     cfg = EvaluationConfig(
         sigmas=tuple(args.sigma), n0=args.n0, n=args.n, alpha=args.alpha, seeds=args.seeds, steps=args.steps,
-        eps=tuple(args.eps), norm=args.norm, attack_steps=args.attack_steps, eot_samples=args.eot,
+        radii=tuple(args.radii), sequential=args.sequential, eps=tuple(args.eps), norm=args.norm, attack_steps=args.attack_steps, eot_samples=args.eot,
         adaptive_sampler=args.adaptive_sampler, adaptive_steps=args.adaptive_steps, seed=args.seed,
     )
     models = models_from_args(args, device)
@@ -406,6 +410,10 @@ def _evaluate_on(args: argparse.Namespace, rank: Rank, device: torch.device) -> 
     certified_accuracy_figure(result).write_html(figure, include_plotlyjs=True)  # embedded: renders offline
     files = {"markdown": str(markdown), "json": str(results_json), "figure": str(figure),
              "records": str(Path(args.out) / RECORDS)}
+    if result.sequential:
+        draws_figure = Path(args.out) / "sequential_draws.html"
+        sequential_draws_figure(result).write_html(draws_figure, include_plotlyjs=True)
+        files["draws_figure"] = str(draws_figure)
     if args.json:
         print(json.dumps({**result.to_json(), "files": files, "seconds": round(time.perf_counter() - start, 3)}))
         return

@@ -7,6 +7,9 @@ draws of each image (the draws are keyed by seed, phase and index, see `seeding`
   bare       the classifier alone on x + delta (Cohen et al. 2019);
   one-shot   the classifier on the diffusion model's one-shot x0 prediction (Carlini et al. 2023);
   densepure  the majority vote of K seeded b-step reverse chains (Xiao et al. 2023).
+With `sequential`, each (method, sigma, image) is also certified by sequential CERTIFY (`sequential`:
+an anytime-valid confidence sequence on the same draws, budget n, no selection phase) deciding at each
+radius of the table in one pass, so the tables set its certified accuracy and draws used beside fixed-n's.
 Empirical robust accuracy attacks each image under both threat models of `attacks` (the bare
 classifier, transferred; the purifier itself, with EOT, Athalye et al. 2018) and reports the bare
 classifier's accuracy, DensePure's vote on one fresh noise draw, and the attack's success rate on its
@@ -33,17 +36,18 @@ import torch
 from tqdm.auto import tqdm
 
 from densepure_viz.attacks import THREATS, AdaptiveSampler, AttackConfig, Norm, Threat, attack
-from densepure_viz.certify import CertifyConfig, certify
+from densepure_viz.certify import BaseClassifier, CertifyConfig, certify
 from densepure_viz.distributed import SINGLE, Rank, barrier, shard
 from densepure_viz.errors import InputError
 from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, bare_base, densepure_base, densepure_labels
 from densepure_viz.records import (
-    RECORDS, CertifyRecord, Record, RobustRecord, Unit, append_record, count_shard_lines, merge_shards, read_all_records,
+    RECORDS, CertifyRecord, Record, RobustRecord, SequentialRecord, Unit, append_record, count_shard_lines, merge_shards, read_all_records,
     read_records, shard_path,
 )
 from densepure_viz.runtime import auto_batch
 from densepure_viz.seeding import Stream, derive_seed
+from densepure_viz.sequential import SequentialConfig, sequential_certify_radii
 from densepure_viz.votes import majority_vote
 
 Method = Literal["bare", "one-shot", "densepure"]
@@ -61,7 +65,8 @@ class EvaluationConfig:
     alpha: float = 0.001  # CERTIFY failure probability
     seeds: int = 4  # DensePure's K reverse seeds per draw
     steps: int = 5  # DensePure's b UNet steps (fast sampler)
-    radii: tuple[float, ...] = RADII  # L2 radii of the certified-accuracy table
+    radii: tuple[float, ...] = RADII  # L2 radii of the certified-accuracy table (sequential: its target radii)
+    sequential: bool = False  # also run sequential CERTIFY (budget n, alpha) deciding at each radius
     eps: tuple[float, ...] = ()  # attack budgets of the empirical table (none: skip it)
     norm: Norm = "l2"  # attack norm (L2, the norm of the certificates)
     attack_steps: int = 10  # PGD steps
@@ -85,6 +90,10 @@ class EvaluationConfig:
     def certify_config(self) -> CertifyConfig:
         return CertifyConfig(n0=self.n0, n=self.n, alpha=self.alpha)
 
+    def sequential_config(self) -> SequentialConfig:
+        """Sequential CERTIFY with fixed-n's budget and alpha, no selection phase (cA re-chosen at every look)."""
+        return SequentialConfig(alpha=self.alpha, n=self.n)
+
     def purify_config(self, method: Method, sigma: float) -> PurifyConfig:
         """The denoiser of `method` ("one-shot" or "densepure") as an engine config."""
         if method == "one-shot":
@@ -100,9 +109,13 @@ class EvaluationConfig:
     def settings(self, kind: str, name: str, model: str) -> dict:
         """What a record of `kind` ("certify"/"robust") for method or threat `name` depends on, besides its keys."""
         common = {"model": model, "seed": self.seed}
+        denoiser = {"seeds": self.seeds, "steps": self.steps} if name == "densepure" else {}
         if kind == "certify":
-            denoiser = {"seeds": self.seeds, "steps": self.steps} if name == "densepure" else {}
             return {**common, "n0": self.n0, "n": self.n, "alpha": self.alpha, **denoiser}
+        if kind == "sequential":
+            seq = self.sequential_config()
+            return {**common, "n": seq.n, "alpha": seq.alpha, "first_look": seq.first_look, "growth": seq.growth,
+                    "radii": list(self.radii), **denoiser}
         adaptive = {"eot_samples": self.eot_samples, "adaptive_sampler": self.adaptive_sampler,
                     "adaptive_steps": self.adaptive_steps} if name == "adaptive" else {}
         return {**common, "norm": self.norm, "attack_steps": self.attack_steps, "seeds": self.seeds,
@@ -111,10 +124,12 @@ class EvaluationConfig:
 
 def work_units(cfg: EvaluationConfig, images: int) -> Iterator[Unit]:
     """Image by image (so a partial run covers every cell on a prefix of images): certificates, then attacks."""
+    kinds = ("certify", "sequential") if cfg.sequential else ("certify",)
     for index in range(images):
         for sigma in cfg.sigmas:
-            for method in METHODS:
-                yield ("certify", method, sigma, None, index)
+            for kind in kinds:
+                for method in METHODS:
+                    yield (kind, method, sigma, None, index)
         for threat in THREATS:
             for eps in cfg.eps:
                 for sigma in cfg.sigmas:
@@ -124,21 +139,41 @@ def work_units(cfg: EvaluationConfig, images: int) -> Iterator[Unit]:
 # --- computing one unit --------------------------------------------------------------------------
 
 
+def smoothed_base(
+    models: DensePureModels, x01: torch.Tensor, index: int, method: Method, sigma: float, cfg: EvaluationConfig
+) -> tuple[BaseClassifier, int]:
+    """The base classifier `method` on image `index`'s own noise draws, and the draws per chunk that fill a batch."""
+    seed = derive_seed(cfg.seed, index)
+    if method == "bare":
+        return bare_base(models, x01, sigma, seed), auto_batch(models)
+    pcfg = cfg.purify_config(method, sigma)
+    return densepure_base(models, x01, pcfg, seed), max(1, auto_batch(models) // pcfg.seeds)
+
+
 def certify_record(
     models: DensePureModels, x01: torch.Tensor, label: int, index: int, method: Method, sigma: float,
     cfg: EvaluationConfig,
 ) -> CertifyRecord:
     """CERTIFY image x01 (C, H, W) with `method` as the base classifier, on image `index`'s own noise draws."""
     start = time.perf_counter()
-    seed = derive_seed(cfg.seed, index)
-    if method == "bare":
-        base, seeds = bare_base(models, x01, sigma, seed), 1
-    else:
-        pcfg = cfg.purify_config(method, sigma)
-        base, seeds = densepure_base(models, x01, pcfg, seed), pcfg.seeds
-    result = certify(base, models.num_classes, sigma, cfg.certify_config(), chunk=max(1, auto_batch(models) // seeds))
+    base, chunk = smoothed_base(models, x01, index, method, sigma, cfg)
+    result = certify(base, models.num_classes, sigma, cfg.certify_config(), chunk=chunk)
     return CertifyRecord(method, sigma, index, label, result.label, result.radius, result.p_lower, result.count,
                          time.perf_counter() - start)
+
+
+def sequential_record(
+    models: DensePureModels, x01: torch.Tensor, label: int, index: int, method: Method, sigma: float,
+    cfg: EvaluationConfig,
+) -> SequentialRecord:
+    """Sequential CERTIFY of image x01 (C, H, W) at every radius of the table, on the draws fixed-n CERTIFY uses."""
+    start = time.perf_counter()
+    base, chunk = smoothed_base(models, x01, index, method, sigma, cfg)
+    seq = cfg.sequential_config()
+    results = sequential_certify_radii(base, models.num_classes, sigma, seq, cfg.radii, chunk=chunk)
+    return SequentialRecord(method, sigma, index, label, list(cfg.radii), [r.decision for r in results],
+                            [r.top_class for r in results], [seq.n0 + r.draws_used for r in results],
+                            [r.p_lower for r in results], time.perf_counter() - start)
 
 
 def robust_record(
@@ -184,6 +219,23 @@ class CertifiedCurve:
 
 
 @dataclass
+class SequentialCurve:
+    """Sequential CERTIFY of one smoothed classifier at one sigma: per target radius, what it certified and spent."""
+
+    method: str  # one of METHODS
+    sigma: float  # smoothing std
+    images: int  # images evaluated
+    radii: list[float]  # target radii R
+    certified_correct: list[int]  # per R: images certified at R with their true label
+    draws: list[list[int]]  # per R: draws used on each image, in image order
+    seconds: float  # mean wall time per image of the one pass over all radii
+
+    def accuracy(self, radius: float) -> float:
+        """Share of images certified at `radius` (one of `radii`) with their true label."""
+        return self.certified_correct[self.radii.index(radius)] / self.images if self.images else 0.0
+
+
+@dataclass
 class RobustRow:
     """Empirical accuracy under one attack."""
 
@@ -207,6 +259,7 @@ class EvaluationResult:
     config: EvaluationConfig  # what was computed
     certified: list[CertifiedCurve] = field(default_factory=list)  # per (sigma, method)
     robust: list[RobustRow] = field(default_factory=list)  # per (threat, eps, sigma)
+    sequential: list[SequentialCurve] = field(default_factory=list)  # per (sigma, method), when cfg.sequential
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -223,6 +276,7 @@ class EvaluationResult:
             config=EvaluationConfig(**cfg),
             certified=[CertifiedCurve(**c) for c in obj["certified"]],
             robust=[RobustRow(**r) for r in obj["robust"]],
+            sequential=[SequentialCurve(**c) for c in obj.get("sequential", [])],
         )
 
 
@@ -240,6 +294,15 @@ def summarize(records: dict[Unit, Record], cfg: EvaluationConfig, model: str, im
                 method, sigma, len(rows),
                 sorted((r.radius for r in rows if r.predicted == r.label), reverse=True),
                 sum(r.predicted is None for r in rows),
+                _mean([r.seconds for r in rows]),
+            ))
+        for method in METHODS if cfg.sequential else ():
+            rows = [records[u] for i in range(images) if (u := ("sequential", method, sigma, None, i)) in records]
+            result.sequential.append(SequentialCurve(
+                method, sigma, len(rows), list(cfg.radii),
+                [sum(r.decisions[j] == "certified" and r.top_classes[j] == r.label for r in rows)
+                 for j in range(len(cfg.radii))],
+                [[r.draws[j] for r in rows] for j in range(len(cfg.radii))],
                 _mean([r.seconds for r in rows]),
             ))
     for threat in THREATS:
@@ -263,6 +326,8 @@ def unit_record(models: DensePureModels, images: torch.Tensor, labels: torch.Ten
     x, y = images[index], int(labels[index])
     if kind == "certify":
         return certify_record(models, x, y, index, name, sigma, cfg)
+    if kind == "sequential":
+        return sequential_record(models, x, y, index, name, sigma, cfg)
     return robust_record(models, x, y, index, name, eps, sigma, cfg)
 
 

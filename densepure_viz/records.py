@@ -1,7 +1,7 @@
 """Resumable records of an evaluation: one JSON line per finished unit of work.
 
-An evaluation (densepure_viz.evaluate) appends each finished (method, sigma, image) certificate and
-(threat, eps, sigma, image) attack to a JSON-lines file as soon as it exists, tagged with the settings
+An evaluation (densepure_viz.evaluate) appends each finished (method, sigma, image) certificate, sequential
+certificate and (threat, eps, sigma, image) attack to a JSON-lines file as soon as it exists, tagged with the settings
 it depends on. Reading the file back keeps the records whose settings still match, so a rerun skips
 what is done: an interrupted run continues where it stopped, and changing one setting recomputes only
 what it affects. A run killed mid-write leaves a half-written last line; reading ignores it and the
@@ -54,8 +54,25 @@ class RobustRecord:
     seconds: float  # wall time of attack + defence
 
 
-Record = CertifyRecord | RobustRecord
+@dataclass
+class SequentialRecord:
+    """Sequential CERTIFY of one image with one smoothed classifier, decided at each target radius in one pass."""
+
+    method: str  # one of evaluate.METHODS
+    sigma: float  # smoothing std
+    index: int  # image index in the evaluated set
+    label: int  # true class
+    radii: list[float]  # target radii R
+    decisions: list[str]  # per R: certified | not_certified | abstain | undecided
+    top_classes: list[int]  # per R: cA at the look that decided
+    draws: list[int]  # per R: draws used to decide (selection draws included)
+    p_lowers: list[float]  # per R: anytime-valid lower bound on P(base = cA) at that look
+    seconds: float  # wall time of the pass (up to the last decision)
+
+
+Record = CertifyRecord | RobustRecord | SequentialRecord
 Unit = tuple[str, str, float, float | None, int]  # (kind, method or threat, sigma, eps or None, index)
+RECORD_TYPES: dict[str, type] = {"certify": CertifyRecord, "robust": RobustRecord, "sequential": SequentialRecord}
 Settings = Callable[[str, str], dict]  # (kind, method or threat) -> the settings a record must carry to count
 
 
@@ -63,6 +80,8 @@ def unit_of(record: Record) -> Unit:
     """The unit of work a record finishes: its key in read_records' answer."""
     if isinstance(record, CertifyRecord):
         return ("certify", record.method, record.sigma, None, record.index)
+    if isinstance(record, SequentialRecord):
+        return ("sequential", record.method, record.sigma, None, record.index)
     return ("robust", record.threat, record.sigma, record.eps, record.index)
 
 
@@ -95,7 +114,7 @@ def _entries(path: Path) -> Iterator[tuple[dict, Record]]:
         except json.JSONDecodeError:
             continue
         kind, tagged = obj.pop("kind"), obj.pop("settings")
-        yield tagged, CertifyRecord(**obj) if kind == "certify" else RobustRecord(**obj)
+        yield tagged, RECORD_TYPES[kind](**obj)
 
 
 def read_records(path: Path, settings: Settings) -> dict[Unit, Record]:

@@ -9,6 +9,7 @@ About view shows, with densepure_viz.plots.evaluation's figure).
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from densepure_viz.evaluate import EvaluationResult
@@ -40,6 +41,8 @@ def markdown_table(result: EvaluationResult) -> str:
         cells = " | ".join(_pct(c.accuracy(r)) for r in cfg.radii)
         lines.append(f"| {c.sigma:g} | {METHOD_NAMES[c.method]} | {cells} | {_pct(c.abstained / max(c.images, 1))} "
                      f"| {c.seconds:.2f} |")
+    if result.sequential:
+        lines += ["", *sequential_table(result)]
     if result.robust:
         lines += [
             "",
@@ -57,6 +60,33 @@ def markdown_table(result: EvaluationResult) -> str:
             lines.append(f"| {r.threat} | {r.eps:g} | {r.sigma:g} | {r.images} | {_pct(r.bare_accuracy)} | "
                          f"{_pct(r.densepure_accuracy)} | {_pct(r.attack_success)} | {_pct(r.target_label_rate)} |")
     return "\n".join(lines) + "\n"
+
+
+def sequential_table(result: EvaluationResult) -> list[str]:
+    """Lines of the sequential-vs-fixed-n table: per sigma, method and R, certified accuracy and draws used by each."""
+    cfg = result.config
+    fixed = {(c.sigma, c.method): c for c in result.certified}
+    lines = [
+        "### Sequential CERTIFY (anytime-valid) vs fixed-n CERTIFY, on the same images and draws",
+        "",
+        f"Sequential: a Clopper-Pearson confidence sequence at geometric looks, budget n = {cfg.n}, alpha = "
+        f"{cfg.alpha}, no selection draws; it stops at the first look that decides at R (one pass decides every R; "
+        f"its wall time is that pass's). Fixed-n: n0 + n = {cfg.n0 + cfg.n} draws on every image. Certified "
+        "accuracy (%) counts images certified at R with their true label.",
+        "",
+        "| sigma | method | R | fixed-n certified | sequential certified | mean draws | median draws | max draws "
+        "| fixed-n draws | fixed-n s / image | sequential s / image |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for seq in result.sequential:
+        ref = fixed[(seq.sigma, seq.method)]
+        for j, radius in enumerate(seq.radii):
+            draws = seq.draws[j] or [0]
+            lines.append(
+                f"| {seq.sigma:g} | {METHOD_NAMES[seq.method]} | {radius:g} | {_pct(ref.accuracy(radius))} | "
+                f"{_pct(seq.accuracy(radius))} | {statistics.mean(draws):.1f} | {statistics.median(draws):g} | "
+                f"{max(draws)} | {cfg.n0 + cfg.n} | {ref.seconds:.2f} | {seq.seconds:.2f} |")
+    return lines
 
 
 def save_results(result: EvaluationResult, out_dir: str | Path) -> tuple[Path, Path]:

@@ -41,7 +41,7 @@ look, and at the budget decides "certified" (lower > 1/2) or "undecided".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -175,17 +175,16 @@ def _decide(p_lower: float, p_upper: float, best_upper: float, threshold: float,
     return "undecided" if final else None
 
 
-def sequential_certify_stream(
-    base: BaseClassifier, num_classes: int, sigma: float, cfg: SequentialConfig, chunk: int = 256
-) -> Iterator[SequentialProgress | SequentialResult]:
-    """Sequential CERTIFY: draw up to each look, yield its SequentialProgress, stop when decided; then the result."""
-    selection = _votes(base, Stream.SELECT, 0, cfg.n0, num_classes, chunk)
+def _looks(
+    base: BaseClassifier, num_classes: int, sigma: float, cfg: SequentialConfig, selection: torch.Tensor, chunk: int
+) -> Iterator[tuple[SequentialProgress, float]]:
+    """Draw up to each look of the schedule and yield its SequentialProgress with the largest upper bound among
+    the covered classes (what `_decide` needs to abstain); the caller stops the draws by stopping iteration."""
     looks = look_schedule(cfg.n, cfg.first_look, cfg.growth)
     level = look_alpha(cfg.alpha, len(looks), num_classes if cfg.n0 == 0 else 1)
-    threshold = float(norm.cdf((cfg.radius or 0.0) / sigma))
     counts = torch.zeros(num_classes, dtype=torch.long)
     lower, upper = np.zeros(num_classes), np.ones(num_classes)  # running bounds of every class (C,)
-    done, decision = 0, None
+    done = 0
     for j, look in enumerate(looks.tolist()):
         counts += _votes(base, Stream.ESTIMATE, done, look, num_classes, chunk)
         done = look
@@ -193,27 +192,76 @@ def sequential_certify_stream(
         lower, upper = np.maximum(lower, low), np.minimum(upper, up)
         top = int(counts.argmax() if cfg.n0 == 0 else selection.argmax())
         p_lower, p_upper = float(lower[top]), float(upper[top])
-        yield SequentialProgress(j, look, cfg.n, counts.tolist(), top, p_lower, p_upper, certified_radius(p_lower, sigma))
-        best_upper = float(upper.max()) if cfg.n0 == 0 else p_upper
-        decision = _decide(p_lower, p_upper, best_upper, threshold, cfg.radius is not None, look == cfg.n)
-        if decision is not None:
-            break
-    yield SequentialResult(
+        progress = SequentialProgress(j, look, cfg.n, counts.tolist(), top, p_lower, p_upper,
+                                      certified_radius(p_lower, sigma))
+        yield progress, float(upper.max()) if cfg.n0 == 0 else p_upper
+
+
+def _result(
+    at: SequentialProgress, decision: Decision, target: float | None, cfg: SequentialConfig, selection: torch.Tensor,
+    sigma: float,
+) -> SequentialResult:
+    """The SequentialResult of a run that decided `decision` at target radius `target` at look `at`."""
+    return SequentialResult(
         decision=decision,
-        draws_used=done,
-        label=top if p_lower > 0.5 else None,
-        top_class=top,
-        radius=certified_radius(p_lower, sigma),
-        target_radius=cfg.radius,
-        p_lower=p_lower,
-        p_upper=p_upper,
-        counts=counts.tolist(),
+        draws_used=at.draws,
+        label=at.top_class if at.p_lower > 0.5 else None,
+        top_class=at.top_class,
+        radius=at.radius,
+        target_radius=target,
+        p_lower=at.p_lower,
+        p_upper=at.p_upper,
+        counts=at.counts,
         selection_counts=selection.tolist() if cfg.n0 else [],
         n=cfg.n,
         n0=cfg.n0,
         alpha=cfg.alpha,
         sigma=sigma,
     )
+
+
+def _threshold(radius: float | None, sigma: float) -> float:
+    """Phi(R / sigma): the probability cA must provably exceed to certify radius R (1/2 without a target)."""
+    return float(norm.cdf((radius or 0.0) / sigma))
+
+
+def sequential_certify_stream(
+    base: BaseClassifier, num_classes: int, sigma: float, cfg: SequentialConfig, chunk: int = 256
+) -> Iterator[SequentialProgress | SequentialResult]:
+    """Sequential CERTIFY: draw up to each look, yield its SequentialProgress, stop when decided; then the result."""
+    selection = _votes(base, Stream.SELECT, 0, cfg.n0, num_classes, chunk)
+    threshold = _threshold(cfg.radius, sigma)
+    for progress, best_upper in _looks(base, num_classes, sigma, cfg, selection, chunk):
+        yield progress
+        decision = _decide(progress.p_lower, progress.p_upper, best_upper, threshold, cfg.radius is not None,
+                           progress.draws == cfg.n)
+        if decision is not None:
+            yield _result(progress, decision, cfg.radius, cfg, selection, sigma)
+            return
+
+
+def sequential_certify_radii(
+    base: BaseClassifier, num_classes: int, sigma: float, cfg: SequentialConfig, radii: Sequence[float],
+    chunk: int = 256,
+) -> list[SequentialResult]:
+    """Sequential CERTIFY deciding at each target radius of `radii` from one pass over the draws.
+
+    The looks, draws and bounds do not depend on the target, so result i equals sequential_certify with
+    radius radii[i] (cfg.radius is ignored), draws_used included; the draws are paid once, up to the look
+    where the last radius is decided (what `evaluate --sequential` uses).
+    """
+    selection = _votes(base, Stream.SELECT, 0, cfg.n0, num_classes, chunk)
+    thresholds = [_threshold(radius, sigma) for radius in radii]
+    decided: dict[int, SequentialResult] = {}
+    for progress, best_upper in _looks(base, num_classes, sigma, cfg, selection, chunk):
+        for i, radius in enumerate(radii):
+            decision = _decide(progress.p_lower, progress.p_upper, best_upper, thresholds[i], True,
+                               progress.draws == cfg.n)
+            if i not in decided and decision is not None:
+                decided[i] = _result(progress, decision, radius, cfg, selection, sigma)
+        if len(decided) == len(radii):
+            break
+    return [decided[i] for i in range(len(radii))]
 
 
 def fixed_n_lower(counts: list[int], top_class: int, draws: int, alpha: float) -> float:

@@ -137,3 +137,75 @@ def test_evaluate_cli_writes_table_json_and_figure(tiny_dirs, tmp_path, capsys):
         assert (tmp_path / name).is_file()
     assert 'src="http' not in (tmp_path / "certified_accuracy.html").read_text()  # plotly.js embedded: renders offline
     assert main(argv[:-1] + ["--images", "100000"]) == 2
+
+
+SEQ = replace(CFG, eps=(), radii=(0.0, 0.1, 0.25), sequential=True)  # same n0, n: same fixed-n records
+
+
+@pytest.fixture(scope="module")
+def sequential_run(tiny_models, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sequential")
+    return evaluate(tiny_models, *data, SEQ, out, progress=False), out
+
+
+def test_sequential_decisions_are_the_engines_and_fixed_n_is_unchanged(tiny_models, data, full_run, sequential_run):
+    """Each sequential record equals sequential_certify run alone at that radius on the image's draws; the table
+    counts those; and adding --sequential leaves fixed-n's certificates exactly as they were."""
+    from densepure_viz.sequential import SequentialConfig, sequential_certify
+
+    result, out = sequential_run
+    images, labels = data
+    seq_records = [r for r in _records(out) if r["kind"] == "sequential"]
+    assert len(seq_records) == 4 * 2 * 3 and len(result.sequential) == 6
+    for rec in seq_records:
+        if rec["method"] != "bare":
+            continue  # the bare base is enough to tie the records to the engine; the others share the code path
+        base = bare_base(tiny_models, images[rec["index"]], rec["sigma"], derive_seed(SEQ.seed, rec["index"]))
+        for j, radius in enumerate(SEQ.radii):
+            alone = sequential_certify(base, tiny_models.num_classes, rec["sigma"],
+                                       SequentialConfig(alpha=SEQ.alpha, n=SEQ.n, radius=radius))
+            assert (rec["decisions"][j], rec["draws"][j], rec["top_classes"][j]) == (
+                alone.decision, alone.draws_used, alone.top_class)
+    for curve in result.sequential:
+        mine = [r for r in seq_records if (r["method"], r["sigma"]) == (curve.method, curve.sigma)]
+        for j, radius in enumerate(SEQ.radii):
+            correct = sum(r["decisions"][j] == "certified" and r["top_classes"][j] == r["label"] for r in mine)
+            assert curve.accuracy(radius) == correct / 4
+            assert sorted(curve.draws[j]) == sorted(r["draws"][j] for r in mine)
+            assert all(1 <= d <= SEQ.n for d in curve.draws[j])
+    full = {(r["method"], r["sigma"], r["index"]): r for r in _records(full_run[1]) if r["kind"] == "certify"}
+    mine = [r for r in _records(out) if r["kind"] == "certify"]
+    assert len(mine) == 4 * 2 * 3
+    for r in mine:
+        assert {k: v for k, v in r.items() if k != "seconds"} == {
+            k: v for k, v in full[(r["method"], r["sigma"], r["index"])].items() if k != "seconds"}
+
+
+def test_sequential_table_and_figure(sequential_run, tmp_path):
+    from densepure_viz.plots.evaluation import sequential_draws_figure
+
+    result, _ = sequential_run
+    save_results(result, tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    assert "### Sequential CERTIFY" in text
+    assert text.count("| DensePure (Xiao et al.) |") == 2 * 3 + 2  # fixed-n rows + sequential rows (2 sigmas x 3 R)
+    again = load_results(tmp_path / "results.json")
+    assert again.sequential == result.sequential
+    fig = sequential_draws_figure(result)
+    assert len(fig.data) == 2 * 3  # one line per (sigma, R) of DensePure
+    for trace in fig.data:
+        assert list(trace.y) == sorted(trace.y)
+
+
+def test_evaluate_cli_sequential_writes_its_table_and_draws_figure(tiny_dirs, tmp_path, capsys):
+    diffusion, classifier = tiny_dirs
+    argv = ["evaluate", "--diffusion", str(diffusion), "--classifier", str(classifier), "--device", "cpu",
+            "--sigma", "0.25", "--n0", "2", "--n", "12", "--seeds", "2", "--steps", "2", "--images", "2",
+            "--out", str(tmp_path), "--json", "--sequential", "--radii", "0", "0.25"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [len(c["draws"]) for c in result["sequential"]] == [2, 2, 2]  # 3 methods x 2 radii
+    assert result["files"]["draws_figure"].endswith("sequential_draws.html")
+    assert 'src="http' not in (tmp_path / "sequential_draws.html").read_text()
+    assert "Sequential CERTIFY" in (tmp_path / "results.md").read_text()
+    assert main(argv[:-2] + ["0.25", "0"]) == 2  # radii must increase

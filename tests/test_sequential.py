@@ -19,6 +19,7 @@ from densepure_viz.sequential import (
     look_schedule,
     sequence_bounds,
     sequential_certify,
+    sequential_certify_radii,
     sequential_certify_stream,
 )
 from densepure_viz.toy2d.presets import PRESETS
@@ -182,6 +183,26 @@ def test_without_a_radius_runs_to_the_budget_and_every_radius_is_valid_and_grows
     radii = [i.radius for i in progress]
     assert radii == sorted(radii) and result.radius == radii[-1] == pytest.approx(0.5 * norm.ppf(result.p_lower))
     assert all(i.radius == (0.5 * norm.ppf(i.p_lower) if i.p_lower > 0.5 else 0.0) for i in progress)
+
+
+@pytest.mark.parametrize("p, n0", [(0.97, 0), (0.8, 0), (0.6, 0), (0.3, 0), (0.8, 30)])
+def test_one_pass_at_several_radii_equals_a_run_per_radius(p, n0):
+    """sequential_certify_radii decides each radius exactly as its own sequential_certify run, draws_used included,
+    and classifies only the draws the last decision needed."""
+    radii = [0.0, 0.25, 0.5, 1.0, 2.0]
+    cfg = SequentialConfig(alpha=0.001, n=1000, n0=n0)
+    seen = []
+
+    def counting(phase, draws):
+        seen.append(len(draws))
+        return bernoulli_base(p, 3, 7, seed=5)(phase, draws)
+
+    together = sequential_certify_radii(counting, 10, 0.5, cfg, radii)
+    alone = [sequential_certify(bernoulli_base(p, 3, 7, seed=5), 10, 0.5,
+                                SequentialConfig(alpha=0.001, n=1000, n0=n0, radius=r)) for r in radii]
+    assert together == alone
+    assert sum(seen) == n0 + max(r.draws_used for r in alone)
+    assert len({r.decision for r in together}) > 1 or p == 0.3  # the radii really decide differently
 
 
 def test_draws_are_fixed_n_certifys_draws_whatever_the_chunking():

@@ -1,4 +1,5 @@
-"""Plotly figure of the evaluation: certified accuracy against L2 radius (Cohen et al. 2019, Fig. 7 style).
+"""Plotly figures of the evaluation: certified accuracy against L2 radius (Cohen et al. 2019, Fig. 7 style),
+and, for `evaluate --sequential`, the draws sequential CERTIFY used per image against fixed-n's.
 
 One line per (method, sigma): colour names the method (bare classifier, Cohen et al. 2019; one-shot
 denoising, Carlini et al. 2023; DensePure, Xiao et al. 2023), dash names sigma. Takes the result
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 METHOD_COLORS: dict[str, str] = {"bare": "#7f7f7f", "one-shot": "#1f77b4", "densepure": "#d62728"}
 METHOD_LABELS: dict[str, str] = {"bare": "bare classifier", "one-shot": "one-shot denoising", "densepure": "DensePure"}
 SIGMA_DASHES: tuple[str, ...] = ("solid", "dash", "dot", "dashdot", "longdash")
+RADIUS_COLORS: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")  # per target R
 
 
 def certified_accuracy_figure(result: EvaluationResult) -> go.Figure:
@@ -43,6 +45,39 @@ def certified_accuracy_figure(result: EvaluationResult) -> go.Figure:
         yaxis_title="certified accuracy (%)",
         yaxis_range=[0, 100],
         xaxis_range=[0, max_radius],
+        legend={"orientation": "h", "y": -0.2},
+        template="plotly_white",
+    )
+    return fig
+
+
+def sequential_draws_figure(result: EvaluationResult, method: str = "densepure") -> go.Figure:
+    """Draws sequential CERTIFY used per image, sorted, one line per (sigma, target radius), beside the n0 + n
+    draws fixed-n CERTIFY spends on every image (dotted line): where the sequence stops early, and how often."""
+    cfg = result.config
+    curves = [c for c in result.sequential if c.method == method]
+    sigmas = sorted({c.sigma for c in curves})
+    fig = go.Figure()
+    for curve in curves:
+        dash = SIGMA_DASHES[sigmas.index(curve.sigma) % len(SIGMA_DASHES)]
+        for j, radius in enumerate(curve.radii):
+            draws = sorted(curve.draws[j])
+            fig.add_trace(go.Scatter(
+                x=list(range(1, len(draws) + 1)),
+                y=draws,
+                mode="lines",
+                line={"shape": "hv", "dash": dash, "color": RADIUS_COLORS[j % len(RADIUS_COLORS)]},
+                name=f"R = {radius:g}, sigma = {curve.sigma:g}: mean {sum(draws) / max(len(draws), 1):.0f}",
+                hovertemplate="image rank %{x}: %{y} draws<extra></extra>",
+            ))
+    fig.add_hline(y=cfg.n0 + cfg.n, line={"color": "black", "dash": "dot"},
+                  annotation_text=f"fixed-n CERTIFY: n0 + n = {cfg.n0 + cfg.n} draws on every image")
+    fig.update_layout(
+        title=f"Draws sequential CERTIFY used to decide at R, {METHOD_LABELS.get(method, method)} on {result.model} "
+              f"({curves[0].images if curves else 0} images, sorted; budget {cfg.n}, alpha = {cfg.alpha})",
+        xaxis_title="images, sorted by draws used",
+        yaxis_title="draws used (log scale)",
+        yaxis_type="log",
         legend={"orientation": "h", "y": -0.2},
         template="plotly_white",
     )
