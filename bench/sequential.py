@@ -1,6 +1,7 @@
 """Sequential CERTIFY against fixed-n CERTIFY on the held-out digits (issue 14's goal).
 
     OMP_NUM_THREADS=1 python -m bench.sequential [--images 100] [--results FILE] [--no-fixed] [--table-only]
+                                                 [--device cuda]
 
 DensePure (Xiao et al. 2023) with the shipped "digits" model at sigma = 0.5, K = 4 seeds, b = 5 fast
 steps is the base classifier. Per image, sequential CERTIFY (`densepure_viz.sequential`, alpha =
@@ -90,11 +91,17 @@ def summary(method: str, radius: float, rows: list[dict], certified: list[bool],
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
-def table(records: list[dict], command: str) -> str:
+def machine(device: str) -> str:
+    """The machine line: the CPU and, on CUDA, the GPU."""
+    cpu = (f"{cpu_model()}, {os.cpu_count()} cores (the run's thread count: its OMP_NUM_THREADS), "
+           f"Python {platform.python_version()}, torch {torch.__version__}")
+    return f"{torch.cuda.get_device_name(device)} GPU; {cpu}" if device.startswith("cuda") else cpu
+
+
+def table(records: list[dict], command: str, machine_line: str) -> str:
     """The Markdown report: sequential on every image, then both methods on the images fixed-n has reached."""
     lines = [f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, `{command}`", "",
-             f"- **Machine:** {cpu_model()}, {os.cpu_count()} cores (the run's thread count: its OMP_NUM_THREADS), "
-             f"Python {platform.python_version()}, torch {torch.__version__}",
+             f"- **Machine:** {machine_line}",
              f"- **Setup:** {asdict(PURIFY)}, alpha {ALPHA}, budget/n {BUDGET}, fixed-n n0 {FIXED_N0}, seed {SEED}; "
              "held-out digits from the first of the test split", "",
              "| method | R | images | mean draws | median draws | max draws | certified at R | certified, correct label | wall s | s / image |",
@@ -122,12 +129,13 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="JSON file of per-image results: resumed from, rewritten after each image")
     parser.add_argument("--no-fixed", action="store_true", help="skip fixed-n CERTIFY (the bulk of the time)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --results and run nothing")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
     args = parser.parse_args()
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     records = json.loads(args.results.read_text()) if args.results and args.results.exists() else []
     if not args.table_only:
-        models = load_models("digits", device="cpu")
+        models = load_models("digits", device=args.device)
         split = split_digits()
         for i in range(args.images):
             x, truth = split.test_images[i], int(split.test_labels[i])
@@ -139,7 +147,8 @@ def main() -> None:
                 args.results.write_text(json.dumps(records, indent=1))
             print(f"image {i}: " + json.dumps(records[i]), flush=True)
     records = records[: args.images]
-    print("\n" + table(records, f"python -m bench.sequential --images {len(records)}"))
+    print("\n" + table(records, f"python -m bench.sequential --images {len(records)} --device {args.device}",
+                        machine(args.device)))
 
 
 if __name__ == "__main__":
