@@ -192,9 +192,11 @@ def test_sequential_table_and_figure(sequential_run, tmp_path):
     again = load_results(tmp_path / "results.json")
     assert again.sequential == result.sequential
     fig = sequential_draws_figure(result)
-    assert len(fig.data) == 2 * 3  # one line per (sigma, R) of DensePure
-    for trace in fig.data:
+    *curves, fixed = fig.data
+    assert len(curves) == 2 * 3  # one line per (sigma, R) of DensePure, then fixed-n's
+    for trace in curves:
         assert list(trace.y) == sorted(trace.y)
+    assert list(fixed.y) == [SEQ.n0 + SEQ.n] * 2
 
 
 def test_evaluate_cli_sequential_writes_its_table_and_draws_figure(tiny_dirs, tmp_path, capsys):

@@ -8,6 +8,7 @@ dataclass of densepure_viz.evaluate (or one read back from results.json); never 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
@@ -70,14 +71,18 @@ def sequential_draws_figure(result: EvaluationResult, method: str = "densepure")
                 name=f"R = {radius:g}, sigma = {curve.sigma:g}: mean {sum(draws) / max(len(draws), 1):.0f}",
                 hovertemplate="image rank %{x}: %{y} draws<extra></extra>",
             ))
-    fig.add_hline(y=cfg.n0 + cfg.n, line={"color": "black", "dash": "dot"},
-                  annotation_text=f"fixed-n CERTIFY: n0 + n = {cfg.n0 + cfg.n} draws on every image")
+    images = max((c.images for c in curves), default=0)
+    fig.add_trace(go.Scatter(  # a trace, not add_hline: hline annotations land off a log axis
+        x=[1, max(images, 1)], y=[cfg.n0 + cfg.n] * 2, mode="lines", line={"color": "black", "dash": "dot"},
+        name=f"fixed-n CERTIFY: n0 + n = {cfg.n0 + cfg.n} draws on every image",
+    ))
     fig.update_layout(
         title=f"Draws sequential CERTIFY used to decide at R, {METHOD_LABELS.get(method, method)} on {result.model} "
-              f"({curves[0].images if curves else 0} images, sorted; budget {cfg.n}, alpha = {cfg.alpha})",
+              f"({images} images, sorted; budget {cfg.n}, alpha = {cfg.alpha})",
         xaxis_title="images, sorted by draws used",
         yaxis_title="draws used (log scale)",
         yaxis_type="log",
+        yaxis_range=[math.log10(5), math.log10(1.5 * (cfg.n0 + cfg.n))],  # 5 draws to above fixed-n's line
         legend={"orientation": "h", "y": -0.2},
         template="plotly_white",
     )
