@@ -79,14 +79,13 @@ class CertifyResult:
 
 @dataclass
 class CertifyProgress:
-    """Running state while draws accumulate; the preview is not a certificate."""
+    """Running counts while draws accumulate (no bound: a fixed-n bound read before n is not a certificate;
+    `sequential` gives bounds valid at every moment)."""
 
     phase: Stream  # Stream.SELECT or Stream.ESTIMATE
     done: int  # draws classified so far in this phase
     total: int  # draws this phase will classify
     counts: list[int]  # votes per class so far in this phase
-    preview_p_lower: float  # lower bound from the draws so far (estimate phase), else 0
-    preview_radius: float  # radius from that bound
 
 
 def _count(
@@ -105,12 +104,11 @@ def certify_stream(
     """CERTIFY with progress: yield CertifyProgress per chunk of draws, then the CertifyResult."""
     selection = torch.zeros(num_classes, dtype=torch.long)
     for done, selection in _count(base, Stream.SELECT, cfg.n0, num_classes, chunk):
-        yield CertifyProgress(Stream.SELECT, done, cfg.n0, selection.tolist(), 0.0, 0.0)
+        yield CertifyProgress(Stream.SELECT, done, cfg.n0, selection.tolist())
     guess = int(selection.argmax())
     counts = torch.zeros(num_classes, dtype=torch.long)
     for done, counts in _count(base, Stream.ESTIMATE, cfg.n, num_classes, chunk):
-        p = lower_confidence_bound(int(counts[guess]), done, cfg.alpha)
-        yield CertifyProgress(Stream.ESTIMATE, done, cfg.n, counts.tolist(), p, certified_radius(p, sigma))
+        yield CertifyProgress(Stream.ESTIMATE, done, cfg.n, counts.tolist())
     count = int(counts[guess])
     p_lower = lower_confidence_bound(count, cfg.n, cfg.alpha)
     certified = p_lower > 0.5

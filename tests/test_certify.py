@@ -79,7 +79,7 @@ def test_certify_stream_reports_progress_then_result():
     assert isinstance(items[-1], CertifyResult)
     assert [p.done for p in progress if p.phase == Stream.SELECT] == [20]
     assert [p.done for p in progress if p.phase == Stream.ESTIMATE] == [30, 60, 90, 100]
-    assert progress[-1].preview_p_lower == pytest.approx(items[-1].p_lower)
+    assert progress[-1].counts == items[-1].counts and progress[-1].counts[3] == 100
 
 
 def test_predict():

@@ -43,8 +43,9 @@ VIEWS = """
 1. **Purify** - pick, draw or upload a digit, optionally attack it (FGSM / PGD, L-inf or L2, against the
    bare classifier or adaptively through the purifier), and watch K seeded reverse trajectories purify it,
    step by step; the vote histogram and a verdict compare the bare classifier, one-shot denoising and DensePure.
-2. **Certify** - CERTIFY with DensePure as the base classifier: running counts and a preview of the bound,
-   then the certificate next to one-shot denoising and the bare smoothed classifier.
+2. **Certify** - DensePure as the base classifier of a sequential CERTIFY: lower and upper bounds valid at
+   every moment, growing draw by draw, and the radius they certify now; then fixed-n CERTIFY's bound on the
+   same draws, one-shot denoising and the bare smoothed classifier beside it.
 3. **Robust regions (2D)** - an exact 2D world: the four classifiers' region maps, K exact reverse trajectories,
    x0's robust region and the certified circles.
 4. **High-density points** - the same story on images: PCA of the training digits, the K x n reversed samples,

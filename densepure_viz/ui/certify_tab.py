@@ -132,7 +132,7 @@ def make_handler(ctx: AppContext):
                             "fixed_n_p_lower": rows[1].p_lower, "fixed_n_radius": rows[1].radius}
         fig = confidence_sequence_figure(*looks.values(), threshold=threshold,
                                          title=f"DensePure: {result.decision.replace('_', ' ')} after {result.draws_used} draws")
-        if compare:  # fixed-n CERTIFY on the same draws: its running numbers are previews
+        if compare:  # fixed-n CERTIFY on the same draws: its bound exists only once all n are in
             one_shot = PurifyConfig(sigma=cfg.sigma, seeds=1, sampler="one-shot", steps=cfg.steps)
             for runs_before, (key, label, purifier, base) in enumerate([
                 ("one_shot", "one-shot denoising (Carlini et al.)", one_shot, densepure_base(models, x, one_shot, seed)),
