@@ -110,15 +110,16 @@ PURIFY_STORIES: tuple[PurifyStory, ...] = (
 CERTIFY_STORIES: tuple[CertifyStory, ...] = (
     CertifyStory(
         "certify-robust", "Certify: robust",
-        "At sigma 0.5, 99 of 100 draws vote 1: p_lower passes 1/2 at once and DensePure certifies label 1 within an "
-        "L2 radius of about 0.6. Below: how big that radius is, and where the count sits on the p_lower curve.",
+        "At sigma 0.5, 99 of 100 draws vote 1: DensePure certifies label 1 within an L2 radius of about 0.6, while "
+        "the bare classifier on the same noisy draws abstains. Below: how big 0.6 is, and the count on the p_lower curve.",
         image="assets/samples/digits/test_0000_label1.png", sigma=0.5, seeds=4, sampler="fast", steps=10, seed=0,
         n0=10, n=100, alpha=0.001, compare=True, target=0.0, stop_early=True,
     ),
     CertifyStory(
         "certify-abstain", "Certify: abstain",
-        "At sigma 1 this 9 drowns: the draws scatter over many classes, the upper bound on p_A of the selected "
-        "class falls below 1/2 after a few dozen draws, and DensePure abstains (the table names the class counted).",
+        "At sigma 1 this 9 drowns: DensePure's draws scatter over many classes, the upper bound on p_A falls below "
+        "1/2 after 35 draws and it abstains. The bare classifier certifies 1: a certificate promises a stable "
+        "answer, not a right one.",
         image="assets/samples/digits/test_0005_label9.png", sigma=1.0, seeds=4, sampler="fast", steps=10, seed=0,
         n0=10, n=100, alpha=0.001, compare=True, target=0.0, stop_early=True,
     ),

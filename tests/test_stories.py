@@ -202,10 +202,13 @@ def test_certify_robust_then_abstain(digits_ctx):
     robust = STORIES["certify-robust"]
     table, out = _certify(digits_ctx, robust)
     assert out["densepure"]["label"] == true_label(robust.image) and out["densepure"]["radius"] > 0
-    table, out = _certify(digits_ctx, STORIES["certify-abstain"])
+    assert out["bare"]["label"] is None  # the bare classifier abstains on the same draws
+    abstain = STORIES["certify-abstain"]
+    table, out = _certify(digits_ctx, abstain)
     d = out["densepure"]
-    assert d["label"] is None and d["radius"] == 0 and d["decision"] == "abstain"
+    assert d["label"] is None and d["radius"] == 0 and d["decision"] == "abstain" and d["draws_used"] == 35
     assert f"abstain (top class {d['top_class']})" in table
+    assert out["bare"]["label"] == 1 != true_label(abstain.image) and out["bare"]["radius"] > 0  # certified, wrong
 
 
 def test_the_robust_region_is_larger_than_the_ball():
@@ -229,4 +232,5 @@ def test_the_certify_view_shows_the_radius_in_pixels_and_p_lower_against_the_cou
     assert isinstance(x, Image.Image) and x.size == moved.size and x.tobytes() != moved.tobytes()
     assert any(t.name == "this run: nA = 99" for t in fig.data)
     abstain = {"densepure": {**out["densepure"], "radius": 0.0, "count": 40, "p_lower": 0.2}}
-    assert "abstained" in make_explainer(digits_ctx)(abstain, image, "digits", 0)[0]
+    text, x, moved, fig = make_explainer(digits_ctx)(abstain, image, "digits", 0)
+    assert "abstained" in text and moved is None  # nothing to picture

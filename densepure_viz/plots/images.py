@@ -103,7 +103,7 @@ def confidence_sequence_figure(
 
 
 def lower_bound_figure(curve: LowerBoundCurve, count: int, anytime_lower: float | None = None,
-                       radius_ticks: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)) -> go.Figure:
+                       radius_ticks: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)) -> go.Figure:
     """Clopper-Pearson p_lower against the count nA for the run's n and alpha, the run's count marked, the 1/2
     line, and a right-hand axis reading p_lower as the radius sigma * Phi^-1(p_lower).
 
@@ -125,12 +125,16 @@ def lower_bound_figure(curve: LowerBoundCurve, count: int, anytime_lower: float 
                                  hovertemplate="anytime-valid: %{y:.4f}<extra></extra>"))
     fig.add_hline(y=0.5, line={"color": "black", "width": 1}, annotation_text="1/2: below, abstain",
                   annotation_position="top left")
+    ticks = [0.0]  # radii whose p_lower levels are far enough apart to read (they crowd towards 1)
+    for r in radius_ticks:
+        if curve.level(r) - curve.level(ticks[-1]) >= 0.06 and curve.level(r) <= 0.995:
+            ticks.append(r)
     fig.update_layout(
         title=f"p_lower against the count nA (n = {curve.n}, alpha = {curve.alpha:g}, sigma = {curve.sigma:g})",
         xaxis={"title": "nA: draws voting for the top class", "range": [-0.5, curve.n + 0.5]},
         yaxis={"title": "p_lower", "range": [0, 1.02]},
         yaxis2={"title": "certified radius", "overlaying": "y", "side": "right", "range": [0, 1.02], "tickmode": "array",
-                "tickvals": [curve.level(r) for r in (0.0, *radius_ticks)], "ticktext": [f"{r:g}" for r in (0.0, *radius_ticks)],
+                "tickvals": [curve.level(r) for r in ticks], "ticktext": [f"{r:g}" for r in ticks],
                 "showgrid": False},
         template="plotly_white", height=340, margin={"l": 50, "r": 60, "t": 50, "b": 40},
         legend={"orientation": "h", "y": -0.25},

@@ -198,8 +198,9 @@ def make_explainer(ctx: AppContext):
         picture = perturb_by_radius(x, float(d["radius"]), make_generator(integer(seed, "seed", 0, LIMITS.seed), Stream.RADIUS))
         curve = lower_bound_curve(int(d["draws_used"]), float(d["alpha"]), float(d["sigma"]))
         scale = max(1, 128 // models.image_size)
-        return (scale_line(picture, models.image_size, models.channels), to_pil(x.cpu(), scale),
-                to_pil(picture.perturbed.cpu(), scale), lower_bound_figure(curve, int(d["count"]), float(d["p_lower"])))
+        moved = to_pil(picture.perturbed.cpu(), scale) if picture.radius > 0 else None  # abstained: nothing to move
+        return (scale_line(picture, models.image_size, models.channels), to_pil(x.cpu(), scale), moved,
+                lower_bound_figure(curve, int(d["count"]), float(d["p_lower"])))
 
     return explain
 
@@ -253,9 +254,8 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
         with gr.Column(scale=2, min_width=280):
             scale_md = gr.Markdown(elem_id="certify-scale")
             with gr.Row():
-                scale_input = image_output("the input x", height=160, elem_id="certify-scale-input")
-                scale_moved = image_output("x moved by exactly the certified radius", height=160,
-                                           elem_id="certify-scale-moved")
+                scale_input = image_output("x", height=160, elem_id="certify-scale-input")
+                scale_moved = image_output("x moved by the radius", height=160, elem_id="certify-scale-moved")
         with gr.Column(scale=3, min_width=320):
             lower_plot = gr.Plot(label="p_lower against the count", elem_id="certify-lower-bound")
     with gr.Accordion("Certificates as JSON (DensePure's is the CLI's certify --sequential --json)", open=False):
