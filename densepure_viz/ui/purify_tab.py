@@ -318,7 +318,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency}
     event = run.click(handler, inputs, outputs.as_list(), api_name="purify", **lane)
     with stories:
-        story_events = story_row(PURIFY_STORIES, inputs, {"fn": handler, "inputs": inputs, "outputs": outputs.as_list(), **lane})
+        story_events = story_row("purify", PURIFY_STORIES, inputs,
+                                 {"fn": handler, "inputs": inputs, "outputs": outputs.as_list(), **lane})
     stop.click(None, None, None, cancels=[event, *story_events])
     scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")
 

@@ -10,17 +10,18 @@ import gradio as gr
 from densepure_viz.stories import Story
 
 
-def story_row(stories: Sequence[Story], controls: list, run: dict[str, Any], after: dict[str, Any] | None = None) -> list:
+def story_row(view: str, stories: Sequence[Story], controls: list, run: dict[str, Any],
+              after: dict[str, Any] | None = None) -> list:
     """A "Stories" row of buttons and a line saying what to look at; returns the run events (for Stop).
 
-    controls: the view's input components, in the order of Story.controls(); run: the view's event (fn,
+    view: names the line's elem_id (<view>-story-look); controls: the view's input components, in the order of Story.controls(); run: the view's event (fn,
     inputs, outputs and queue options) chained after the controls are set; after: an event chained when
     the run succeeds (as the view's own Run button does).
     """
     with gr.Row(equal_height=True):
         gr.Markdown("**Stories** (one click sets every control and runs):")
         buttons = [gr.Button(s.title, size="sm", elem_id=f"story-{s.key}") for s in stories]
-    look = gr.Markdown(elem_classes=["story-look"])
+    look = gr.Markdown(elem_id=f"{view}-story-look", elem_classes=["story-look"])
     events = []
     for story, button in zip(stories, buttons):
         def apply(story: Story = story) -> list:
