@@ -141,12 +141,20 @@ def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view
     buttons = {b._id: b.elem_id for b in app.blocks.values() if isinstance(b, gr.Button)}
     for story in stories:
         click = next(fn for fn in app.fns.values() if [buttons.get(t[0]) for t in fn.targets] == [f"story-{story.key}"])
-        *controls, look = click.outputs
-        assert controls == endpoint.inputs  # every input of the view's endpoint, in order
-        *values, line = click.fn()
-        assert values == list(story.controls()) and story.look in line
+        n = len(endpoint.inputs)
+        assert click.outputs[:n] == endpoint.inputs  # every input of the view's endpoint, in order
+        look, *stale = click.outputs[n:]
+        values = click.fn()
+        assert values[:n] == list(story.controls()) and story.look in values[n]
+        assert values[n + 1:] == [None] * len(stale)  # what described the previous run is cleared
         run = next(fn for fn in app.fns.values() if fn.trigger_after == click._id)
         assert run.fn is endpoint.fn and run.inputs == endpoint.inputs and run.outputs == endpoint.outputs
+        after = [fn for fn in app.fns.values() if fn.trigger_after == run._id]
+        assert [fn.outputs for fn in after] == ([stale] if stale else [])  # as after the view's own Run button
+        if stale:
+            assert [fn.outputs for fn in app.fns.values() if fn.trigger_after == endpoint._id] == [stale]
+    clear = next(fn for fn in app.fns.values() if fn.targets == endpoint.targets and fn is not endpoint)
+    assert clear.outputs[0] is look and clear.fn() == ["", *[None] * (len(clear.outputs) - 1)]  # Run clears the line
     for story in stories:
         for value in story.controls():
             if isinstance(value, str) and value.endswith(".png"):

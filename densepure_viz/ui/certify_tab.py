@@ -270,7 +270,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     event = run.click(**run_event, api_name="certify")
     event.success(**explain, api_visibility="private")
     with stories:
-        story_events = story_row("certify", CERTIFY_STORIES, inputs, run_event, after=explain)
+        story_events = story_row("certify", CERTIFY_STORIES, inputs, run_event, run, after=explain)
     stop.click(stopped_note, None, status, cancels=[event, *story_events], api_visibility="private")
     purify_image.change(lambda v: v, purify_image, image, api_visibility="private", show_progress="hidden")
     return event, image

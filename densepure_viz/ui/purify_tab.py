@@ -319,7 +319,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     event = run.click(handler, inputs, outputs.as_list(), api_name="purify", **lane)
     with stories:
         story_events = story_row("purify", PURIFY_STORIES, inputs,
-                                 {"fn": handler, "inputs": inputs, "outputs": outputs.as_list(), **lane})
+                                 {"fn": handler, "inputs": inputs, "outputs": outputs.as_list(), **lane}, run)
     stop.click(None, None, None, cancels=[event, *story_events])
     scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")
 

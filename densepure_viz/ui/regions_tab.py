@@ -187,7 +187,7 @@ def build(ctx: AppContext) -> tuple:
     run.click(regions, inputs, outputs, api_name="regions", concurrency_id="toy2d", concurrency_limit=2)
     with stories:
         story_row("regions", REGIONS_STORIES, inputs,
-                  {"fn": regions, "inputs": inputs, "outputs": outputs, "concurrency_id": "toy2d"})
+                  {"fn": regions, "inputs": inputs, "outputs": outputs, "concurrency_id": "toy2d"}, run)
     # .input, not .change: a story sets the preset together with its own sigma and points
     preset.input(preset_defaults, preset, [sigma, x0_x, x0_y, xa_x, xa_y], api_visibility="private").then(
         regions, inputs, outputs, api_visibility="private", concurrency_id="toy2d")
