@@ -119,13 +119,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "results" / "stories" / "search.json")
     args = parser.parse_args(argv)
     models = load_models("digits", device="cpu")
-    found = {
-        "regions_larger_than_ball": region_story(),
+    found = {  # keyed by the story each search is for (densepure_viz.stories)
+        "region-larger-than-ball": region_story(),
         "tie": tie_story(models),
-        "attack_recovers": attack_story(models, "classifier", (1.0, 1.5), want_vote_right=True),
-        "adaptive_fools_both": attack_story(models, "adaptive", (1.0, 1.5, 2.0), want_vote_right=False),
-        "certify_robust": certify_story(models, 0.5, want_certified=True),
-        "certify_abstain": certify_story(models, 1.0, want_certified=False),
+        "attack-recovers": attack_story(models, "classifier", (1.0, 1.5), want_vote_right=True),
+        "adaptive-fools-both": attack_story(models, "adaptive", (1.0, 1.5, 2.0), want_vote_right=False),
+        "certify-robust": certify_story(models, 0.5, want_certified=True),
+        "certify-abstain": certify_story(models, 1.0, want_certified=False),
     }
     for key, value in found.items():
         print(key, json.dumps(value))

@@ -133,6 +133,23 @@ def _endpoint(app, name: str):
     return next(fn for fn in app.fns.values() if fn.api_name == name)
 
 
+def test_the_stories_are_what_the_seeded_search_found():
+    """stories.py holds the values scripts/find_stories.py recorded (no hand-tuned drift)."""
+    from dataclasses import fields
+
+    from densepure_viz.stories import ROOT
+
+    record = json.loads((ROOT / "assets" / "results" / "stories" / "search.json").read_text())["stories"]
+    assert set(record) == set(STORIES)
+    for key, story in STORIES.items():
+        found = dict(record[key])
+        if "x0" in found:
+            (found["x0_x"], found["x0_y"]), (found["xa_x"], found["xa_y"]) = found.pop("x0"), found.pop("x_a")
+        controls = {f.name for f in fields(story)} - {f.name for f in fields(Story)}
+        shared = {name: value for name, value in found.items() if name in controls}
+        assert len(shared) >= 6 and all(getattr(story, name) == value for name, value in shared.items()), key
+
+
 @pytest.mark.parametrize("view, stories", [("purify", PURIFY_STORIES), ("certify", CERTIFY_STORIES),
                                            ("regions", REGIONS_STORIES)])
 def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view, stories):
