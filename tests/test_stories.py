@@ -266,3 +266,9 @@ def test_the_certify_view_shows_the_radius_in_pixels_and_p_lower_against_the_cou
     abstain = {"densepure": {**out["densepure"], "radius": 0.0, "count": 40, "p_lower": 0.2}}
     text, x, moved, fig = make_explainer(digits_ctx)(abstain, image, "digits", 0)
     assert "abstained" in text and moved is None  # nothing to picture
+
+
+def test_a_story_that_sets_the_2d_preset_keeps_its_own_sigma_and_points(app):
+    """The preset's defaults follow a person's choice (input), not a story setting the preset (change)."""
+    defaults = next(fn for fn in app.fns.values() if fn.name == "preset_defaults")
+    assert [event for _, event in defaults.targets] == ["input"]
