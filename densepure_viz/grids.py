@@ -182,7 +182,7 @@ def step_view(x_t: torch.Tensor, x0: torch.Tensor, labels: Sequence[int] | None,
     bottom = image_row(x0, labels, None, scale)
     size = text_size(MARGIN + max(top.width, bottom.width))
     font = _font(size)
-    margin = max(MARGIN, _text_width("x0_hat ", font))
+    margin = max(MARGIN, _text_width("x0_hat ", font) + 6)
     header = max(HEADER, int(1.5 * size))
     out = Image.new("RGB", (margin + max(top.width, bottom.width), header + top.height + GAP + bottom.height), BACKGROUND)
     draw = ImageDraw.Draw(out)
