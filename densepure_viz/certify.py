@@ -61,6 +61,48 @@ def max_certified_radius(n: int, alpha: float, sigma: float) -> float:
 
 
 @dataclass
+class RadiusPicture:
+    """An input moved by exactly a certified L2 radius: what the radius means in pixels."""
+
+    radius: float  # the certified L2 radius, on [0, 1] pixels
+    values: int  # numbers in the input, C * H * W
+    rms: float  # radius / sqrt(values): the change of every value were it spread evenly (root mean square)
+    perturbed: torch.Tensor  # (C, H, W) in [0, 1], at L2 distance `reached` from the input
+    reached: float  # L2 distance of `perturbed` from the input: `radius` unless the [0, 1] box cannot hold it
+    stretch: float  # length the random unit direction was scaled to before clipping (>= radius)
+    max_change: float  # the largest change of one value
+
+
+def perturb_by_radius(x: torch.Tensor, radius: float, generator: torch.Generator, iters: int = 60) -> RadiusPicture:
+    """x (C, H, W) in [0, 1] moved to L2 distance `radius` along a seeded random direction, inside [0, 1].
+
+    The direction u is a standard normal draw of unit norm. Clipping x + s u to [0, 1] shortens the move
+    where pixels saturate (a digit's white paper and black ink), so s is found by bisection such that
+    ||clip(x + s u) - x|| = radius: the distance grows with s, from 0 to its value at s -> infinity, where
+    every value sits at 0 or 1 (the farthest the box allows; `reached` < `radius` only then).
+    """
+    u = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    u = u / u.norm()
+    x64 = x.to(torch.float64).cpu()
+
+    def moved(s: float) -> torch.Tensor:
+        return (x64 + s * u).clamp(0, 1)
+
+    def distance(s: float) -> float:
+        return float((moved(s) - x64).norm())
+
+    lo, hi = 0.0, max(radius, 1e-12)
+    while distance(hi) < radius and hi < 1e6:
+        lo, hi = hi, 2 * hi
+    for _ in range(iters if distance(hi) >= radius else 0):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if distance(mid) < radius else (lo, mid)
+    out = moved(hi)
+    return RadiusPicture(radius=radius, values=x.numel(), rms=radius / x.numel() ** 0.5, perturbed=out.to(x.dtype),
+                         reached=float((out - x64).norm()), stretch=hi, max_change=float((out - x64).abs().max()))
+
+
+@dataclass
 class CertifyResult:
     """A certificate (or abstention) for one input."""
 

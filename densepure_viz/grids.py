@@ -3,7 +3,9 @@
 A trajectory grid has one row per reverse seed and one column per evaluated timestep; each cell shows
 the sample x_t (scaled back to image range) above the predicted clean image x0_hat, framed in the
 colour of the classifier's label for x0_hat. The last column holds the purified images, whose labels
-are the votes. Images are enlarged with nearest-neighbour so 16x16 digits stay crisp.
+are the votes. A legend band on top maps each frame colour to its label. Images are enlarged with
+nearest-neighbour so 16x16 digits stay crisp; text grows with the picture, which a page shrinks to fit
+its column, and the band's right end stays blank (where a page puts its image buttons).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from densepure_viz.plots.colors import class_color
 
 BORDER = 3  # label-coloured frame around each cell, pixels
 GAP = 4  # space between cells, pixels
-HEADER = 18  # height of the column titles, pixels
-MARGIN = 56  # width of the row titles, pixels
+HEADER = 18  # height of the column titles at the smallest text size, pixels
+MARGIN = 56  # width of the row titles at the smallest text size, pixels
+MIN_TEXT = 14  # smallest text size, pixels
+TEXT_SHARE = 48  # text size = picture width / TEXT_SHARE: ~15 px when a 960 px grid is shown 700 px wide
+LEGEND_SHARE = 0.7  # the legend stays in this share of the width; the rest of its band is blank
 BACKGROUND = (255, 255, 255)
 TEXT = (40, 40, 40)
 
@@ -30,6 +35,39 @@ def _font(size: int = 12) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType: the fixed bitmap font
         return ImageFont.load_default()
+
+
+def text_size(width: int) -> int:
+    """Text size (pixels) for a picture `width` wide that a page shrinks to its column: readable when shrunk."""
+    return max(MIN_TEXT, round(width / TEXT_SHARE))
+
+
+def _text_width(text: str, font: ImageFont.ImageFont) -> int:
+    return int(font.getbbox(text)[2])
+
+
+def legend_band(labels: Sequence[int], names: Sequence[str] | None, width: int, size: int) -> Image.Image:
+    """`width` x (two lines of text) band: "frame colour = label:" then a swatch and the name of each label,
+    wrapped within LEGEND_SHARE of the width (the right end stays blank)."""
+    font, line = _font(size), int(1.5 * size)
+    items = [(names[c] if names is not None else str(c), _rgb(class_color(c))) for c in sorted(set(labels))]
+    x, y, limit = 4, 4, int(LEGEND_SHARE * width)
+    placed = []  # (x, y, name, colour)
+    head = "frame colour = label:"
+    x += _text_width(head, font) + size
+    for name, color in items:
+        w = size + size // 3 + _text_width(name, font) + size
+        if x + w > limit and placed:
+            x, y = 4, y + line
+        placed.append((x, y, name, color))
+        x += w
+    band = Image.new("RGB", (width, max(2 * line, y + line) + 4), BACKGROUND)
+    draw = ImageDraw.Draw(band)
+    draw.text((4, 4), head, fill=TEXT, font=font)
+    for x, y, name, color in placed:
+        draw.rectangle((x, y + size // 6, x + size, y + size + size // 6), fill=color)
+        draw.text((x + size + size // 3, y), name, fill=TEXT, font=font)
+    return band
 
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
@@ -93,21 +131,29 @@ def trajectory_grid(
         titles.append("result")
     cw = max(c.width for row in cells for c in row)
     ch = max(c.height for row in cells for c in row)
-    width = MARGIN + len(titles) * (cw + GAP)
-    height = HEADER + k * (ch + GAP)
-    grid = Image.new("RGB", (width, height), BACKGROUND)
-    draw, font = ImageDraw.Draw(grid), _font()
+    size = text_size(MARGIN + len(titles) * (cw + GAP))
+    font = _font(size)
+    margin = max(MARGIN, _text_width("k=00 ", font), _text_width(f"-> {max(names or ['00'], key=len)} ", font))
+    header = max(HEADER, int(1.5 * size))
+    width = margin + len(titles) * (cw + GAP)
+    shown = [int(c) for col in ([] if step_labels is None else step_labels) for c in col]
+    shown += [] if final_labels is None else [int(c) for c in final_labels]
+    band = legend_band(shown, names, width, size) if shown else Image.new("RGB", (width, 0), BACKGROUND)
+    top = band.height + header
+    grid = Image.new("RGB", (width, top + k * (ch + GAP)), BACKGROUND)
+    grid.paste(band, (0, 0))
+    draw = ImageDraw.Draw(grid)
     for j, title in enumerate(titles):
-        draw.text((MARGIN + j * (cw + GAP) + 2, 2), title, fill=TEXT, font=font)
+        draw.text((margin + j * (cw + GAP) + 2, band.height + 2), title, fill=TEXT, font=font)
     for i, row in enumerate(cells):
-        y = HEADER + i * (ch + GAP)
+        y = top + i * (ch + GAP)
         row_title = f"k={i}"
         if final_labels is not None:
             label = int(final_labels[i])
             row_title += f"\n-> {names[label] if names else label}"
         draw.multiline_text((2, y + 2), row_title, fill=TEXT, font=font)
         for j, c in enumerate(row):
-            grid.paste(c, (MARGIN + j * (cw + GAP), y))
+            grid.paste(c, (margin + j * (cw + GAP), y))
     return grid
 
 
@@ -134,12 +180,15 @@ def step_view(x_t: torch.Tensor, x0: torch.Tensor, labels: Sequence[int] | None,
     """All K seeds at one timestep: x_t in the first row, x0_hat (framed by its label) in the second."""
     top = image_row(x_t, None, None, scale)
     bottom = image_row(x0, labels, None, scale)
-    font = _font()
-    out = Image.new("RGB", (MARGIN + max(top.width, bottom.width), HEADER + top.height + GAP + bottom.height), BACKGROUND)
+    size = text_size(MARGIN + max(top.width, bottom.width))
+    font = _font(size)
+    margin = max(MARGIN, _text_width("x0_hat ", font) + 6)
+    header = max(HEADER, int(1.5 * size))
+    out = Image.new("RGB", (margin + max(top.width, bottom.width), header + top.height + GAP + bottom.height), BACKGROUND)
     draw = ImageDraw.Draw(out)
-    draw.text((MARGIN, 2), f"t = {t}", fill=TEXT, font=font)
-    draw.text((2, HEADER + 4), "x_t", fill=TEXT, font=font)
-    draw.text((2, HEADER + top.height + GAP + 4), "x0_hat", fill=TEXT, font=font)
-    out.paste(top, (MARGIN, HEADER))
-    out.paste(bottom, (MARGIN, HEADER + top.height + GAP))
+    draw.text((margin, 2), f"t = {t}", fill=TEXT, font=font)
+    draw.text((2, header + 4), "x_t", fill=TEXT, font=font)
+    draw.text((2, header + top.height + GAP + 4), "x0_hat", fill=TEXT, font=font)
+    out.paste(top, (margin, header))
+    out.paste(bottom, (margin, header + top.height + GAP))
     return out

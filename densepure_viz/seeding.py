@@ -29,6 +29,7 @@ class Stream(IntEnum):
     REVERSE = 11  # the reverse-process noise of one seed within a block
     ATTACK_START = 20  # PGD's random start
     ATTACK_EOT = 21  # the adaptive attack's noise draws, one generator per PGD step
+    RADIUS = 30  # the random direction that pictures a certified radius (certify.perturb_by_radius)
 
 
 def derive_seed(seed: int, *keys: int) -> int:

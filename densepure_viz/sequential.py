@@ -271,6 +271,36 @@ def fixed_n_lower(counts: list[int], top_class: int, draws: int, alpha: float) -
     return lower_confidence_bound(counts[top_class], draws, alpha)
 
 
+@dataclass
+class LowerBoundCurve:
+    """Fixed-n CERTIFY's answer for every possible count: p_lower and the radius against nA = 0..n."""
+
+    n: int  # estimation draws
+    alpha: float  # failure probability
+    sigma: float  # smoothing std: radius = sigma * Phi^-1(p_lower)
+    counts: np.ndarray  # (n + 1,) nA = 0..n
+    p_lower: np.ndarray  # (n + 1,) one-sided (1 - alpha) Clopper-Pearson lower bound of nA / n
+    radius: np.ndarray  # (n + 1,) certified radius (0 where p_lower <= 1/2: abstain)
+
+    @property
+    def first_certified(self) -> int | None:
+        """The smallest count that certifies (p_lower > 1/2), None when even nA = n cannot."""
+        above = np.flatnonzero(self.p_lower > 0.5)
+        return int(above[0]) if above.size else None
+
+    def level(self, radius: float) -> float:
+        """The p_lower that certifies `radius`: Phi(radius / sigma) (1/2 for radius 0)."""
+        return float(norm.cdf(radius / self.sigma))
+
+
+def lower_bound_curve(n: int, alpha: float, sigma: float) -> LowerBoundCurve:
+    """p_lower and the radius against the count nA for n draws at level alpha (what the count buys)."""
+    counts = np.arange(n + 1)
+    lower, _ = clopper_pearson(counts, n, alpha)
+    radius = np.where(lower > 0.5, sigma * norm.ppf(np.clip(lower, 0.5, 1.0)), 0.0)
+    return LowerBoundCurve(n, alpha, sigma, counts, lower, radius)
+
+
 def sequential_certify(
     base: BaseClassifier, num_classes: int, sigma: float, cfg: SequentialConfig, chunk: int = 256
 ) -> SequentialResult:

@@ -12,12 +12,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from densepure_viz.projections import ProjectedScene
+from densepure_viz.sequential import LowerBoundCurve
 from densepure_viz.plots.colors import class_color
 
 __all__ = [
     "certificates_figure",
     "confidence_sequence_figure",
     "label_mass_figure",
+    "lower_bound_figure",
     "projection_figure",
     "vote_histogram_figure",
 ]
@@ -97,6 +99,48 @@ def confidence_sequence_figure(
     fig.update_layout(title=title, xaxis={"title": "estimation draws"}, yaxis={"title": "p_A", "range": [0, 1.02]},
                       template="plotly_white", height=340, margin={"l": 50, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def lower_bound_figure(curve: LowerBoundCurve, count: int, anytime_lower: float | None = None,
+                       radius_ticks: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)) -> go.Figure:
+    """Clopper-Pearson p_lower against the count nA for the run's n and alpha, the run's count marked, the 1/2
+    line, and a right-hand axis reading p_lower as the radius sigma * Phi^-1(p_lower).
+
+    anytime_lower (optional): the anytime-valid bound the run reported for the same count, drawn below the curve.
+    """
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=curve.counts, y=curve.p_lower, mode="lines", name="p_lower (Clopper-Pearson, fixed n)",
+                             line={"color": "#1f77b4", "width": 3},
+                             customdata=curve.radius, hovertemplate="nA = %{x}: p_lower %{y:.4f}, radius %{customdata:.3f}"
+                                                                    "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=curve.counts, y=curve.counts / max(curve.n, 1), mode="lines", name="nA / n (the raw share)",
+                             line={"color": "#aaa", "dash": "dot"}, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[count], y=[curve.p_lower[count]], mode="markers", name=f"this run: nA = {count}",
+                             marker={"color": "#d62728", "size": 13, "symbol": "circle", "line": {"color": "black", "width": 1}},
+                             hovertemplate="this run: nA = %{x}, p_lower %{y:.4f}<extra></extra>"))
+    if anytime_lower is not None:
+        fig.add_trace(go.Scatter(x=[count], y=[anytime_lower], mode="markers", name="this run's anytime-valid p_lower",
+                                 marker={"color": "#2ca02c", "size": 12, "symbol": "diamond", "line": {"color": "black", "width": 1}},
+                                 hovertemplate="anytime-valid: %{y:.4f}<extra></extra>"))
+    fig.add_hline(y=0.5, line={"color": "black", "width": 1}, annotation_text="1/2: below, abstain",
+                  annotation_position="top left")
+    ticks = [0.0]  # radii whose p_lower levels are far enough apart to read (they crowd towards 1)
+    for r in radius_ticks:
+        if curve.level(r) - curve.level(ticks[-1]) >= 0.06 and curve.level(r) <= 0.995:
+            ticks.append(r)
+    fig.update_layout(
+        title=f"p_lower against the count nA (n = {curve.n}, alpha = {curve.alpha:g}, sigma = {curve.sigma:g})",
+        xaxis={"title": "nA: draws voting for the top class", "range": [-0.5, curve.n + 0.5]},
+        yaxis={"title": "p_lower", "range": [0, 1.02]},
+        yaxis2={"title": "certified radius", "overlaying": "y", "side": "right", "range": [0, 1.02], "tickmode": "array",
+                "tickvals": [curve.level(r) for r in ticks], "ticktext": [f"{r:g}" for r in ticks],
+                "showgrid": False},
+        template="plotly_white", height=340, margin={"l": 50, "r": 60, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    fig.add_trace(go.Scatter(x=[0, curve.n], y=[0.5, 0.5], yaxis="y2", mode="lines", opacity=0, showlegend=False,
+                             hoverinfo="skip"))  # the radius axis is drawn only with a trace on it
     return fig
 
 

@@ -21,22 +21,33 @@ from densepure_viz.certify import (
     CertifyConfig,
     CertifyProgress,
     CertifyResult,
+    RadiusPicture,
     certified_radius,
     certify_stream,
     max_certified_radius,
+    perturb_by_radius,
 )
 from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.inputs import load_input
-from densepure_viz.plots.images import confidence_sequence_figure
+from densepure_viz.images import to_pil
+from densepure_viz.plots.images import confidence_sequence_figure, lower_bound_figure
 from densepure_viz.purify import CERTIFY_PURIFIER, PurifyConfig, bare_base, densepure_base
 from densepure_viz.reports import certificate_json, sequential_json
 from densepure_viz.runtime import auto_batch
-from densepure_viz.seeding import Stream
-from densepure_viz.sequential import SequentialConfig, SequentialResult, fixed_n_lower, sequential_certify_stream
-from densepure_viz.ui.components import image_input, seed_input, sigma_slider
+from densepure_viz.seeding import Stream, make_generator
+from densepure_viz.sequential import (
+    SequentialConfig,
+    SequentialResult,
+    fixed_n_lower,
+    lower_bound_curve,
+    sequential_certify_stream,
+)
+from densepure_viz.stories import CERTIFY_STORIES
+from densepure_viz.ui.components import glossary_accordion, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify
 from densepure_viz.ui.session import LONG, AppContext, gpu
-from densepure_viz.ui.validation import LIMITS, model_id, number, user_errors
+from densepure_viz.ui.story_buttons import story_row
+from densepure_viz.ui.validation import LIMITS, image_file, integer, model_id, number, user_errors
 
 CLASSROOM = CertifyConfig(n0=10, n=100)  # the view's preset: seconds on a laptop CPU (the CLI's default n is 1000)
 PROGRESS_CHUNK = 64  # draws per progress report (results do not depend on it: every draw has its own stream)
@@ -155,6 +166,45 @@ def make_handler(ctx: AppContext):
     return certify
 
 
+def scale_line(picture: RadiusPicture, size: int, channels: int) -> str:
+    """The certified radius in pixels: its per-value RMS, and what the picture beside it shows."""
+    r = picture.radius
+    if r <= 0:
+        return ("**No radius to picture:** DensePure abstained (p_lower <= 1/2), so nothing around this input is "
+                "certified. The plot shows how many of the draws would have had to vote for the top class.")
+    shape = f"{size}x{size}" + ("" if channels == 1 else f"x{channels}")
+    text = (f"**How big is {r:.2f}?** An L2 radius of {r:.2f} on {shape} = {picture.values} values in [0, 1] is "
+            f"**{picture.rms:.3f} per value (RMS)**, {100 * picture.rms:.1f}% of the pixel range, were the change spread "
+            f"evenly. Right: the input moved by exactly {picture.reached:.2f} in L2 along a seeded random direction "
+            f"(largest change of one value {picture.max_change:.2f}). Every image this close gets the certified label.")
+    if picture.stretch > r * 1.0001:
+        text += (f" Clipping to [0, 1] shortens such a move where pixels are already 0 or 1, so the direction was "
+                 f"scaled to {picture.stretch:.2f} before clipping to land at exactly {picture.reached:.2f}.")
+    if picture.reached < r - 1e-6:
+        text += f" (The [0, 1] box cannot hold a move of {r:.2f} in this direction: it reaches {picture.reached:.2f}.)"
+    return text
+
+
+def make_explainer(ctx: AppContext):
+    """After a certification: the radius in pixels (text, input, input moved by the radius) and p_lower vs nA."""
+
+    @user_errors
+    def explain(out, image, model, seed):
+        if not out or "densepure" not in out:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        d = out["densepure"]
+        models = ctx.pool.get(model_id(model, ctx.pool.names))
+        x = load_input(image_file(image), models)
+        picture = perturb_by_radius(x, float(d["radius"]), make_generator(integer(seed, "seed", 0, LIMITS.seed), Stream.RADIUS))
+        curve = lower_bound_curve(int(d["draws_used"]), float(d["alpha"]), float(d["sigma"]))
+        scale = max(1, 128 // models.image_size)
+        moved = to_pil(picture.perturbed.cpu(), scale) if picture.radius > 0 else None  # abstained: nothing to move
+        return (scale_line(picture, models.image_size, models.channels), to_pil(x.cpu(), scale), moved,
+                lower_bound_figure(curve, int(d["count"]), float(d["p_lower"])))
+
+    return explain
+
+
 def stopped_note() -> str:
     """What Stop leaves on screen: which running numbers are a certificate and which are not."""
     return ("**Stopped.** DensePure's last radius above is anytime-valid: it stands as a certificate for the draws "
@@ -196,15 +246,31 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
             with gr.Row():
                 run = gr.Button("Certify", variant="primary", elem_id="certify-run")
                 stop = gr.Button("Stop", variant="stop")
+    stories = gr.Column()  # filled below, once the outputs exist
     status = gr.Markdown(label="status", elem_id="certify-status")
     result_card = gr.Markdown(label="certificates", elem_id="certify-card")
     counts = gr.Plot(label="bounds on p_A against draws", elem_id="certify-counts")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=280):
+            scale_md = gr.Markdown(elem_id="certify-scale")
+            with gr.Row():
+                scale_input = image_output("x", height=160, elem_id="certify-scale-input")
+                scale_moved = image_output("x moved by the radius", height=160, elem_id="certify-scale-moved")
+        with gr.Column(scale=3, min_width=320):
+            lower_plot = gr.Plot(label="p_lower against the count", elem_id="certify-lower-bound")
     with gr.Accordion("Certificates as JSON (DensePure's is the CLI's certify --sequential --json)", open=False):
         result = gr.JSON(label="certificates")
+    glossary_accordion()
     handler = make_handler(ctx)
     inputs = [image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare, target, stop_early]
-    event = run.click(handler, inputs, [counts, status, result_card, result], api_name="certify",
-                      concurrency_id=LONG, concurrency_limit=1)
-    stop.click(stopped_note, None, status, cancels=[event], api_visibility="private")
+    run_event = {"fn": handler, "inputs": inputs, "outputs": [counts, status, result_card, result],
+                 "concurrency_id": LONG, "concurrency_limit": 1}
+    explain = {"fn": make_explainer(ctx), "inputs": [result, image, model, seed],
+               "outputs": [scale_md, scale_input, scale_moved, lower_plot], "show_progress": "hidden"}
+    event = run.click(**run_event, api_name="certify")
+    event.success(**explain, api_visibility="private")
+    with stories:
+        story_events = story_row("certify", CERTIFY_STORIES, inputs, run_event, run, after=explain)
+    stop.click(stopped_note, None, status, cancels=[event, *story_events], api_visibility="private")
     purify_image.change(lambda v: v, purify_image, image, api_visibility="private", show_progress="hidden")
     return event, image

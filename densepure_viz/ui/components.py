@@ -17,6 +17,7 @@ from gradio.profiling import traced_sync
 from packaging.version import Version
 
 from densepure_viz.errors import InputError
+from densepure_viz.glossary import glossary_markdown
 from densepure_viz.ui.validation import LIMITS, number
 
 GRADIO_REWRITES_IN_PLACE_UP_TO = "6.31.0"  # the pinned Gradio: still truncates cached images while serving them
@@ -137,3 +138,10 @@ def sigma_slider(value: float, label: str = "sigma (smoothing std on [0, 1] pixe
 def seed_input(value: int = 0) -> gr.Number:
     return gr.Number(value=value, precision=0, minimum=0, maximum=LIMITS.seed, label="base seed",
                      info="same seed, same noise, same answer (as the CLI's --seed)")
+
+
+def glossary_accordion() -> gr.Accordion:
+    """The glossary (densepure_viz.glossary), closed until opened."""
+    with gr.Accordion("Glossary: p_lower, radius, abstain, t*, K, b, ...", open=False) as accordion:
+        gr.Markdown(glossary_markdown(), elem_classes=["glossary"])
+    return accordion

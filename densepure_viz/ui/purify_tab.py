@@ -25,9 +25,11 @@ from densepure_viz.plots.images import vote_histogram_figure
 from densepure_viz.models import ASSETS, DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.reports import attack_json, purify_json, tied_labels
-from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
+from densepure_viz.stories import PURIFY_STORIES
+from densepure_viz.ui.components import PIXELATED, glossary_accordion, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
+from densepure_viz.ui.story_buttons import story_row
 from densepure_viz.ui.validation import LIMITS, model_id, user_errors
 
 VOTE_WINS = ASSETS / "results" / "study" / "vote_wins_example.json"  # the study's example (python -m densepure_viz study)
@@ -281,6 +283,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
                 stop = gr.Button("Stop", variant="stop")
                 example = gr.Button("Example: where the vote wins", size="sm", visible=VOTE_WINS.is_file(),
                                     elem_id="purify-vote-wins")
+    stories = gr.Column()  # filled below, once the outputs exist
     with gr.Row():
         clean_img = image_output("clean x, as the model sees it", elem_id="purify-clean")
         adv_img = image_output("the purifier's input (x, or the attacked x_a)")
@@ -298,6 +301,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     scrub_state = gr.State(None)
     with gr.Accordion("Result as JSON (as the CLI's --json)", open=False):
         result = gr.JSON(label="result")
+    glossary_accordion()
     with gr.Accordion("What am I looking at?", open=False):
         gr.Markdown(
             "Each row is one reverse seed k. A cell shows the sample x_t (scaled back by sqrt(alpha_bar_t)) above "
@@ -311,9 +315,12 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     attack_inputs = [attack, norm, eps, attack_steps, threat]
     inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
     handler = make_handler(ctx)
-    event = run.click(handler, inputs, outputs.as_list(), api_name="purify", concurrency_id=INTERACTIVE,
-                      concurrency_limit=ctx.engine_concurrency)
-    stop.click(None, None, None, cancels=[event])
+    lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency}
+    event = run.click(handler, inputs, outputs.as_list(), api_name="purify", **lane)
+    with stories:
+        story_events = story_row("purify", PURIFY_STORIES, inputs,
+                                 {"fn": handler, "inputs": inputs, "outputs": outputs.as_list(), **lane}, run)
+    stop.click(None, None, None, cancels=[event, *story_events])
     scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")
 
     def pick(evt: gr.SelectData):

@@ -15,8 +15,10 @@ import numpy as np
 
 from densepure_viz.certify import CertifyConfig
 from densepure_viz.plots.toy2d import MAP_TITLES, region_maps_figure, scene_figure, vote_histogram_figure
+from densepure_viz.stories import REGIONS_STORIES
 from densepure_viz.toy2d import LABELERS, PRESETS, power_diagram_cells, region_maps, reverse_trajectories, robust_region, smoothed_input
 from densepure_viz.ui.session import AppContext
+from densepure_viz.ui.story_buttons import story_row
 from densepure_viz.ui.validation import LIMITS, choice, integer, number, positive, user_errors
 
 DEFAULT_PRESET = "moons"
@@ -172,6 +174,7 @@ def build(ctx: AppContext) -> tuple:
             run = gr.Button("Update", variant="primary", elem_id="regions-run")
             click = gr.Textbox(visible="hidden", elem_id="regions-click")
         with gr.Column(scale=3):
+            stories = gr.Column()  # filled below, once the outputs exist
             scene = gr.Plot(label="robust regions", elem_id="regions-scene")
             summary = gr.Markdown(elem_id="regions-summary")
     with gr.Row():
@@ -182,12 +185,16 @@ def build(ctx: AppContext) -> tuple:
     inputs = [preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n]
     outputs = [scene, maps, votes, summary, data]
     run.click(regions, inputs, outputs, api_name="regions", concurrency_id="toy2d", concurrency_limit=2)
-    preset.change(preset_defaults, preset, [sigma, x0_x, x0_y, xa_x, xa_y], api_visibility="private").then(
+    with stories:
+        story_row("regions", REGIONS_STORIES, inputs,
+                  {"fn": regions, "inputs": inputs, "outputs": outputs, "concurrency_id": "toy2d"}, run)
+    # .input, not .change: a story sets the preset together with its own sigma and points
+    preset.input(preset_defaults, preset, [sigma, x0_x, x0_y, xa_x, xa_y], api_visibility="private").then(
         regions, inputs, outputs, api_visibility="private", concurrency_id="toy2d")
     update = {"fn": regions, "inputs": inputs, "outputs": outputs, "api_visibility": "private", "concurrency_id": "toy2d"}
     sigma.release(**update)
-    labeler.change(**update)
-    method.change(**update)
+    labeler.input(**update)
+    method.input(**update)
     click.change(place, [click, target, x0_x, x0_y, xa_x, xa_y], [x0_x, x0_y, xa_x, xa_y], api_visibility="private").then(
         regions, inputs, outputs, api_visibility="private", concurrency_id="toy2d")
 

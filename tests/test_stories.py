@@ -1,0 +1,274 @@
+"""What a teacher asked for: one-click stories that really happen, the radius in pixels, p_lower against the
+count, a glossary on demand and a colour legend on the trajectory grid."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.stats import norm
+
+from densepure_viz.certify import certified_radius, lower_confidence_bound, perturb_by_radius
+from densepure_viz.glossary import GLOSSARY
+from densepure_viz.grids import BACKGROUND, LEGEND_SHARE, _rgb, text_size, trajectory_grid
+from densepure_viz.inputs import load_input, true_label
+from densepure_viz.plots.colors import class_color
+from densepure_viz.plots.images import lower_bound_figure
+from densepure_viz.seeding import Stream, make_generator
+from densepure_viz.sequential import lower_bound_curve
+from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES, REGIONS_STORIES, Story
+from densepure_viz.ui import build_app
+
+STORIES: dict[str, Story] = {s.key: s for s in (*PURIFY_STORIES, *CERTIFY_STORIES, *REGIONS_STORIES)}
+
+
+# --- the radius in pixels -----------------------------------------------------------------------------
+
+
+def test_the_radius_picture_moves_the_input_by_exactly_the_radius(digits_models):
+    x = load_input(Path(STORIES["certify-robust"].controls()[0]), digits_models)  # a digit: ink at 0, paper at 1
+    picture = perturb_by_radius(x, 0.62, make_generator(0, Stream.RADIUS))
+    assert picture.reached == pytest.approx(0.62, abs=1e-6)  # inside [0, 1] and still at L2 0.62
+    assert float((picture.perturbed - x).norm()) == pytest.approx(0.62, abs=1e-5)
+    assert picture.perturbed.min() >= 0 and picture.perturbed.max() <= 1
+    assert picture.stretch > 0.62  # saturated pixels shortened the move: the direction was scaled up
+    assert picture.rms == pytest.approx(0.62 / 16) and picture.values == 256  # 16 x 16 grey
+    again = perturb_by_radius(x, 0.62, make_generator(0, Stream.RADIUS))
+    assert torch.equal(again.perturbed, picture.perturbed)  # seeded
+
+
+def test_without_clipping_the_picture_is_the_random_direction_itself():
+    x = torch.full((1, 8, 8), 0.5)
+    picture = perturb_by_radius(x, 0.3, make_generator(1, Stream.RADIUS))
+    assert picture.stretch == pytest.approx(0.3, rel=1e-9) and picture.reached == pytest.approx(0.3, abs=1e-9)
+    assert picture.max_change < 0.5  # nothing clipped
+    assert perturb_by_radius(x, 0.0, make_generator(1, Stream.RADIUS)).max_change == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_box_limits_what_a_radius_can_reach():
+    x = torch.zeros(1, 2, 2)  # 4 values at 0: at most the values with a positive direction can move, by 1 each
+    picture = perturb_by_radius(x, 10.0, make_generator(2, Stream.RADIUS))
+    direction = torch.randn(x.shape, generator=make_generator(2, Stream.RADIUS), dtype=torch.float64)
+    farthest = math.sqrt(int((direction > 0).sum()))  # every value with a positive direction at 1
+    assert picture.reached == pytest.approx(farthest, abs=1e-6) and farthest < 10.0
+
+
+# --- p_lower against the count ------------------------------------------------------------------------
+
+
+def test_the_lower_bound_curve_is_clopper_pearson_for_every_count():
+    curve = lower_bound_curve(100, 0.001, 0.5)
+    for count in (0, 1, 37, 60, 75, 99, 100):  # scipy's binomtest, the certify module's own bound
+        assert curve.p_lower[count] == pytest.approx(lower_confidence_bound(count, 100, 0.001), abs=1e-9)
+        assert curve.radius[count] == pytest.approx(certified_radius(curve.p_lower[count], 0.5), abs=1e-9)
+    assert curve.p_lower[100] == pytest.approx(0.001 ** (1 / 100))  # every draw agreeing: alpha^(1/n)
+    assert np.all(np.diff(curve.p_lower) > 0)
+    first = curve.first_certified
+    assert lower_confidence_bound(first, 100, 0.001) > 0.5 >= lower_confidence_bound(first - 1, 100, 0.001)
+    assert curve.level(0.5) == pytest.approx(norm.cdf(1.0))
+
+
+def test_the_lower_bound_figure_marks_the_run_and_reads_p_lower_as_a_radius():
+    curve = lower_bound_curve(100, 0.001, 0.5)
+    fig = lower_bound_figure(curve, 99, anytime_lower=0.89)
+    run = next(t for t in fig.data if t.name == "this run: nA = 99")
+    assert list(run.x) == [99] and run.y[0] == pytest.approx(curve.p_lower[99])
+    assert any(t.name == "this run's anytime-valid p_lower" and t.y[0] == 0.89 for t in fig.data)
+    axis = fig.layout.yaxis2
+    assert axis.overlaying == "y" and axis.ticktext[0] == "0" and axis.tickvals[0] == pytest.approx(0.5)
+    i = list(axis.ticktext).index("0.5")
+    assert axis.tickvals[i] == pytest.approx(norm.cdf(0.5 / 0.5))  # radius 0.5 at p = Phi(0.5 / sigma)
+    assert any(s.y0 == 0.5 and s.y1 == 0.5 for s in fig.layout.shapes)  # the 1/2 line
+
+
+# --- the trajectory grid's legend ---------------------------------------------------------------------
+
+
+def test_the_trajectory_grid_has_a_readable_legend_clear_of_the_image_buttons():
+    k, cols = 4, 11
+    frames = [torch.full((k, 1, 16, 16), 0.5) for _ in range(cols)]
+    labels = [[1, 1, 7, 3]] * cols  # labels 1, 3 and 7 appear; 0, 2, 4, 5, 6, 8, 9 do not
+    grid = np.asarray(trajectory_grid(frames, frames, list(range(cols)), labels, frames[0], [1, 1, 7, 3],
+                                      [str(c) for c in range(10)], scale=4))
+    band = grid[: text_size(grid.shape[1]) * 3]  # the legend's two lines of text
+    colors = {tuple(p) for p in band.reshape(-1, 3)}
+    assert all(_rgb(class_color(c)) in colors for c in (1, 3, 7))
+    assert not any(_rgb(class_color(c)) in colors for c in (0, 2, 4, 5, 6, 8, 9))
+    right = band[:, int(LEGEND_SHARE * grid.shape[1]) + 1:]
+    assert (right == BACKGROUND).all()  # nothing under the page's image buttons
+    assert text_size(grid.shape[1]) >= grid.shape[1] / 50  # ~15 px or more once the page shrinks it to ~700 px
+
+
+def test_text_grows_with_the_grid():
+    assert text_size(300) == 14 and text_size(960) == 20
+
+
+# --- the glossary -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app(tiny_models):
+    return build_app(loader=lambda name, device: tiny_models, names=("digits",), device="cpu")
+
+
+def test_the_glossary_is_closed_until_opened_and_says_what_each_symbol_is(app):
+    terms = {term for key in GLOSSARY for term in key.split(", ")}
+    assert {"p_lower", "radius", "abstain", "t*", "K", "b", "sigma", "x_a + delta", "tie"} <= terms
+    accordions = [b for b in app.blocks.values() if isinstance(b, gr.Accordion) and b.label.startswith("Glossary")]
+    assert len(accordions) >= 2 and not any(a.open for a in accordions)  # Purify and Certify views
+    texts = [str(b.value) for b in app.blocks.values() if isinstance(b, gr.Markdown) and "glossary" in (b.elem_classes or [])]
+    assert texts and all("**abstain**" in t and "Clopper-Pearson" in t for t in texts)
+
+
+# --- the stories --------------------------------------------------------------------------------------
+
+
+def _endpoint(app, name: str):
+    return next(fn for fn in app.fns.values() if fn.api_name == name)
+
+
+def test_the_stories_are_what_the_seeded_search_found():
+    """stories.py holds the values scripts/find_stories.py recorded (no hand-tuned drift)."""
+    from dataclasses import fields
+
+    from densepure_viz.stories import ROOT
+
+    record = json.loads((ROOT / "assets" / "results" / "stories" / "search.json").read_text())["stories"]
+    assert set(record) == set(STORIES)
+    for key, story in STORIES.items():
+        found = dict(record[key])
+        if "x0" in found:
+            (found["x0_x"], found["x0_y"]), (found["xa_x"], found["xa_y"]) = found.pop("x0"), found.pop("x_a")
+        controls = {f.name for f in fields(story)} - {f.name for f in fields(Story)}
+        shared = {name: value for name, value in found.items() if name in controls}
+        assert len(shared) >= 6 and all(getattr(story, name) == value for name, value in shared.items()), key
+
+
+@pytest.mark.parametrize("view, stories", [("purify", PURIFY_STORIES), ("certify", CERTIFY_STORIES),
+                                           ("regions", REGIONS_STORIES)])
+def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view, stories):
+    assert stories
+    endpoint = _endpoint(app, view)
+    buttons = {b._id: b.elem_id for b in app.blocks.values() if isinstance(b, gr.Button)}
+    for story in stories:
+        click = next(fn for fn in app.fns.values() if [buttons.get(t[0]) for t in fn.targets] == [f"story-{story.key}"])
+        n = len(endpoint.inputs)
+        assert click.outputs[:n] == endpoint.inputs  # every input of the view's endpoint, in order
+        look, *stale = click.outputs[n:]
+        values = click.fn()
+        assert values[:n] == list(story.controls()) and story.look in values[n]
+        assert values[n + 1:] == [None] * len(stale)  # what described the previous run is cleared
+        run = next(fn for fn in app.fns.values() if fn.trigger_after == click._id)
+        assert run.fn is endpoint.fn and run.inputs == endpoint.inputs and run.outputs == endpoint.outputs
+        after = [fn for fn in app.fns.values() if fn.trigger_after == run._id]
+        assert [fn.outputs for fn in after] == ([stale] if stale else [])  # as after the view's own Run button
+        if stale:
+            assert [fn.outputs for fn in app.fns.values() if fn.trigger_after == endpoint._id] == [stale]
+    clear = next(fn for fn in app.fns.values() if fn.targets == endpoint.targets and fn is not endpoint)
+    assert clear.outputs[0] is look and clear.fn() == ["", *[None] * (len(clear.outputs) - 1)]  # Run clears the line
+    for story in stories:
+        for value in story.controls():
+            if isinstance(value, str) and value.endswith(".png"):
+                assert Path(value).is_file()
+
+
+@pytest.fixture(scope="module")
+def digits_ctx(digits_models):
+    from densepure_viz.ui.session import AppContext, ModelPool
+
+    return AppContext(pool=ModelPool(lambda name, device: digits_models, ("digits",), "cpu"))
+
+
+def _purify(ctx, story: Story) -> dict:
+    from densepure_viz.ui.purify_tab import PurifyOutputs, make_handler
+
+    *_, last = make_handler(ctx)(*story.controls(), progress=lambda *a, **k: None)
+    return PurifyOutputs(*last).result
+
+
+def _certify(ctx, story: Story) -> tuple[str, dict]:
+    from densepure_viz.ui.certify_tab import make_handler
+
+    *_, (_, status, table, out) = make_handler(ctx)(*story.controls(), progress=lambda *a, **k: None)
+    return table, out
+
+
+def test_attack_the_classifier_and_densepure_recovers(digits_ctx):
+    story = STORIES["attack-recovers"]
+    result = _purify(digits_ctx, story)
+    y = true_label(story.image)
+    assert result["attack"]["threat"] == "classifier" and result["attack"]["adversarial_label"] != y  # fooled
+    assert result["label"] == y and int(result["votes"][str(y)]) > story.seeds / 2 and not result["tie"]
+
+
+def test_an_adaptive_attack_fools_both(digits_ctx):
+    story = STORIES["adaptive-fools-both"]
+    result = _purify(digits_ctx, story)
+    y = true_label(story.image)
+    assert result["attack"]["threat"] == "adaptive"
+    assert result["attack"]["adversarial_label"] != y and result["label"] != y  # the bare classifier and the vote
+
+
+def test_a_tie(digits_ctx, capsys):
+    story = STORIES["tie"]
+    result = _purify(digits_ctx, story)
+    top = max(result["votes"].values())
+    assert result["tie"] and sum(v == top for v in result["votes"].values()) >= 2
+    assert result["label"] == min(int(c) for c, v in result["votes"].items() if v == top)  # the smallest label
+    from densepure_viz.cli import main
+
+    assert main(["purify", story.controls()[0], "--sigma", str(story.sigma), "--seeds", str(story.seeds), "--sampler",
+                 story.sampler, "--steps", str(story.steps), "--seed", str(story.seed), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["tie"] and cli["votes"] == result["votes"]  # the CLI tells the same story
+
+
+@pytest.mark.slow
+def test_certify_robust_then_abstain(digits_ctx):
+    robust = STORIES["certify-robust"]
+    table, out = _certify(digits_ctx, robust)
+    assert out["densepure"]["label"] == true_label(robust.image) and out["densepure"]["radius"] > 0
+    assert out["bare"]["label"] is None  # the bare classifier abstains on the same draws
+    abstain = STORIES["certify-abstain"]
+    table, out = _certify(digits_ctx, abstain)
+    d = out["densepure"]
+    assert d["label"] is None and d["radius"] == 0 and d["decision"] == "abstain" and d["draws_used"] == 35
+    assert f"abstain (top class {d['top_class']})" in table
+    assert out["bare"]["label"] == 1 != true_label(abstain.image) and out["bare"]["radius"] > 0  # certified, wrong
+
+
+def test_the_robust_region_is_larger_than_the_ball():
+    from densepure_viz.ui.regions_tab import regions
+
+    *_, summary, data = regions(*STORIES["region-larger-than-ball"].controls())
+    region, ball = data["robust_region"], data["certificate_x0"]
+    assert ball["label"] == region["label"] and ball["radius"] > 0
+    assert region["area"] > 4 * math.pi * ball["radius"] ** 2  # a lower bound when clipped: larger still
+    assert region["clipped"] == ("the plotted window clips it" in summary)  # and the view says so
+    assert region["x_a_inside"] and not ball["x_a_inside"]  # x_a outside the ball, inside the region
+
+
+def test_the_certify_view_shows_the_radius_in_pixels_and_p_lower_against_the_count(digits_ctx):
+    from densepure_viz.ui.certify_tab import make_explainer
+
+    out = {"densepure": {"radius": 0.62, "draws_used": 100, "alpha": 0.001, "sigma": 0.5, "count": 99, "p_lower": 0.89}}
+    image = STORIES["certify-robust"].controls()[0]
+    text, x, moved, fig = make_explainer(digits_ctx)(out, image, "digits", 0)
+    assert "0.039 per value (RMS)" in text and "16x16 = 256 values" in text and "exactly 0.62" in text
+    assert isinstance(x, Image.Image) and x.size == moved.size and x.tobytes() != moved.tobytes()
+    assert any(t.name == "this run: nA = 99" for t in fig.data)
+    abstain = {"densepure": {**out["densepure"], "radius": 0.0, "count": 40, "p_lower": 0.2}}
+    text, x, moved, fig = make_explainer(digits_ctx)(abstain, image, "digits", 0)
+    assert "abstained" in text and moved is None  # nothing to picture
+
+
+def test_a_story_that_sets_the_2d_preset_keeps_its_own_sigma_and_points(app):
+    """The preset's defaults follow a person's choice (input), not a story setting the preset (change)."""
+    defaults = next(fn for fn in app.fns.values() if fn.name == "preset_defaults")
+    assert [event for _, event in defaults.targets] == ["input"]
