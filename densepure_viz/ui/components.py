@@ -32,12 +32,18 @@ CSS = f"""
 # The page layouts, served as a <style> in the page's head: Gradio rewrites launch(css=...) by prefixing every
 # selector with its container, which breaks selector lists inside :is()/:has() and rules keyed on <body>.
 LAYOUT_CSS = """
-/* Phone (390 px wide and the like): one column, smaller title, nothing wider than the screen. */
+/* Phone (390 px wide and the like): one column, a smaller title, nothing wider than the screen. */
 @media (max-width: 640px) {
   #title h1 { font-size: 1.6rem; }
   body .gradio-container .row { flex-direction: column; flex-wrap: nowrap; }
   body .gradio-container .row > * { min-width: 0 !important; width: 100%; }
-  body .gradio-container :is(.block, .js-plotly-plot, .block img) { max-width: 100%; }
+  body .gradio-container :is(.block, .block img) { max-width: 100%; }
+  body #present-toggle { display: none; }
+  /* wide figures and tables keep their titles and words whole and scroll sideways inside their box */
+  body .gradio-container .block:has(.js-plotly-plot) { overflow-x: auto !important; }
+  body .gradio-container .js-plotly-plot { min-width: 600px; }
+  body .gradio-container .prose table { display: block; overflow-x: auto; }
+  body .gradio-container .prose :is(th, td) { overflow-wrap: normal; word-break: normal; }
 }
 
 /* Presentation mode (bodybody.dp-present; a projector at 1280x720): bigger type; on each view the controls sit in a left pane
@@ -74,12 +80,14 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
     grid-column: 1; grid-row: 1 / -1; position: sticky; top: 0.5rem; align-self: start;
     max-height: calc(100vh - 1rem); overflow-y: auto; flex-wrap: nowrap;
   }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) > *,
+  body.dp-present .tabitem > .column > .row > .column:has(> #regions-run) > * { flex-shrink: 0; }
   body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) { flex-direction: column-reverse; }
   body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) > .column { min-width: 0 !important; }
   body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) .row:not(:has(> button)) {
     flex-direction: column;
   }
-  body.dp-present .tabitem > .column:has(#regions-run) { grid-template-columns: 20rem minmax(0, 3fr) minmax(0, 2fr); }
+  body.dp-present .tabitem > .column:has(#regions-run) { grid-template-columns: 18rem minmax(0, 1fr) 18rem; }
   body.dp-present #certify-card :is(th, td) { font-size: var(--text-sm); overflow-wrap: normal; word-break: normal; }
   body.dp-present :is(.row:has(> #purify-run), .row:has(> #certify-run), #regions-run, .row:has(> #density-run)) { order: -1; }
   /* the answer first: Purify's verdict beside its votes, Certify's status and card, the 2D scene beside its

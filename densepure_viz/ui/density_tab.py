@@ -73,7 +73,7 @@ def make_handler(ctx: AppContext):
         fig = projection_figure(scene, labels, dims)
         shares = torch.bincount(rs.labels[0], minlength=models.num_classes).float() / cfg.seeds
         mass = label_mass_figure(post.label_mass.tolist(), labels, shares.tolist(),
-                                 title="Ideal denoiser of the training set vs DensePure's K votes (draw 0)")
+                                 title="Ideal denoiser of the training set<br>vs DensePure's K votes (draw 0)")
         with torch.inference_mode():
             mean_label = int(models.predict(post.mean[None])[0])
             input_label, noisy_label = models.predict(torch.stack([prep.purifier_input, rs.noisy[0]])).tolist()
