@@ -32,6 +32,14 @@ CSS = f"""
 # The page layouts, served as a <style> in the page's head: Gradio rewrites launch(css=...) by prefixing every
 # selector with its container, which breaks selector lists inside :is()/:has() and rules keyed on <body>.
 LAYOUT_CSS = """
+/* An image's label wraps before its buttons (download, full screen) rather than sliding under them. */
+body .gradio-container .block:has(.icon-button-wrapper) > [data-testid=block-label] {
+  max-width: calc(100% - 5rem); white-space: normal; height: auto;
+}
+
+/* A figure in a row keeps the width its subplot titles need: narrower rows put their figures one under another. */
+body .gradio-container .row > .block:has(.js-plotly-plot) { min-width: min(600px, 100%) !important; }
+
 /* Phone (390 px wide and the like): one column, a smaller title, nothing wider than the screen. */
 @media (max-width: 640px) {
   #title h1 { font-size: 1.6rem; }
