@@ -126,6 +126,12 @@ def purify_a_three(page) -> None:
     idle(page, "#purify-verdict", "#purify-votes", "#purify-grid")
 
 
+def attack_with(page, attack: str) -> None:
+    """Open the Purify view's perturbation panel and choose an attack (its default settings)."""
+    page.get_by_text("Adversarial perturbation (optional)").click()
+    page.get_by_role("radio", name=attack).check()
+
+
 def certify_small(page) -> None:
     """Certify the Purify view's image with fewer draws than the default; return once the verdict is shown."""
     for slider, value in (("#certify-n0", "20"), ("#certify-n", "100")):
@@ -218,6 +224,8 @@ def snap(page, name: str, out: Path) -> Path:
 def present_tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | None = None) -> dict[str, Path]:
     """Presentation mode (?mode=present) at 1280x720: each view's result, screenshots of Purify and Certify.
 
+    Purify runs under a PGD attack: its verdict has a line more than without, the longest the view shows.
+
     `on_view(name, page)` runs once each view shows its result, the page scrolled to the top.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +243,9 @@ def present_tour(browser, url: str, out: Path, on_view: Callable[[str, object], 
         if f"present-{view}" in PRESENT_SHOTS:
             shots[f"present-{view}"] = snap(page, f"present-{view}", out)
 
+    attack_with(page, "PGD")
     purify_a_three(page)
+    text_contains(page, "#purify-verdict", "attacked input x_a")
     done("purify")
     open_view(page, "certify")
     certify_small(page)

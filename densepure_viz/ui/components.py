@@ -36,6 +36,10 @@ LAYOUT_CSS = """
 body .gradio-container .block:has(.icon-button-wrapper) > [data-testid=block-label] {
   max-width: calc(100% - 5rem); white-space: normal; height: auto;
 }
+/* An image shown without a label keeps its top edge (a grid's column titles) clear of those buttons. */
+body .gradio-container .block:has(> [data-testid=block-label].hide) .image-container:has(> .icon-button-wrapper) {
+  padding-top: 2.25rem;
+}
 
 /* A figure in a row keeps the width its subplot titles need: narrower rows put their figures one under another. */
 body .gradio-container .row > .block:has(.js-plotly-plot) { min-width: min(600px, 100%) !important; }
@@ -52,9 +56,14 @@ body .gradio-container .row > .block:has(.js-plotly-plot) { min-width: min(600px
   body .gradio-container .js-plotly-plot { min-width: 600px; }
   body .gradio-container .prose table { display: block; overflow-x: auto; }
   body .gradio-container .prose :is(th, td) { overflow-wrap: normal; word-break: normal; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container { overflow-x: auto; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container :is(button, .image-frame) { width: max-content; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container img {
+    width: auto !important; height: auto !important; max-width: none !important;
+  }
 }
 
-/* Presentation mode (bodybody.dp-present; a projector at 1280x720): bigger type; on each view the controls sit in a left pane
+/* Presentation mode (body.dp-present; a projector at 1280x720): bigger type; on each view the controls sit in a left pane
    with the Run button on top (scrolling on their own) and the result fills the right, the answer first. */
 body.dp-present .gradio-container {
   --text-xs: 13px; --text-sm: 16px; --text-md: 19px; --text-lg: 21px; --text-xl: 26px; --text-xxl: 30px;
@@ -73,7 +82,7 @@ body.dp-present .row:has(> #title) > .column { min-width: min(36rem, 60%) !impor
 body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
 @media (min-width: 900px) {
   body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) {
-    display: grid; grid-template-columns: 26rem minmax(0, 1fr) minmax(0, 22rem);
+    display: grid; grid-template-columns: 24rem minmax(0, 1fr) minmax(0, 20rem);
     grid-template-rows: repeat(12, auto) 1fr; grid-auto-flow: row dense;
     column-gap: var(--layout-gap); row-gap: 0; align-items: start;
   }
@@ -113,7 +122,7 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
 }
 """
 
-# Presentation mode: the checkbox's value sets bodybody.dp-present (the CSS above) and the page's ?mode=present, so
+# Presentation mode: the checkbox's value sets body.dp-present (the CSS above) and the page's ?mode=present, so
 # the address can be bookmarked; Plotly redraws its figures at their new widths on the resize event.
 PRESENT_TOGGLE_JS = """(on) => {
   document.body.classList.toggle("dp-present", on);
