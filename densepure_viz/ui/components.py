@@ -23,7 +23,6 @@ GRADIO_REWRITES_IN_PLACE_UP_TO = "6.31.0"  # the pinned Gradio: still truncates 
 GRADIO_SAVE_PIL_TO_CACHE = processing_utils.save_pil_to_cache  # Gradio's own, before atomic_image_cache
 PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
 BIG = "big-image"  # CSS class: small images fill their box
-BRUSH_FIRST = "brush-first"  # CSS class: a Sketchpad that opens with its brush selected (see BRUSH_JS)
 CSS = f"""
 .{PIXELATED} img, .{PIXELATED} canvas {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
 .verdict {{ font-size: 1.05rem; }}
@@ -133,12 +132,13 @@ PRESENT_TOGGLE_JS = """(on) => {
 }"""
 PRESENT_FROM_URL_JS = """() => new URLSearchParams(window.location.search).get("mode") === 'present'"""
 # Gradio's Sketchpad opens on its image tool, which ignores strokes until the brush is chosen (and has no
-# parameter for the starting tool): select the brush of every .brush-first sketchpad as soon as it is on the page.
+# parameter for the starting tool): select the brush (the first tool of its toolbar) of every sketchpad as soon as
+# it is on the page.
 BRUSH_JS = """
 <script>
 (() => {
   const pick = () => {
-    for (const pad of document.querySelectorAll(".%s")) {
+    for (const pad of document.querySelectorAll(".block:has(.toolbar-wrap)")) {
       const brush = pad.querySelector(".toolbar-wrap button");
       if (!brush || brush.dataset.dpBrush === "1") continue;
       brush.dataset.dpBrush = "1";
@@ -148,7 +148,7 @@ BRUSH_JS = """
   new MutationObserver(pick).observe(document.documentElement, { childList: true, subtree: true });
 })();
 </script>
-""" % BRUSH_FIRST
+"""
 PAGE_HEAD = f"<style>{LAYOUT_CSS}</style>{BRUSH_JS}"  # what the page's <head> gets besides the views' own scripts
 
 

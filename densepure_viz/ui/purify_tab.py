@@ -25,7 +25,7 @@ from densepure_viz.plots.images import vote_histogram_figure
 from densepure_viz.models import ASSETS, DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.reports import attack_json, purify_json, tied_labels
-from densepure_viz.ui.components import BRUSH_FIRST, PIXELATED, image_input, image_output, seed_input, sigma_slider
+from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, model_id, user_errors
@@ -255,7 +255,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
                     sketch = gr.Sketchpad(
                         label="Draw a digit (dark on light)", canvas_size=(224, 224), type="pil", image_mode="RGBA",
                         brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"), height=280,
-                        elem_id="purify-sketch", elem_classes=[BRUSH_FIRST],
+                        elem_id="purify-sketch",
                     )
                     use_sketch = gr.Button("Use this drawing", size="sm")
         with gr.Column(scale=3, min_width=320):
