@@ -40,8 +40,10 @@ body .gradio-container .block:has(> [data-testid=block-label].hide) .image-conta
   padding-top: 2.25rem;
 }
 
-/* A figure in a row keeps the width its subplot titles need: narrower rows put their figures one under another. */
-body .gradio-container .row > .block:has(.js-plotly-plot) { min-width: min(600px, 100%) !important; }
+/* A figure in a row (alone or in a column) keeps the width its titles need: a narrower row puts it on its own line. */
+body .gradio-container .row > :is(.block:has(.js-plotly-plot), .column:has(> .block .js-plotly-plot)) {
+  min-width: min(600px, 100%) !important;
+}
 
 /* Phone (390 px wide and the like): one column, a smaller title, nothing wider than the screen. */
 @media (max-width: 640px) {
