@@ -76,7 +76,9 @@ body.dp-present .gradio-container {
 }
 body.dp-present .verdict { font-size: var(--text-md); }
 body.dp-present #title h1 { font-size: var(--text-xxl); margin: 0; }
-body.dp-present :is(#title p, #model-status, #model .info-text, #present-toggle .info-text) { display: none; }
+body.dp-present :is(#title p, #model-status, #model .info-text, #model [data-testid=block-info], #present-toggle .info-text) {
+  display: none;
+}
 body.dp-present .row:has(> #title) { align-items: center; }
 body.dp-present .row:has(> #title) :is(.column, .form) { flex-direction: row; align-items: center; flex-wrap: nowrap; }
 body.dp-present .row:has(> #title) > .column { min-width: min(36rem, 60%) !important; }
@@ -86,7 +88,14 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
     display: grid; grid-template-columns: 24rem minmax(0, 1fr) minmax(0, 20rem);
     grid-template-rows: repeat(12, auto) 1fr; grid-auto-flow: row dense;
     column-gap: var(--layout-gap); row-gap: 0; align-items: start;
+    --answer: 1; --below: 3;  /* the rows of the answer (two) and of what follows it */
   }
+  /* a view's story buttons (when it has them) go across the top of the result, what to look at beside the answer */
+  body.dp-present .tabitem > .column:has(.story-look) { --answer: 2; --below: 4; }
+  body.dp-present .tabitem .column:has(> .story-look) { display: contents; }
+  body.dp-present .tabitem .row:has(> button[id^="story-"]) { grid-column: 2 / 4; grid-row: 1; }
+  body.dp-present .tabitem :is(#purify-story-look, #regions-story-look) { grid-column: 3; grid-row: 3; }
+  body.dp-present .tabitem #certify-story-look { order: -1; }
   body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) > * {
     grid-column: 2 / 4; margin-bottom: var(--layout-gap);
   }
@@ -112,14 +121,14 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
      summary, the density projection beside its pictures and summary */
   body.dp-present .tabitem > .column > :is(.row:has(#purify-votes), .row:has(#regions-run), .row:has(#density-projection)),
   body.dp-present .tabitem > .column > .row > .column:has(> #regions-scene) { display: contents; }
-  body.dp-present .tabitem > .column > #purify-verdict { grid-column: 2; grid-row: 1; }
-  body.dp-present .tabitem > .column > .row > .column:has(> #purify-votes) { grid-column: 3; grid-row: 1; }
-  body.dp-present .tabitem > .column > .row > .column:has(> #purify-grid) { grid-column: 2 / 4; grid-row: 2; }
+  body.dp-present .tabitem > .column > #purify-verdict { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-votes) { grid-column: 3; grid-row: var(--answer); }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-grid) { grid-column: 2 / 4; grid-row: var(--below); }
   body.dp-present .tabitem > .column > :is(#certify-status, #certify-card) { order: -1; }
-  body.dp-present .tabitem > .column > .row > .column > #regions-scene { grid-column: 2; grid-row: 1 / 3; }
-  body.dp-present .tabitem > .column > .row > .column > #regions-summary { grid-column: 3; grid-row: 1; }
-  body.dp-present .tabitem > .column > .row > #density-projection { grid-column: 2; grid-row: 1 / 3; }
-  body.dp-present .tabitem > .column > .row > .column:has(> #density-summary) { grid-column: 3; grid-row: 1; }
+  body.dp-present .tabitem > .column > .row > .column > #regions-scene { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column > #regions-summary { grid-column: 3; grid-row: var(--answer); }
+  body.dp-present .tabitem > .column > .row > #density-projection { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column:has(> #density-summary) { grid-column: 3; grid-row: var(--answer); }
 }
 """
 
