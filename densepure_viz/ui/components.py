@@ -91,7 +91,9 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
     --answer: 1; --below: 3;  /* the rows of the answer (two) and of what follows it */
   }
   /* a view's story buttons (when it has them) go across the top of the result, what to look at beside the answer */
-  body.dp-present .tabitem > .column:has(.story-look) { --answer: 2; --below: 4; }
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run):has(.story-look) {
+    --answer: 2; --below: 4;
+  }
   body.dp-present .tabitem .column:has(> .story-look) { display: contents; }
   body.dp-present .tabitem .row:has(> button[id^="story-"]) { grid-column: 2 / 4; grid-row: 1; }
   body.dp-present .tabitem :is(#purify-story-look, #regions-story-look) { grid-column: 3; grid-row: 3; }
