@@ -111,7 +111,8 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
   }
   body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) > *,
   body.dp-present .tabitem > .column > .row > .column:has(> #regions-run) > * { flex-shrink: 0; }
-  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) { flex-direction: column-reverse; }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) { flex-direction: column; }
+  body.dp-present .tabitem > .column > .row > .column:is(:has(#purify-run), :has(#certify-run)) { order: -1; }
   body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) > .column { min-width: 0 !important; }
   body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) .row:not(:has(> button)) {
     flex-direction: column;
