@@ -156,39 +156,42 @@ def open_view(page, view: str) -> None:
 # covered. Returns one line per problem (none: an empty list).
 LAYOUT_PROBLEMS_JS = """() => {
   const W = window.innerWidth, problems = [];
-  const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0 && el.checkVisibility(); };
+  // the part of an element that can be seen: its box cut by every ancestor that clips (a scrolling pane), or null
+  const box = el => {
+    if (!el.checkVisibility()) return null;
+    let r = el.getBoundingClientRect(), [left, top, right, bottom] = [r.left, r.top, r.right, r.bottom];
+    for (let a = el.parentElement; a; a = a.parentElement) {
+      const cs = getComputedStyle(a);
+      if (cs.overflowX === 'visible' && cs.overflowY === 'visible') continue;
+      const c = a.getBoundingClientRect();
+      [left, top, right, bottom] = [Math.max(left, c.left), Math.max(top, c.top), Math.min(right, c.right), Math.min(bottom, c.bottom)];
+    }
+    return right - left > 0 && bottom - top > 0 ? { left, top, right, bottom } : null;
+  };
   const name = el => el.id ? '#' + el.id : (el.innerText || el.textContent || el.className || el.tagName).trim().slice(0, 40);
-  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const hit = (a, b) => a && b && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
   const width = document.documentElement.scrollWidth;
   if (width > W + 1) problems.push(`the page is ${width}px wide on a ${W}px screen`);
   for (const el of document.querySelectorAll('.gradio-container .block, [role=tab]')) {
-    if (!shown(el)) continue;
-    const r = el.getBoundingClientRect();
-    if (r.left < -1 || r.right > W + 1) problems.push(`${name(el)} spans x = ${r.left.toFixed(0)}..${r.right.toFixed(0)}`);
+    const r = box(el);
+    if (r && (r.left < -1 || r.right > W + 1)) problems.push(`${name(el)} spans x = ${r.left.toFixed(0)}..${r.right.toFixed(0)}`);
   }
-  for (const block of document.querySelectorAll('.gradio-container .block')) {  // a label under its block's buttons
-    const label = block.querySelector('[data-testid=block-label]');
-    if (!label || !shown(label)) continue;
-    for (const button of block.querySelectorAll('.icon-button-wrapper button, .icon-button')) {
-      if (shown(button) && hit(label.getBoundingClientRect(), button.getBoundingClientRect()))
-        problems.push(`the label "${name(label)}" is under a button (${button.getAttribute('aria-label')})`);
-    }
-  }
-  const headings = [...document.querySelectorAll('.gradio-container :is(h1, h2, h3, [data-testid=block-label])')].filter(shown);
-  for (const h of headings) {  // a heading overlapped by another heading or by an image's buttons elsewhere
-    for (const button of document.querySelectorAll('.gradio-container .icon-button-wrapper button')) {
-      if (!h.closest('.block')?.contains(button) && shown(button) && hit(h.getBoundingClientRect(), button.getBoundingClientRect()))
-        problems.push(`"${name(h)}" is covered by a button (${button.getAttribute('aria-label')})`);
+  const buttons = [...document.querySelectorAll('.gradio-container .icon-button-wrapper button')].filter(box);
+  const headings = [...document.querySelectorAll('.gradio-container :is(h1, h2, h3, [data-testid=block-label])')].filter(box);
+  for (const h of headings) {  // a heading or an image's label under an image's buttons (its own or another's)
+    for (const button of buttons) {
+      if (hit(box(h), box(button))) problems.push(`"${name(h)}" is covered by a button (${button.getAttribute('aria-label')})`);
     }
   }
   for (const plot of document.querySelectorAll('.js-plotly-plot')) {  // figure titles: whole, apart, inside the figure
     const svg = plot.querySelector('.main-svg');
-    if (!svg || !shown(svg)) continue;
-    const box = svg.getBoundingClientRect();
-    const titles = [...plot.querySelectorAll('.gtitle, .annotation-text, .g-xtitle text, .g-ytitle text, .legendtext')].filter(shown);
+    if (!svg || !box(svg)) continue;
+    const frame = svg.getBoundingClientRect();
+    const titles = [...plot.querySelectorAll('.gtitle, .annotation-text, .g-xtitle text, .g-ytitle text, .legendtext')]
+      .filter(t => t.checkVisibility());
     titles.forEach((t, i) => {
       const r = t.getBoundingClientRect();
-      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+      if (r.left < frame.left - 1 || r.right > frame.right + 1 || r.top < frame.top - 1 || r.bottom > frame.bottom + 1)
         problems.push(`figure text "${name(t)}" is cut off`);
       for (const u of titles.slice(i + 1)) if (hit(r, u.getBoundingClientRect())) problems.push(`figure texts "${name(t)}" and "${name(u)}" overlap`);
     });
