@@ -3,7 +3,8 @@
 `tour(browser, url, out)` is shared by tests/test_browser.py (screenshots into a temporary folder)
 and this command, which regenerates the README's images on purpose:
 
-    python scripts/screenshots.py            # writes assets/screenshots/{purify,certify,regions,density,about}.png
+    python scripts/screenshots.py            # writes assets/screenshots/*.png (the five views, then
+                                             # present-*.png at 1280x720 and phone-*.png at 390x844)
     python scripts/screenshots.py --out DIR  # anywhere else
 
 The command serves the shipped digits model on a free loopback port. Every step waits for an event
@@ -29,6 +30,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 OUT = ROOT / "assets" / "screenshots"
 VIEWS = ("purify", "certify", "regions", "density", "about")  # one PNG each, in tour order
+TABS = {"purify": "1. Purify", "certify": "2. Certify", "regions": "3. Robust regions (2D)",
+        "density": "4. High-density points", "about": "5. About"}  # view -> its tab's name
+PROJECTOR = {"width": 1280, "height": 720}  # presentation mode's target
+PHONE = {"width": 390, "height": 844}
+PRESENT_SHOTS = ("present-purify", "present-certify")  # presentation tour: the screen as the class sees it
+PHONE_SHOTS = ("phone-purify", "phone-verdict")  # phone tour: the top of the page, then the verdict scrolled to
 SCREENSHOT_WIDTH = 960  # README images are downscaled to this width
 SCREENSHOT_HEIGHT = 1900  # and cropped to this many page pixels from the top
 TIMEOUT_MS = 60_000  # the longest any one step may take (a certification on CPU)
@@ -98,6 +105,194 @@ def idle(page, *selectors: str) -> None:
     )
 
 
+def purify_a_three(page) -> None:
+    """Pick the gallery's "3" and Run; return once the verdict, the vote histogram and the grid are on the page.
+
+    Hook for the story presets: a preset click belongs here (it sets every control, then Run), and the
+    three tours that call this then show that story.
+    """
+    before = page.locator("#purify-image img").first.get_attribute("src")
+    page.locator('#purify-samples button[aria-label="Thumbnail 7 of 20"]').click()
+    page.wait_for_function(
+        "(before) => { const img = document.querySelector('#purify-image img');"
+        " return img && img.getAttribute('src') !== before && /label3/.test(img.getAttribute('src')); }",
+        arg=before, timeout=TIMEOUT_MS,
+    )
+    page.click("#purify-run")
+    text_contains(page, "#purify-verdict", "True label: 3")
+    text_contains(page, "#purify-verdict", "DensePure vote")
+    page.wait_for_selector("#purify-votes .js-plotly-plot .barlayer")  # the vote histogram
+    page.wait_for_selector("#purify-grid img")  # the trajectory grid
+    idle(page, "#purify-verdict", "#purify-votes", "#purify-grid")
+
+
+def attack_with(page, attack: str) -> None:
+    """Open the Purify view's perturbation panel and choose an attack (its default settings)."""
+    page.get_by_text("Adversarial perturbation (optional)").click()
+    page.get_by_role("radio", name=attack).check()
+
+
+def certify_small(page) -> None:
+    """Certify the Purify view's image with fewer draws than the default; return once the verdict is shown."""
+    for slider, value in (("#certify-n0", "20"), ("#certify-n", "100")):
+        box = page.locator(f"{slider} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.click("#certify-run")
+    text_contains(page, "#certify-card", "bare classifier")
+    page.wait_for_function("() => /Certified|does not certify/.test(document.querySelector('#certify-status').innerText)",
+                           timeout=TIMEOUT_MS)
+
+
+def open_view(page, view: str) -> None:
+    """Click the view's tab and wait until its panel is shown."""
+    page.get_by_role("tab", name=TABS[view]).click()
+    page.wait_for_function("(name) => [...document.querySelectorAll('[role=tab]')].some("
+                           "t => t.innerText.trim() === name && t.getAttribute('aria-selected') === 'true')",
+                           arg=TABS[view], timeout=TIMEOUT_MS)
+
+
+# What a visitor would see as broken, measured on the page: anything wider than the screen, a title cut off or
+# covered. Returns one line per problem (none: an empty list).
+LAYOUT_PROBLEMS_JS = """() => {
+  const W = window.innerWidth, problems = [];
+  // the part of an element that can be seen: its box cut by every ancestor that clips (a scrolling pane), or null
+  const box = el => {
+    if (!el.checkVisibility()) return null;
+    let r = el.getBoundingClientRect(), [left, top, right, bottom] = [r.left, r.top, r.right, r.bottom];
+    for (let a = el.parentElement; a; a = a.parentElement) {
+      const cs = getComputedStyle(a);
+      if (cs.overflowX === 'visible' && cs.overflowY === 'visible') continue;
+      const c = a.getBoundingClientRect();
+      [left, top, right, bottom] = [Math.max(left, c.left), Math.max(top, c.top), Math.min(right, c.right), Math.min(bottom, c.bottom)];
+    }
+    return right - left > 0 && bottom - top > 0 ? { left, top, right, bottom } : null;
+  };
+  const name = el => el.id ? '#' + el.id : (el.innerText || el.textContent || el.className || el.tagName).trim().slice(0, 40);
+  const hit = (a, b) => a && b && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const width = document.documentElement.scrollWidth;
+  if (width > W + 1) problems.push(`the page is ${width}px wide on a ${W}px screen`);
+  for (const el of document.querySelectorAll('.gradio-container .block, [role=tab]')) {
+    const r = box(el);
+    if (r && (r.left < -1 || r.right > W + 1)) problems.push(`${name(el)} spans x = ${r.left.toFixed(0)}..${r.right.toFixed(0)}`);
+  }
+  const buttons = [...document.querySelectorAll('.gradio-container .icon-button-wrapper button')].filter(box);
+  const headings = [...document.querySelectorAll('.gradio-container :is(h1, h2, h3, [data-testid=block-label])')].filter(box);
+  for (const h of headings) {  // a heading or an image's label under an image's buttons (its own or another's)
+    for (const button of buttons) {
+      if (hit(box(h), box(button))) problems.push(`"${name(h)}" is covered by a button (${button.getAttribute('aria-label')})`);
+    }
+  }
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {  // figure titles: whole, apart, inside the figure
+    const svg = plot.querySelector('.main-svg');
+    if (!svg || !box(svg)) continue;
+    const frame = svg.getBoundingClientRect();
+    const titles = [...plot.querySelectorAll('.gtitle, .annotation-text, .g-xtitle text, .g-ytitle text, .legendtext')]
+      .filter(t => t.checkVisibility());
+    titles.forEach((t, i) => {
+      const r = t.getBoundingClientRect();
+      if (r.left < frame.left - 1 || r.right > frame.right + 1 || r.top < frame.top - 1 || r.bottom > frame.bottom + 1)
+        problems.push(`figure text "${name(t)}" is cut off`);
+      for (const u of titles.slice(i + 1)) if (hit(r, u.getBoundingClientRect())) problems.push(`figure texts "${name(t)}" and "${name(u)}" overlap`);
+    });
+  }
+  return problems;
+}"""
+
+
+def layout_problems(page) -> list[str]:
+    """The layout problems on the page as shown now (see LAYOUT_PROBLEMS_JS)."""
+    return page.evaluate(LAYOUT_PROBLEMS_JS)
+
+
+def above_the_fold(page, selector: str) -> bool:
+    """Whether the element is whole inside the viewport, the page scrolled to the top."""
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"] and box["x"] + box["width"] <= size["width"]
+
+
+def snap(page, name: str, out: Path) -> Path:
+    """The viewport as it is (no full page, no downscaling), palette-compressed."""
+    from PIL import Image
+
+    raw = out / f"{name}.raw.png"
+    page.screenshot(path=str(raw))
+    Image.open(raw).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out / f"{name}.png", optimize=True)
+    raw.unlink()
+    return out / f"{name}.png"
+
+
+def present_tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | None = None) -> dict[str, Path]:
+    """Presentation mode (?mode=present) at 1280x720: each view's result, screenshots of Purify and Certify.
+
+    Purify runs under a PGD attack: its verdict has a line more than without, the longest the view shows.
+
+    `on_view(name, page)` runs once each view shows its result, the page scrolled to the top.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport=PROJECTOR)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url + "?mode=present")
+    page.wait_for_function("() => document.body.classList.contains('dp-present')", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#purify-votes .js-plotly-plot")
+    shots: dict[str, Path] = {}
+
+    def done(view: str) -> None:
+        page.evaluate("window.scrollTo(0, 0)")
+        if on_view:
+            on_view(view, page)
+        if f"present-{view}" in PRESENT_SHOTS:
+            shots[f"present-{view}"] = snap(page, f"present-{view}", out)
+
+    attack_with(page, "PGD")
+    purify_a_three(page)
+    text_contains(page, "#purify-verdict", "attacked input x_a")
+    done("purify")
+    open_view(page, "certify")
+    certify_small(page)
+    done("certify")
+    open_view(page, "regions")
+    text_contains(page, "#regions-summary", "robust region")
+    page.wait_for_selector("#regions-scene .js-plotly-plot .nsewdrag")
+    done("regions")
+    open_view(page, "density")
+    text_contains(page, "#density-summary", "Highest-density point")
+    page.wait_for_selector("#density-projection .js-plotly-plot .nsewdrag")
+    done("density")
+    page.close()
+    return shots
+
+
+def phone_tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | None = None) -> dict[str, Path]:
+    """The page on a 390x844 phone: every view opened from its tab; screenshots of the top and of the verdict.
+
+    `on_view(name, page)` runs once each view is shown (Purify after a run), the page scrolled to the top.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=1)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector("#purify-votes .js-plotly-plot")
+    purify_a_three(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    if on_view:
+        on_view("purify", page)
+    shots = {"phone-purify": snap(page, "phone-purify", out)}
+    page.evaluate("document.querySelector('#purify-verdict').scrollIntoView({block: 'start'})")
+    shots["phone-verdict"] = snap(page, "phone-verdict", out)
+    for view, ready in (("certify", "#certify-run"), ("regions", "#regions-summary .prose"),
+                        ("density", "#density-summary .prose"), ("about", "#about-study, .tabitem .prose")):
+        open_view(page, view)
+        page.wait_for_selector(ready, state="attached")
+        page.evaluate("window.scrollTo(0, 0)")
+        if on_view:
+            on_view(view, page)
+    page.close()
+    return shots
+
+
 def tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | None = None) -> dict[str, Path]:
     """Use each view as a visitor would and screenshot it into `out`; view name -> PNG path.
 
@@ -120,34 +315,16 @@ def tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | 
     text_contains(page, "#purify-verdict", "DensePure vote")
 
     # Purify a "3" from the samples gallery: its file travels to the input image, then Run
-    before = page.locator("#purify-image img").first.get_attribute("src")
-    page.locator('#purify-samples button[aria-label="Thumbnail 7 of 20"]').click()
-    page.wait_for_function(
-        "(before) => { const img = document.querySelector('#purify-image img');"
-        " return img && img.getAttribute('src') !== before && /label3/.test(img.getAttribute('src')); }",
-        arg=before, timeout=TIMEOUT_MS,
-    )
-    page.click("#purify-run")
-    text_contains(page, "#purify-verdict", "True label: 3")
-    text_contains(page, "#purify-verdict", "DensePure vote")
-    page.wait_for_selector("#purify-votes .js-plotly-plot .barlayer")  # the vote histogram
-    page.wait_for_selector("#purify-grid img")  # the trajectory grid
+    purify_a_three(page)
     done("purify")
 
     # Certify, with fewer draws than the default
-    page.get_by_role("tab", name="2. Certify").click()
-    for slider, value in (("#certify-n0", "20"), ("#certify-n", "100")):
-        box = page.locator(f"{slider} input[type=number]")
-        box.fill(value)
-        box.press("Enter")
-    page.click("#certify-run")
-    text_contains(page, "#certify-card", "bare classifier")
-    page.wait_for_function("() => /Certified|does not certify/.test(document.querySelector('#certify-status').innerText)",
-                           timeout=TIMEOUT_MS)
+    open_view(page, "certify")
+    certify_small(page)
     done("certify")
 
     # the 2D world: the region map is drawn; a click on it moves x_a and redraws the summary
-    page.get_by_role("tab", name="3. Robust regions (2D)").click()
+    open_view(page, "regions")
     page.wait_for_function(  # the region map is a heatmap trace of the scene
         "() => { const p = document.querySelector('#regions-scene .js-plotly-plot');"
         " return p && p.data && p.data.some(t => t.type === 'heatmap'); }", timeout=TIMEOUT_MS)
@@ -170,13 +347,13 @@ def tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | 
     done("regions")
 
     # High-density points for the Purify view's image
-    page.get_by_role("tab", name="4. High-density points").click()
+    open_view(page, "density")
     page.click("#density-run")
     text_contains(page, "#density-summary", "Highest-density point")
     page.wait_for_selector("#density-projection .js-plotly-plot")
     done("density")
 
-    page.get_by_role("tab", name="5. About").click()
+    open_view(page, "about")
     page.get_by_text("Results on the held-out digits").wait_for(state="visible")
     if page.locator("#about-results").count():  # the evaluation's figure, when assets/results has one
         page.wait_for_selector("#about-results .js-plotly-plot", state="visible")
@@ -193,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
     models = load_models("digits", device="cpu")  # the shipped model: what a visitor sees
     with serve(models) as url, chromium() as browser:
-        shots = tour(browser, url, args.out)
+        shots = {**tour(browser, url, args.out), **present_tour(browser, url, args.out), **phone_tour(browser, url, args.out)}
     for path in shots.values():
         print(f"wrote {path} ({path.stat().st_size // 1024} kB)")
     return 0

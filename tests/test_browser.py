@@ -1,4 +1,5 @@
-"""A real browser (Debian's chromium driven by Playwright) uses the app: Purify, Certify, the 2D view, High density.
+"""A real browser (Debian's chromium driven by Playwright) uses the app: the five views, presentation mode at
+1280x720, the phone layout at 390x844, and the sketchpad's first stroke.
 
 The tour itself lives in scripts/screenshots.py, which also regenerates the README's screenshots on
 purpose; here it writes them to a temporary folder, so a test run never rewrites tracked files.
@@ -13,7 +14,8 @@ import os
 import pytest
 
 from densepure_viz.models import ASSETS, load_models
-from scripts.screenshots import VIEWS, chromium, serve, tour
+from scripts.screenshots import (PHONE_SHOTS, PRESENT_SHOTS, TABS, VIEWS, above_the_fold, chromium, layout_problems,
+                                 phone_tour, present_tour, serve, tour)
 
 SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()
 pytestmark = pytest.mark.slow
@@ -46,3 +48,87 @@ def test_the_views_in_a_real_browser(browser, server, tmp_path):
     shots = tour(browser, server, tmp_path, on_view=lambda name, page: seen.append(name))
     assert seen == list(VIEWS) and set(shots) == set(VIEWS)
     assert all(shots[v].parent == tmp_path and 0 < shots[v].stat().st_size < 500_000 for v in VIEWS)
+
+
+# what must be on screen, without scrolling, once each view has its result in presentation mode at 1280x720
+RESULT_ABOVE_THE_FOLD = {
+    "purify": ("#purify-verdict", "#purify-votes", "#purify-run"),
+    "certify": ("#certify-status", "#certify-card tbody tr", "#certify-run"),
+    "regions": ("#regions-scene .nsewdrag", "#regions-summary h3, #regions-summary p", "#regions-run"),
+    "density": ("#density-projection .nsewdrag", "#density-run"),
+}
+
+
+def test_presentation_mode_puts_each_result_above_the_fold(browser, server, tmp_path):
+    seen = {}
+
+    def check(view, page):
+        seen[view] = {
+            "hidden": [s for s in RESULT_ABOVE_THE_FOLD[view] if not above_the_fold(page, s)],
+            "problems": layout_problems(page),
+            "type": page.evaluate("parseFloat(getComputedStyle(document.querySelector('#purify-run, #certify-run,"
+                                  " #regions-run, #density-run')).fontSize)"),
+        }
+
+    shots = present_tour(browser, server, tmp_path, on_view=check)
+    assert set(seen) == set(RESULT_ABOVE_THE_FOLD) and set(shots) == set(PRESENT_SHOTS)
+    for view, found in seen.items():
+        assert found["hidden"] == [], f"{view}: not above the fold at 1280x720: {found['hidden']}"
+        assert found["problems"] == [], f"{view}: {found['problems']}"
+        assert found["type"] >= 20  # bigger type (Gradio's large button text is 16 px)
+
+
+def test_presentation_mode_follows_its_checkbox_and_the_address(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(server + "?mode=present")
+    toggle = page.locator("#present-toggle input[type=checkbox]")
+    page.wait_for_function("() => document.body.classList.contains('dp-present')")
+    assert toggle.is_checked()
+    toggle.uncheck()
+    page.wait_for_function("() => !document.body.classList.contains('dp-present')")
+    assert "mode=present" not in page.url
+    toggle.check()
+    page.wait_for_function("() => document.body.classList.contains('dp-present')")
+    assert "mode=present" in page.url  # the address to bookmark
+    page.close()
+
+
+def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, server, tmp_path):
+    problems, tabs = {}, {}
+
+    def check(view, page):
+        problems[view] = layout_problems(page)
+        tabs[view] = [page.get_by_role("tab", name=name).bounding_box() for name in TABS.values()]
+
+    shots = phone_tour(browser, server, tmp_path, on_view=check)
+    assert list(problems) == list(VIEWS) and set(shots) == set(PHONE_SHOTS)
+    for view in VIEWS:
+        assert problems[view] == [], f"{view} at 390x844: {problems[view]}"
+        # every tab is a visible button inside the screen's width, at the top of the page (not in a menu)
+        assert all(box is not None and 0 <= box["x"] and box["x"] + box["width"] <= 390 and box["y"] < 844
+                   for box in tabs[view]), tabs[view]
+
+
+def test_the_sketchpad_draws_on_the_first_stroke(browser, server):
+    """One drag right after opening Draw is a drawing: "Use this drawing" puts it in the input image."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server)
+    page.wait_for_selector("#purify-votes .js-plotly-plot")
+    before = page.locator("#purify-image img").first.get_attribute("src")
+    page.get_by_role("tab", name="Draw").click()
+    canvas = page.locator("#purify-sketch canvas").first
+    canvas.wait_for(state="visible")
+    box = canvas.bounding_box()
+    x, y = box["x"] + 0.45 * box["width"], box["y"] + 0.3 * box["height"]
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x + 2 * i, y + 10 * i)
+    page.mouse.up()
+    page.get_by_role("button", name="Use this drawing").click()
+    outcome = page.wait_for_function(  # the input image changes, or the app says the canvas is empty
+        "(before) => { const img = document.querySelector('#purify-image img');"
+        " if (img && img.getAttribute('src') !== before) return 'drawn';"
+        " const toast = document.querySelector('.toast-body'); return toast ? toast.innerText : false; }", arg=before)
+    assert outcome.json_value() == "drawn"
+    page.close()

@@ -40,7 +40,7 @@ def certified_accuracy_figure(result: EvaluationResult) -> go.Figure:
         ))
     cfg = result.config
     fig.update_layout(
-        title=f"Certified accuracy, {result.model} ({result.images} images; n = {cfg.n}, alpha = {cfg.alpha}; "
+        title=f"Certified accuracy, {result.model}<br>({result.images} images; n = {cfg.n}, alpha = {cfg.alpha}; "
               f"DensePure K = {cfg.seeds}, b = {cfg.steps})",
         xaxis_title="L2 radius (on [0, 1] pixels)",
         yaxis_title="certified accuracy (%)",

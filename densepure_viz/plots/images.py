@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 
+# a horizontal legend under the plot, clear of the x-axis title (figures that use it keep a bottom margin of 80)
+_LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.3}
+
+
 def _labels_axis(labels: Sequence[str]) -> dict:
     return {"title": "class", "tickmode": "array", "tickvals": list(range(len(labels))), "ticktext": list(labels)}
 
@@ -68,10 +72,10 @@ def vote_histogram_figure(
         xaxis=_labels_axis(labels),
         yaxis={"title": "votes", "range": [0, total * 1.15]},
         template="plotly_white",
-        height=320,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        height=340,
+        margin={"l": 50, "r": 20, "t": 50, "b": 80},
         showlegend=reference is not None,
-        legend={"orientation": "h", "y": -0.2},
+        legend=_LEGEND_BELOW,
     )
     return fig
 
@@ -162,9 +166,9 @@ def label_mass_figure(mass: Sequence[float], labels: Sequence[str], vote_shares:
         xaxis=_labels_axis(labels),
         yaxis={"title": "share", "range": [0, 1.05]},
         template="plotly_white",
-        height=320,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
+        height=340,
+        margin={"l": 50, "r": 20, "t": 50, "b": 80},
+        legend=_LEGEND_BELOW,
     )
     return fig
 

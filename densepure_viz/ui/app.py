@@ -22,7 +22,7 @@ from densepure_viz.images import MAX_BYTES
 from densepure_viz.models import ASSETS
 from densepure_viz.purify import PurifyConfig
 from densepure_viz.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
-from densepure_viz.ui.components import CSS, atomic_image_cache, guard_numbers
+from densepure_viz.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, atomic_image_cache, guard_numbers
 from densepure_viz.ui.purify_tab import PurifyOutputs
 from densepure_viz.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
 from densepure_viz.ui.validation import model_id
@@ -69,7 +69,9 @@ def build_app(
                 model = gr.Dropdown([(f"{n}", n) for n in pool.names], value=pool.embedded, label="model",
                                     info=pool.describe(pool.embedded), elem_id="model")
                 model_status = gr.Markdown(_device_line(pool), elem_id="model-status")
-        with gr.Tabs(selected="purify"):
+                present = gr.Checkbox(False, label="presentation mode", elem_id="present-toggle",
+                                      info="bigger type, the result beside the controls (or open the page with ?mode=present)")
+        with gr.Tabs(selected="purify", overflow_behavior="wrap", elem_id="views"):  # wrap: every view reachable on a phone
             with gr.Tab("1. Purify", id="purify"):
                 purify = purify_tab.build(ctx, model)
             with gr.Tab("2. Certify", id="certify"):
@@ -95,6 +97,8 @@ def build_app(
             info = f"{models.image_size}x{models.image_size}, {models.channels} channel(s), {models.num_classes} classes"
             return gr.update(info=pool.describe(name)), f"{_device_line(pool)} - **{name}** loaded ({info})"
 
+        present.change(None, present, None, js=PRESENT_TOGGLE_JS)
+        demo.load(None, None, present, js=PRESENT_FROM_URL_JS)
         model.input(check_model, model, [model, model_status], api_visibility="private", concurrency_limit=None)
 
         purify_handler = purify_tab.make_handler(ctx)
@@ -141,7 +145,7 @@ class _NoProgress:
 
 
 def launch_options() -> dict:
-    """Options Gradio 6 takes at launch: CSS, the map-click script, and what the file routes may serve.
+    """Options Gradio 6 takes at launch: CSS, the page's scripts, and what the file routes may serve.
 
     Gradio serves its own upload and cache folders; beyond them only the shipped sample digits (the
     gallery hands their paths to the image input). The package source, app.py and the model weights
@@ -150,7 +154,7 @@ def launch_options() -> dict:
     """
     return {
         "css": CSS,
-        "head": regions_tab.CLICK_JS,
+        "head": regions_tab.CLICK_JS + PAGE_HEAD,
         "allowed_paths": [str(SAMPLES)] if SAMPLES.is_dir() else [],
         "blocked_paths": [str(p) for p in BLOCKED_PATHS],
         "max_file_size": MAX_BYTES,

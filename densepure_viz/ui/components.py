@@ -29,6 +29,142 @@ CSS = f"""
 .verdict {{ font-size: 1.05rem; }}
 .{BIG} img {{ width: 100% !important; height: 100% !important; object-fit: contain; }}
 """
+# The page layouts, served as a <style> in the page's head: Gradio rewrites launch(css=...) by prefixing every
+# selector with its container, which breaks selector lists inside :is()/:has() and rules keyed on <body>.
+LAYOUT_CSS = """
+/* An image's label wraps before its buttons (download, full screen) rather than sliding under them. */
+body .gradio-container .block:has(.icon-button-wrapper) > [data-testid=block-label] {
+  max-width: calc(100% - 5rem); white-space: normal; height: auto;
+}
+/* An image shown without a label keeps its top edge (a grid's column titles) clear of those buttons. */
+body .gradio-container .block:has(> [data-testid=block-label].hide) .image-container:has(> .icon-button-wrapper) {
+  padding-top: 2.25rem;
+}
+
+/* A figure in a row (alone or in a column) keeps the width its titles need: a narrower row puts it on its own line. */
+body .gradio-container .row > :is(.block:has(.js-plotly-plot), .column:has(> .block .js-plotly-plot)) {
+  min-width: min(600px, 100%) !important;
+}
+
+/* Phone (390 px wide and the like): one column, a smaller title, nothing wider than the screen. */
+@media (max-width: 640px) {
+  #title h1 { font-size: 1.6rem; }
+  body .gradio-container .row { flex-direction: column; flex-wrap: nowrap; }
+  body .gradio-container .row > * { min-width: 0 !important; width: 100%; }
+  body .gradio-container :is(.block, .block img) { max-width: 100%; }
+  body #present-toggle { display: none; }
+  /* wide figures and tables keep their titles and words whole and scroll sideways inside their box */
+  body .gradio-container .block:has(.js-plotly-plot) { overflow-x: auto !important; }
+  body .gradio-container .js-plotly-plot { min-width: 600px; }
+  body .gradio-container .prose table { display: block; overflow-x: auto; }
+  body .gradio-container .prose :is(th, td) { overflow-wrap: normal; word-break: normal; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container { overflow-x: auto; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container :is(button, .image-frame) { width: max-content; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container img {
+    width: auto !important; height: auto !important; max-width: none !important;
+  }
+}
+
+/* Presentation mode (body.dp-present; a projector at 1280x720): bigger type; on each view the controls sit in a left pane
+   with the Run button on top (scrolling on their own) and the result fills the right, the answer first. */
+body.dp-present .gradio-container {
+  --text-xs: 13px; --text-sm: 16px; --text-md: 19px; --text-lg: 21px; --text-xl: 26px; --text-xxl: 30px;
+  --body-text-size: var(--text-md); --prose-text-size: var(--text-md); --input-text-size: var(--text-md);
+  --block-label-text-size: var(--text-sm); --block-info-text-size: var(--text-sm);
+  --block-title-text-size: var(--text-md); --section-header-text-size: var(--text-md);
+  --checkbox-label-text-size: var(--text-md); --button-small-text-size: var(--text-sm);
+  --button-medium-text-size: var(--text-md); --button-large-text-size: var(--text-lg);
+}
+body.dp-present .verdict { font-size: var(--text-md); }
+body.dp-present #title h1 { font-size: var(--text-xxl); margin: 0; }
+body.dp-present :is(#title p, #model-status, #model .info-text, #model [data-testid=block-info], #present-toggle .info-text) {
+  display: none;
+}
+body.dp-present .row:has(> #title) { align-items: center; }
+body.dp-present .row:has(> #title) :is(.column, .form) { flex-direction: row; align-items: center; flex-wrap: nowrap; }
+body.dp-present .row:has(> #title) > .column { min-width: min(36rem, 60%) !important; }
+body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
+@media (min-width: 900px) {
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) {
+    display: grid; grid-template-columns: 24rem minmax(0, 1fr) minmax(0, 20rem);
+    grid-template-rows: repeat(12, auto) 1fr; grid-auto-flow: row dense;
+    column-gap: var(--layout-gap); row-gap: 0; align-items: start;
+    --answer: 1; --below: 3;  /* the rows of the answer (two) and of what follows it */
+  }
+  /* a view's story buttons (when it has them) go across the top of the result, what to look at beside the answer */
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run):has(.story-look) {
+    --answer: 2; --below: 4;
+  }
+  body.dp-present .tabitem .column:has(> .story-look) { display: contents; }
+  body.dp-present .tabitem .row:has(> button[id^="story-"]) { grid-column: 2 / 4; grid-row: 1; }
+  body.dp-present .tabitem :is(#purify-story-look, #regions-story-look) { grid-column: 3; grid-row: 3; }
+  body.dp-present .tabitem #certify-story-look { order: -1; }
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) > * {
+    grid-column: 2 / 4; margin-bottom: var(--layout-gap);
+  }
+  /* the intro paragraph goes below the result */
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) > .block:first-child { order: 50; }
+  /* the left pane: the controls, their Run row first, scrolling on their own */
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls),
+  body.dp-present .tabitem > .column > .row > .column:has(> #regions-run) {
+    grid-column: 1; grid-row: 1 / -1; position: sticky; top: 0.5rem; align-self: start;
+    max-height: calc(100vh - 1rem); overflow-y: auto; flex-wrap: nowrap;
+  }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) > *,
+  body.dp-present .tabitem > .column > .row > .column:has(> #regions-run) > * { flex-shrink: 0; }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) { flex-direction: column; }
+  body.dp-present .tabitem > .column > .row > .column:is(:has(#purify-run), :has(#certify-run)) { order: -1; }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) > .column { min-width: 0 !important; }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) .row:not(:has(> button)) {
+    flex-direction: column;
+  }
+  body.dp-present .tabitem > .column:has(#regions-run) { grid-template-columns: 18rem minmax(0, 1fr) 18rem; }
+  body.dp-present #certify-card :is(th, td) { font-size: var(--text-sm); overflow-wrap: normal; word-break: normal; }
+  body.dp-present :is(.row:has(> #purify-run), .row:has(> #certify-run), #regions-run, .row:has(> #density-run)) { order: -1; }
+  /* the answer first: Purify's verdict beside its votes, Certify's status and card, the 2D scene beside its
+     summary, the density projection beside its pictures and summary */
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-votes), .row:has(#regions-run), .row:has(#density-projection)),
+  body.dp-present .tabitem > .column > .row > .column:has(> #regions-scene) { display: contents; }
+  body.dp-present .tabitem > .column > #purify-verdict { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-votes) { grid-column: 3; grid-row: var(--answer); }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-grid) { grid-column: 2 / 4; grid-row: var(--below); }
+  body.dp-present .tabitem > .column > :is(#certify-status, #certify-card) { order: -1; }
+  body.dp-present .tabitem > .column > .row > .column > #regions-scene { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column > #regions-summary { grid-column: 3; grid-row: var(--answer); }
+  body.dp-present .tabitem > .column > .row > #density-projection { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column:has(> #density-summary) { grid-column: 3; grid-row: var(--answer); }
+}
+"""
+
+# Presentation mode: the checkbox's value sets body.dp-present (the CSS above) and the page's ?mode=present, so
+# the address can be bookmarked; Plotly redraws its figures at their new widths on the resize event.
+PRESENT_TOGGLE_JS = """(on) => {
+  document.body.classList.toggle("dp-present", on);
+  const url = new URL(window.location.href);
+  if (on) url.searchParams.set("mode", "present"); else url.searchParams.delete("mode");
+  window.history.replaceState(null, "", url);
+  window.dispatchEvent(new Event("resize"));
+}"""
+PRESENT_FROM_URL_JS = """() => new URLSearchParams(window.location.search).get("mode") === 'present'"""
+# Gradio's Sketchpad opens on its image tool, which ignores strokes until the brush is chosen (and has no
+# parameter for the starting tool): select the brush (the first tool of its toolbar) of every sketchpad as soon as
+# it is on the page.
+BRUSH_JS = """
+<script>
+(() => {
+  const pick = () => {
+    for (const pad of document.querySelectorAll(".block:has(.toolbar-wrap)")) {
+      const brush = pad.querySelector(".toolbar-wrap button");
+      if (!brush || brush.dataset.dpBrush === "1") continue;
+      brush.dataset.dpBrush = "1";
+      brush.click();
+    }
+  };
+  new MutationObserver(pick).observe(document.documentElement, { childList: true, subtree: true });
+})();
+</script>
+"""
+PAGE_HEAD = f"<style>{LAYOUT_CSS}</style>{BRUSH_JS}"  # what the page's <head> gets besides the views' own scripts
 
 
 def _file_preprocess(self: gr.Image, payload: ImageData | None) -> str | None:

@@ -73,7 +73,7 @@ def make_handler(ctx: AppContext):
         fig = projection_figure(scene, labels, dims)
         shares = torch.bincount(rs.labels[0], minlength=models.num_classes).float() / cfg.seeds
         mass = label_mass_figure(post.label_mass.tolist(), labels, shares.tolist(),
-                                 title="Ideal denoiser of the training set vs DensePure's K votes (draw 0)")
+                                 title="Ideal denoiser of the training set<br>vs DensePure's K votes (draw 0)")
         with torch.inference_mode():
             mean_label = int(models.predict(post.mean[None])[0])
             input_label, noisy_label = models.predict(torch.stack([prep.purifier_input, rs.noisy[0]])).tolist()
@@ -115,16 +115,17 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
         "mass is what the majority vote estimates. Uses the Purify view's image and attack, with the settings below."
     )
     d = PurifyConfig()
-    with gr.Row():
-        sigma = sigma_slider(d.sigma)
-        seeds = gr.Slider(1, LIMITS.purify_seeds, value=d.seeds, step=1, label="K (reverse seeds)")
-        steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)")
-    with gr.Row():
-        sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
-        seed = seed_input()
-        draws = gr.Slider(1, LIMITS.density_draws, value=DEFAULT_DRAWS, step=1, label="n (noise draws, K samples each)")
-        dims = gr.Radio([("2D", 2), ("3D", 3)], value=2, label="projection (switches without recomputing)")
-        run = gr.Button("Compute", variant="primary", elem_id="density-run")
+    with gr.Column(elem_id="density-controls"):
+        with gr.Row():
+            sigma = sigma_slider(d.sigma)
+            seeds = gr.Slider(1, LIMITS.purify_seeds, value=d.seeds, step=1, label="K (reverse seeds)")
+            steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)")
+        with gr.Row():
+            sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
+            seed = seed_input()
+            draws = gr.Slider(1, LIMITS.density_draws, value=DEFAULT_DRAWS, step=1, label="n (noise draws, K samples each)")
+            dims = gr.Radio([("2D", 2), ("3D", 3)], value=2, label="projection (switches without recomputing)")
+            run = gr.Button("Compute", variant="primary", elem_id="density-run")
     with gr.Row():
         fig = gr.Plot(label="PCA of the training images", elem_id="density-projection")
         with gr.Column():

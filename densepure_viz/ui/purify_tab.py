@@ -257,6 +257,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
                     sketch = gr.Sketchpad(
                         label="Draw a digit (dark on light)", canvas_size=(224, 224), type="pil", image_mode="RGBA",
                         brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"), height=280,
+                        elem_id="purify-sketch",
                     )
                     use_sketch = gr.Button("Use this drawing", size="sm")
         with gr.Column(scale=3, min_width=320):
