@@ -11,29 +11,37 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import torch
+from gradio import processing_utils
+from gradio.utils import get_upload_folder
+from PIL import Image
 
 from densepure_viz.attacks import AttackConfig, AttackProgress
 from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.errors import InputError
 from densepure_viz.grids import choose_scale, column_indices, step_view, trajectory_grid
 from densepure_viz.images import to_pil
+from densepure_viz.inputs import true_label
 from densepure_viz.plots.images import vote_histogram_figure
 from densepure_viz.models import ASSETS, DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.reports import attack_json, purify_json, tied_labels
+from densepure_viz.sharing import file_digest
 from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
-from densepure_viz.ui.validation import LIMITS, model_id, user_errors
+from densepure_viz.ui.validation import LIMITS, choice, model_id, user_errors
 
 VOTE_WINS = ASSETS / "results" / "study" / "vote_wins_example.json"  # the study's example (python -m densepure_viz study)
 MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
-STREAM_INTERVAL = 0.2  # seconds between streamed frames (the final frame always goes out)
+STREAM_INTERVAL = 0.5  # seconds before the first streamed frame and between frames (the final frame always goes out):
+# a run shorter than this (the defaults on a CPU) sends only its final frame, sparing the server a grid, a figure and
+# their encoding per frame
 DISPLAY_SCALE = 8  # nearest-neighbour enlargement of single images (16x16 -> 128x128)
 
 
@@ -175,7 +183,8 @@ def make_handler(ctx: AppContext):
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
         scale = choose_scale(size, len(shown) + 1)
         cols_t, cols_x0, cols_lab, cols_ts = [], [], [], []
-        last, result = 0.0, None
+        step_labels_of: dict[int, list[int]] = {}  # step -> the K labels of its predicted x0, computed once
+        last, result = time.monotonic(), None
         for item in purify_stream(models, prep.purifier_input, cfg, seed):
             if isinstance(item, PurifyResult):
                 result = item
@@ -185,7 +194,7 @@ def make_handler(ctx: AppContext):
             if frame.step not in shown:
                 continue
             with torch.inference_mode():
-                step_labels = models.predict(frame.x0).cpu().tolist()
+                step_labels = step_labels_of[frame.step] = models.predict(frame.x0).cpu().tolist()
             cols_t.append(frame.x_t)
             cols_x0.append(frame.x0)
             cols_lab.append(step_labels)
@@ -210,7 +219,8 @@ def make_handler(ctx: AppContext):
                 "t": [result.frames[i].t for i in keep],
                 "x_t": [result.frames[i].x_t for i in keep],
                 "x0": [result.frames[i].x0 for i in keep],
-                "labels": [models.predict(result.frames[i].x0).cpu().tolist() for i in keep],
+                "labels": [step_labels_of[i] if i in step_labels_of else models.predict(result.frames[i].x0).cpu().tolist()
+                           for i in keep],
                 "scale": max(1, min(6, 96 // size)),
             }
         last_i = len(keep) - 1
@@ -221,6 +231,82 @@ def make_handler(ctx: AppContext):
         yield PurifyOutputs(clean_img, adv_img, noisy, grid, fig, text,
                             result_json(prep, result, models, cfg, seed, attack, attack_cfg), slider, scrub_img,
                             scrub).as_list()
+
+    return shared(ctx, purify)
+
+
+def request_key(ctx: AppContext, image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps,
+                threat) -> tuple:
+    """What a purification's outputs depend on: the model, the file's bytes and true label, the configs, the seed."""
+    model = model_id(model, ctx.pool.names)
+    path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
+    attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
+    return "purify", model, file_digest(path), true_label(path), cfg, seed, choice(attack, "attack", ATTACKS), attack_cfg
+
+
+@dataclass
+class _Png:
+    """An output image written once as a PNG in Gradio's cache: every later answer sends the file as it is."""
+
+    image: Image.Image
+    path: str = ""
+
+    def file(self) -> str:
+        """The PNG's path, written again if it is gone (Gradio's cache cleanup)."""
+        if not (self.path and Path(self.path).is_file()):
+            self.path = processing_utils.save_pil_to_cache(self.image, get_upload_folder(), format="png")
+        return self.path
+
+
+def _as_png(value: Any) -> Any:
+    """value with its PIL image, bare or in an update dict, as a _Png."""
+    if isinstance(value, Image.Image):
+        return _Png(value)
+    if isinstance(value, dict) and isinstance(value.get("value"), Image.Image):
+        return {**value, "value": _Png(value["value"])}
+    return value
+
+
+def _copy(outputs: list) -> list:
+    """Outputs to hand to Gradio: PNG files for _Pngs, and fresh update dicts (Gradio pops their "value")."""
+    def one(v: Any) -> Any:
+        if isinstance(v, _Png):
+            return v.file()
+        if isinstance(v, dict) and isinstance(v.get("value"), _Png):
+            return {**v, "value": v["value"].file()}
+        return dict(v) if isinstance(v, dict) else v
+
+    return [one(v) for v in outputs]
+
+
+def shared(ctx: AppContext, handler):
+    """`handler`, with identical requests computed once (ctx.shared, see densepure_viz.sharing).
+
+    The first request streams its frames as usual; the same request again (or while it runs) gets the
+    same final frame at once, without recomputing it, its images encoded once as PNG files.
+    """
+
+    def purify(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat,
+               progress=gr.Progress()):
+        args = (image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat)
+        try:
+            key = request_key(ctx, *args)
+        except Exception:  # noqa: BLE001 - bad input: the handler itself reports it in one line
+            yield from handler(*args, progress=progress)
+            return
+        claim = ctx.shared.claim(key)
+        if claim.value is not None:
+            yield _copy(claim.value)
+            return
+        try:
+            final = None
+            for outputs in handler(*args, progress=progress):
+                final = [dict(v) if isinstance(v, dict) else v for v in outputs]  # before Gradio pops the values
+                yield outputs
+            if final is not None:
+                claim.publish([_as_png(v) for v in final])
+        finally:
+            claim.release()
 
     return purify
 
