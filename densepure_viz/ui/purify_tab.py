@@ -365,6 +365,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
             with gr.Row():
                 run = gr.Button("Run DensePure", variant="primary", elem_id="purify-run")
                 stop = gr.Button("Stop", variant="stop")
+                # a queued Run shows its place in line here, then its progress: next to the button, above the fold
+                run_status = gr.Markdown("", min_height=44, min_width=160, elem_id="purify-run-status")
                 example = gr.Button("Example: where the vote wins", size="sm", visible=VOTE_WINS.is_file(),
                                     elem_id="purify-vote-wins")
     with gr.Row():
@@ -398,7 +400,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
     handler = make_handler(ctx)
     event = run.click(handler, inputs, outputs.as_list(), api_name="purify", concurrency_id=INTERACTIVE,
-                      concurrency_limit=ctx.engine_concurrency)
+                      concurrency_limit=ctx.engine_concurrency, show_progress_on=[run_status, grid])
     stop.click(None, None, None, cancels=[event])
     scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")
 
