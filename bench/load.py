@@ -17,9 +17,10 @@ Scenarios (--scenario):
 - mixed (issue 6, the default): the alternating purify/certify users above, a different seed each.
 - classroom (issue 12): every user sends the Purify view's own defaults (the first sample, K=8, b=10,
   sigma 0.5, seed 0, no attack), as a class following the teacher does. Next to the latencies it reports
-  the server time per request (the run's wall time over the requests answered) and the engine's own time
-  per request: the same purification (input loading, bare classification, purify) timed in this process
-  with the server's thread count, while the server is idle.
+  the server time per request (the run's wall time over the requests answered, and the server process's
+  CPU time over them), the CPU time the users themselves (this process) took on the same machine, and
+  the engine's own time per request: the same purification (input loading, bare classification, purify)
+  timed in this process with the server's thread count, after the run, while the server is idle.
 - certify-purify (issue 12): a Purify at the defaults on the idle server (three seeds, the median), then
   one Certify at the Certify view's defaults (n0=10, n=100, K=4, b=10, with the comparison runs), and
   while it runs, Purify requests with other seeds: their latency against the idle one (goal: within 3x).
@@ -102,6 +103,12 @@ def classroom_plan(user: int, i: int, image, model: str) -> tuple[str, tuple]:
     return "purify", default_purify_args(image, model=model)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of process `pid` in MiB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -135,6 +142,8 @@ class Run:
     rss_peak: float = 0.0  # MiB, highest sample during the run
     load_start: float = 0.0  # the machine's 1-minute load average at the release
     load_end: float = 0.0  # ... after the last answer
+    server_cpu: float = 0.0  # CPU seconds the server used from the release to the last answer
+    client_cpu: float = 0.0  # CPU seconds this process (the users) used meanwhile
 
     @property
     def errors(self) -> int:
@@ -232,6 +241,7 @@ def run_users(url: str, users: int, requests: int, pid: int, deadline_s: float =
     start.wait()  # every client connected: release them together
     run.rss_start = rss_mib(pid)
     run.load_start = os.getloadavg()[0]
+    server_cpu, client_cpu = cpu_seconds(pid), cpu_seconds(os.getpid())
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     began = time.monotonic()
@@ -242,6 +252,7 @@ def run_users(url: str, users: int, requests: int, pid: int, deadline_s: float =
     sampler.join()
     run.rss_end = rss_mib(pid)
     run.load_end = os.getloadavg()[0]
+    run.server_cpu, run.client_cpu = cpu_seconds(pid) - server_cpu, cpu_seconds(os.getpid()) - client_cpu
     run.rss_peak = max(samples + [run.rss_start, run.rss_end, run.rss_mid])
     missing = total - len(run.requests)
     run.requests += [Request("?", run.wall, False, "no answer (client thread did not finish)")] * missing
@@ -302,7 +313,8 @@ def engine_seconds(image: Path, threads: int, repeats: int = 5, model: str = "di
 def classroom_table(runs: list[Run], engine: float) -> str:
     """Markdown: latencies, errors, and the server's time per request against the engine's own."""
     head = ("| users x requests | answered | errors | wall s | p50 s | p95 s | max s | queued (position shown) "
-            "| max position | server s / request | engine s / request | server / engine | load avg start / end |")
+            "| max position | server s / request (wall) | server CPU s / request | engine s / request "
+            "| server / engine (wall) | users' CPU s | load avg start / end |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     errors: set[str] = set()
     for r in runs:
@@ -313,8 +325,8 @@ def classroom_table(runs: list[Run], engine: float) -> str:
         rows.append(
             f"| {r.users} x {r.requests_per_user} | {len(ok)}/{len(r.requests)} | {r.errors} | {r.wall:.1f} "
             f"| {_pct(ok, 50)} | {_pct(ok, 95)} | {max(ok, default=0):.2f} | {len(queued)} "
-            f"| {max((q.position for q in queued), default='-')} | {per:.3f} | {engine:.3f} | {per / engine:.2f} "
-            f"| {r.load_start:.2f} / {r.load_end:.2f} |"
+            f"| {max((q.position for q in queued), default='-')} | {per:.3f} | {r.server_cpu / max(len(ok), 1):.3f} "
+            f"| {engine:.3f} | {per / engine:.2f} | {r.client_cpu:.1f} | {r.load_start:.2f} / {r.load_end:.2f} |"
         )
     if errors:
         rows += ["", "Errors:"] + [f"- {e}" for e in sorted(errors)]
