@@ -21,6 +21,8 @@ Scenarios (--scenario):
   CPU time over them), the CPU time the users themselves (this process) took on the same machine, and
   the engine's own time per request: the same purification (input loading, bare classification, purify)
   timed in this process with the server's thread count, after the run, while the server is idle.
+- own-seeds: as classroom, but each request has its own seed, so no two requests are the same and every
+  one is computed: the server's cost per computed request.
 - certify-purify (issue 12): a Purify at the defaults on the idle server (three seeds, the median), then
   one Certify at the Certify view's defaults (n0=10, n=100, K=4, b=10, with the comparison runs), and
   while it runs, Purify requests with other seeds: their latency against the idle one (goal: within 3x).
@@ -101,6 +103,11 @@ def mixed_plan(user: int, i: int, image, model: str) -> tuple[str, tuple]:
 def classroom_plan(user: int, i: int, image, model: str) -> tuple[str, tuple]:
     """Issue 12's class: every request is the Purify view's defaults."""
     return "purify", default_purify_args(image, model=model)
+
+
+def own_seeds_plan(user: int, i: int, image, model: str) -> tuple[str, tuple]:
+    """A class where each request has its own seed: the Purify view's defaults otherwise, nothing to share."""
+    return "purify", default_purify_args(image, seed=1 + user * 100 + i, model=model)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -439,8 +446,9 @@ def warm_up(url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=("mixed", "classroom", "certify-purify"), default="mixed",
+    parser.add_argument("--scenario", choices=("mixed", "classroom", "own-seeds", "certify-purify"), default="mixed",
                         help="mixed: alternating purify/certify; classroom: everyone sends the Purify defaults; "
+                             "own-seeds: the same with a seed per request; "
                              "certify-purify: Purify latency while a Certify runs")
     parser.add_argument("--users", default="8,30", help="comma-separated concurrent user counts")
     parser.add_argument("--requests", type=int, default=2, help="requests per user")
@@ -448,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
     parser.add_argument("--sessions", type=int, default=None,
                         help="sessions the server keeps in memory (default: the app's SESSION_CAPACITY)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="lower the users' own CPU priority by this much once the server has started "
+                             "(the server keeps its own): users and server share this machine's cores")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)  # internal: run the server
     args = parser.parse_args(argv)
     if args.serve is not None:
@@ -466,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, "-m", "bench.load", "--serve", str(port), "--threads", str(args.threads)]
     command += ["--sessions", str(args.sessions)] if args.sessions else []
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if args.nice:
+        os.nice(args.nice)  # the users yield the CPU to the server, as browsers on other machines would
     image = SAMPLE if args.scenario == "mixed" else default_image()
     try:
         _wait_for(url, proc, SERVER_START)
@@ -473,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scenario == "certify-purify":
             contention = run_contention(url, image, args.deadline)
         else:
-            plan = classroom_plan if args.scenario == "classroom" else mixed_plan
+            plan = {"classroom": classroom_plan, "own-seeds": own_seeds_plan}.get(args.scenario, mixed_plan)
             runs = [run_users(url, u, args.requests, proc.pid, args.deadline, image, plan=plan) for u in users]
     finally:
         proc.terminate()
@@ -486,12 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Load test, {datetime.date.today()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"server on CPU with {args.threads} torch thread(s), shipped digits model; loopback only.\n")
     sessions = f" --sessions {args.sessions}" if args.sessions else ""
+    nice = f" --nice {args.nice}" if args.nice else ""
     print(f"Command: `python -m bench.load --scenario {args.scenario} --users {args.users} --requests {args.requests} "
-          f"--threads {args.threads}{sessions}`\n")
+          f"--threads {args.threads}{sessions}{nice}`\n")
     if args.scenario == "certify-purify":
         print(contention.table())
         return 0 if all(r.ok for r in contention.idle + contention.busy + [contention.certify]) else 1
-    if args.scenario == "classroom":
+    if args.scenario in ("classroom", "own-seeds"):
         print(classroom_table(runs, engine_seconds(image, args.threads)))
     else:
         print(table(runs))
