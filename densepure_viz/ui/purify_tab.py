@@ -8,7 +8,13 @@ denoising and DensePure's vote. Afterwards a slider scrubs through the stored re
 
 from __future__ import annotations
 
+import atexit
+import functools
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,7 +23,6 @@ from typing import Any
 import gradio as gr
 import torch
 from gradio import processing_utils
-from gradio.utils import get_upload_folder
 from PIL import Image
 
 from densepure_viz.attacks import AttackConfig, AttackProgress
@@ -244,17 +249,35 @@ def request_key(ctx: AppContext, image, model, sigma, seeds, sampler, steps, see
     return "purify", model, file_digest(path), true_label(path), cfg, seed, choice(attack, "attack", ATTACKS), attack_cfg
 
 
+@functools.cache
+def _png_folder() -> Path:
+    """Where shared answers' images live: the system temp folder (Gradio serves from there), outside Gradio's
+    own cache, whose hourly cleanup would leave a kept answer (the first view keeps its frame) pointing nowhere."""
+    folder = Path(tempfile.mkdtemp(prefix="densepure-viz-shared-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 @dataclass
 class _Png:
-    """An output image written once as a PNG in Gradio's cache: every later answer sends the file as it is."""
+    """An output image written once as a PNG file: every later answer sends the file as it is.
+
+    The bytes are Gradio's own encoding of the image (what it would send); the file is named by them.
+    """
 
     image: Image.Image
     path: str = ""
 
     def file(self) -> str:
-        """The PNG's path, written again if it is gone (Gradio's cache cleanup)."""
+        """The PNG's path, written (atomically) on first use and again if it is gone."""
         if not (self.path and Path(self.path).is_file()):
-            self.path = processing_utils.save_pil_to_cache(self.image, get_upload_folder(), format="png")
+            data = processing_utils.encode_pil_to_bytes(self.image, "png")
+            path = _png_folder() / f"{hashlib.sha256(data).hexdigest()}.png"
+            fd, partial = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(partial, path)
+            self.path = str(path)
         return self.path
 
 
