@@ -7,7 +7,9 @@ py-spy (a sampling profiler, not a dependency of this project) samples every thr
 Each sample goes to the first stage below whose pattern appears anywhere on its stack; samples whose
 innermost frame is a wait (an idle worker thread, the event loop's select) are left out, and so are
 the stages outside the requests (start-up imports, the users' clients connecting, the warm-up's
-certification). Prints Markdown: per stage, CPU milliseconds per request and the share of the total.
+certification). Prints Markdown: per stage, busy milliseconds per request and the share of the total.
+A thread counts as busy while it runs or waits for a core (py-spy cannot tell them apart), so on a
+crowded machine the busy time exceeds the CPU time (bench.load reports that from /proc).
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ def stages(raw: Path) -> Counter:
 
 
 def table(counts: Counter, requests: int, rate: float) -> str:
-    """Markdown: CPU ms per request and share, per stage of the requests (outside-the-requests stage apart)."""
+    """Markdown: busy ms per request and share, per stage of the requests (outside-the-requests stage apart)."""
     outside = STAGES[0][0]
     inside = {k: v for k, v in counts.items() if k != outside}
     total = sum(inside.values())
-    rows = ["| stage | CPU ms / request | share |", "|---|---|---|"]
+    rows = ["| stage | busy ms / request | share |", "|---|---|---|"]
     for name, _ in STAGES[1:]:
         n = inside.get(name, 0)
         rows.append(f"| {name} | {1000 * n / rate / requests:.0f} | {100 * n / max(total, 1):.0f}% |")
