@@ -8,22 +8,13 @@ denoising and DensePure's vote. Afterwards a slider scrubs through the stored re
 
 from __future__ import annotations
 
-import atexit
-import functools
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import torch
-from gradio import processing_utils
-from PIL import Image
 
 from densepure_viz.attacks import AttackConfig, AttackProgress
 from densepure_viz.diffusion import SAMPLERS
@@ -39,6 +30,7 @@ from densepure_viz.sharing import file_digest
 from densepure_viz.ui.components import PIXELATED, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
+from densepure_viz.ui.shared_answers import answer_once
 from densepure_viz.ui.validation import LIMITS, choice, model_id, user_errors
 
 VOTE_WINS = ASSETS / "results" / "study" / "vote_wins_example.json"  # the study's example (python -m densepure_viz study)
@@ -249,65 +241,8 @@ def request_key(ctx: AppContext, image, model, sigma, seeds, sampler, steps, see
     return "purify", model, file_digest(path), true_label(path), cfg, seed, choice(attack, "attack", ATTACKS), attack_cfg
 
 
-@functools.cache
-def _png_folder() -> Path:
-    """Where shared answers' images live: the system temp folder (Gradio serves from there), outside Gradio's
-    own cache, whose hourly cleanup would leave a kept answer (the first view keeps its frame) pointing nowhere."""
-    folder = Path(tempfile.mkdtemp(prefix="densepure-viz-shared-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
-
-
-@dataclass
-class _Png:
-    """An output image written once as a PNG file: every later answer sends the file as it is.
-
-    The bytes are Gradio's own encoding of the image (what it would send); the file is named by them.
-    """
-
-    image: Image.Image
-    path: str = ""
-
-    def file(self) -> str:
-        """The PNG's path, written (atomically) on first use and again if it is gone."""
-        if not (self.path and Path(self.path).is_file()):
-            data = processing_utils.encode_pil_to_bytes(self.image, "png")
-            path = _png_folder() / f"{hashlib.sha256(data).hexdigest()}.png"
-            fd, partial = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(partial, path)
-            self.path = str(path)
-        return self.path
-
-
-def _as_png(value: Any) -> Any:
-    """value with its PIL image, bare or in an update dict, as a _Png."""
-    if isinstance(value, Image.Image):
-        return _Png(value)
-    if isinstance(value, dict) and isinstance(value.get("value"), Image.Image):
-        return {**value, "value": _Png(value["value"])}
-    return value
-
-
-def _copy(outputs: list) -> list:
-    """Outputs to hand to Gradio: PNG files for _Pngs, and fresh update dicts (Gradio pops their "value")."""
-    def one(v: Any) -> Any:
-        if isinstance(v, _Png):
-            return v.file()
-        if isinstance(v, dict) and isinstance(v.get("value"), _Png):
-            return {**v, "value": v["value"].file()}
-        return dict(v) if isinstance(v, dict) else v
-
-    return [one(v) for v in outputs]
-
-
 def shared(ctx: AppContext, handler):
-    """`handler`, with identical requests computed once (ctx.shared, see densepure_viz.sharing).
-
-    The first request streams its frames as usual; the same request again (or while it runs) gets the
-    same final frame at once, without recomputing it, its images encoded once as PNG files.
-    """
+    """`handler`, with identical requests computed once (ctx.shared; see ui.shared_answers)."""
 
     def purify(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat,
                progress=gr.Progress()):
@@ -315,21 +250,8 @@ def shared(ctx: AppContext, handler):
         try:
             key = request_key(ctx, *args)
         except Exception:  # noqa: BLE001 - bad input: the handler itself reports it in one line
-            yield from handler(*args, progress=progress)
-            return
-        claim = ctx.shared.claim(key)
-        if claim.value is not None:
-            yield _copy(claim.value)
-            return
-        try:
-            final = None
-            for outputs in handler(*args, progress=progress):
-                final = [dict(v) if isinstance(v, dict) else v for v in outputs]  # before Gradio pops the values
-                yield outputs
-            if final is not None:
-                claim.publish([_as_png(v) for v in final])
-        finally:
-            claim.release()
+            key = None
+        yield from answer_once(ctx.shared, key, lambda: handler(*args, progress=progress))
 
     return purify
 
