@@ -1,7 +1,7 @@
 """Load test of the explorer (issues 6 and 12): N concurrent gradio_client users against a local server.
 
-    python -m bench.load [--scenario mixed|classroom|certify-purify] [--users 8,30] [--requests 2]
-                         [--deadline 600] [--threads 1] [--sessions N]
+    python -m bench.load [--scenario mixed|classroom|own-seeds|certify-purify] [--users 8,30] [--requests 2]
+                         [--deadline 600] [--threads 1] [--sessions N] [--nice N]
 
 The app (the shipped digits model, on CPU) runs in a subprocess on a free 127.0.0.1 port: loopback
 only, stopped at the end whatever happens. For each user count, that many threads each open their
