@@ -205,9 +205,11 @@ def test_attack_controls_map_to_attack_configs():
         parse_attack("PGD", "linf", 1.5, 5, "classifier", 0.5, 0)
 
 
-def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, sample):
+def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, sample, monkeypatch):
+    from densepure_viz.ui import purify_tab
     from densepure_viz.ui.purify_tab import make_handler
 
+    monkeypatch.setattr(purify_tab, "STREAM_INTERVAL", 0.0)  # a frame per step (a real run streams every 0.5 s)
     frames = list(make_handler(ctx)(sample, "digits", 0.5, 3, "fast", 4, 7, "none", "linf", 0.1, 10, "classifier",
                                     progress=lambda *a, **k: None))
     assert len(frames) >= 3  # the input, at least one reverse step, the result

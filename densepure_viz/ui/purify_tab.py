@@ -21,21 +21,26 @@ from densepure_viz.diffusion import SAMPLERS
 from densepure_viz.errors import InputError
 from densepure_viz.grids import choose_scale, column_indices, step_view, trajectory_grid
 from densepure_viz.images import to_pil
+from densepure_viz.inputs import true_label
 from densepure_viz.plots.images import vote_histogram_figure
 from densepure_viz.models import ASSETS, DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.reports import attack_json, purify_json, tied_labels
+from densepure_viz.sharing import file_digest
 from densepure_viz.stories import PURIFY_STORIES
 from densepure_viz.ui.components import PIXELATED, glossary_accordion, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
+from densepure_viz.ui.shared_answers import answer_once
 from densepure_viz.ui.story_buttons import story_row
-from densepure_viz.ui.validation import LIMITS, model_id, user_errors
+from densepure_viz.ui.validation import LIMITS, choice, model_id, user_errors
 
 VOTE_WINS = ASSETS / "results" / "study" / "vote_wins_example.json"  # the study's example (python -m densepure_viz study)
 MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
-STREAM_INTERVAL = 0.2  # seconds between streamed frames (the final frame always goes out)
+STREAM_INTERVAL = 0.5  # seconds before the first streamed frame and between frames (the final frame always goes out):
+# a run shorter than this (the defaults on a CPU) sends only its final frame, sparing the server a grid, a figure and
+# their encoding per frame
 DISPLAY_SCALE = 8  # nearest-neighbour enlargement of single images (16x16 -> 128x128)
 
 
@@ -177,7 +182,8 @@ def make_handler(ctx: AppContext):
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
         scale = choose_scale(size, len(shown) + 1)
         cols_t, cols_x0, cols_lab, cols_ts = [], [], [], []
-        last, result = 0.0, None
+        step_labels_of: dict[int, list[int]] = {}  # step -> the K labels of its predicted x0, computed once
+        last, result = time.monotonic(), None
         for item in purify_stream(models, prep.purifier_input, cfg, seed):
             if isinstance(item, PurifyResult):
                 result = item
@@ -187,7 +193,7 @@ def make_handler(ctx: AppContext):
             if frame.step not in shown:
                 continue
             with torch.inference_mode():
-                step_labels = models.predict(frame.x0).cpu().tolist()
+                step_labels = step_labels_of[frame.step] = models.predict(frame.x0).cpu().tolist()
             cols_t.append(frame.x_t)
             cols_x0.append(frame.x0)
             cols_lab.append(step_labels)
@@ -212,7 +218,8 @@ def make_handler(ctx: AppContext):
                 "t": [result.frames[i].t for i in keep],
                 "x_t": [result.frames[i].x_t for i in keep],
                 "x0": [result.frames[i].x0 for i in keep],
-                "labels": [models.predict(result.frames[i].x0).cpu().tolist() for i in keep],
+                "labels": [step_labels_of[i] if i in step_labels_of else models.predict(result.frames[i].x0).cpu().tolist()
+                           for i in keep],
                 "scale": max(1, min(6, 96 // size)),
             }
         last_i = len(keep) - 1
@@ -223,6 +230,30 @@ def make_handler(ctx: AppContext):
         yield PurifyOutputs(clean_img, adv_img, noisy, grid, fig, text,
                             result_json(prep, result, models, cfg, seed, attack, attack_cfg), slider, scrub_img,
                             scrub).as_list()
+
+    return shared(ctx, purify)
+
+
+def request_key(ctx: AppContext, image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps,
+                threat) -> tuple:
+    """What a purification's outputs depend on: the model, the file's bytes and true label, the configs, the seed."""
+    model = model_id(model, ctx.pool.names)
+    path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
+    attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
+    return "purify", model, file_digest(path), true_label(path), cfg, seed, choice(attack, "attack", ATTACKS), attack_cfg
+
+
+def shared(ctx: AppContext, handler):
+    """`handler`, with identical requests computed once (ctx.shared; see ui.shared_answers)."""
+
+    def purify(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat,
+               progress=gr.Progress()):
+        args = (image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat)
+        try:
+            key = request_key(ctx, *args)
+        except Exception:  # noqa: BLE001 - bad input: the handler itself reports it in one line
+            key = None
+        yield from answer_once(ctx.shared, key, lambda: handler(*args, progress=progress))
 
     return purify
 
@@ -282,6 +313,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
             with gr.Row():
                 run = gr.Button("Run DensePure", variant="primary", elem_id="purify-run")
                 stop = gr.Button("Stop", variant="stop")
+                # a queued Run shows its place in line here, then its progress: next to the button, above the fold
+                run_status = gr.Markdown("", min_height=44, min_width=160, elem_id="purify-run-status")
                 example = gr.Button("Example: where the vote wins", size="sm", visible=VOTE_WINS.is_file(),
                                     elem_id="purify-vote-wins")
     stories = gr.Column()  # filled below, once the outputs exist
@@ -316,7 +349,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     attack_inputs = [attack, norm, eps, attack_steps, threat]
     inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
     handler = make_handler(ctx)
-    lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency}
+    lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency,
+            "show_progress_on": [run_status, grid]}  # queue position and progress beside Run
     event = run.click(handler, inputs, outputs.as_list(), api_name="purify", **lane)
     with stories:
         story_events = story_row("purify", PURIFY_STORIES, inputs,

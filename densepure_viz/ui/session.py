@@ -1,4 +1,5 @@
-"""What the app shares between requests: lazily loaded models, the device, the samples, the GPU decorator.
+"""What the app shares between requests: lazily loaded models, the device, the samples, the GPU decorator,
+and the outputs of identical requests (computed once: a class sending the same request at once).
 
 Models are loaded on first use (never at import or build time) and cached per (name, device). A
 model that cannot be loaded (offline hub id, missing files) raises ModelLoadError with its message;
@@ -18,6 +19,7 @@ import torch
 from densepure_viz.inputs import true_label
 from densepure_viz.images import list_images
 from densepure_viz.models import ASSETS, REGISTRY, DensePureModels, ModelLoadError, default_device, load_models
+from densepure_viz.sharing import SharedResults
 
 Loader = Callable[[str, torch.device], DensePureModels]  # (registry name, device) -> loaded models
 SAMPLES = ASSETS / "samples" / "digits"  # shipped test digits (scripts/export_samples.py)
@@ -106,6 +108,7 @@ class AppContext:
     pool: ModelPool  # the models
     samples: list[Sample] = field(default_factory=list_samples)  # gallery images
     engine_concurrency: int = 1  # simultaneous interactive model requests (1 on CPU, 2 on a GPU)
+    shared: SharedResults = field(default_factory=SharedResults)  # identical requests' outputs, computed once
 
     @property
     def default_image(self) -> str | None:
