@@ -53,6 +53,8 @@ body .gradio-container .row > :is(.block:has(.js-plotly-plot), .column:has(> .bl
   body .gradio-container .row > * { min-width: 0 !important; width: 100%; }
   body .gradio-container :is(.block, .block img) { max-width: 100%; }
   body #present-toggle { display: none; }
+  /* a story button is a finger's tap target (44 px, Apple's and WCAG's), not Gradio's 26 px small button */
+  body .gradio-container button[id^="story-"] { min-height: 44px; }
   /* wide figures and tables keep their titles and words whole and scroll sideways inside their box */
   body .gradio-container .block:has(.js-plotly-plot) { overflow-x: auto !important; }
   body .gradio-container .js-plotly-plot { min-width: 600px; }
