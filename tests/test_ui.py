@@ -346,15 +346,3 @@ def test_the_patched_cache_replaces_files_whole(tmp_path, app):
     assert path.stat().st_ino != inode and Image.open(path).getpixel((0, 0)) == 5
     assert sorted(p.name for p in path.parent.iterdir()) == ["image.png"]  # no partial file left behind
 
-
-def test_each_run_button_clears_its_story_line(app):
-    """A view's own Run empties its story line (and the outputs that described the story's run), through Gradio's
-    own postprocessing: a lone output takes its value unwrapped, so a one-item list ([""]) was an error on Purify."""
-    import asyncio
-
-    looks = {b._id for b in app.blocks.values() if "story-look" in (getattr(b, "elem_classes", None) or [])}
-    clears = [fn for fn in app.fns.values() if not fn.inputs and fn.outputs and fn.outputs[0]._id in looks]
-    assert len(clears) == len(looks) == 3  # Purify, Certify, the 2D view
-    for fn in clears:
-        out = asyncio.run(app.process_api(fn, []))
-        assert out["data"][0] == "" and all(v is None for v in out["data"][1:]), out["data"]
