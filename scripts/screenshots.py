@@ -37,7 +37,7 @@ PHONE = {"width": 390, "height": 844}
 PRESENT_SHOTS = ("present-purify", "present-certify")  # presentation tour: the screen as the class sees it
 PHONE_SHOTS = ("phone-purify", "phone-stories", "phone-verdict")  # phone tour: the top of the page, then a story tapped
 # (its buttons and line scrolled to), then its verdict
-PURIFY_STORY = "attack-recovers"  # the story the presentation and phone tours run on Purify ("attack the classifier, ...")
+PURIFY_STORY = "attack-recovers"  # the story the presentation and phone tours run on Purify (its button's elem_id)
 CERTIFY_STORY = "certify-robust"  # and on Certify
 TAP_MIN_PX = 44  # a finger's tap target (Apple's guidelines, WCAG 2.5.5)
 SCREENSHOT_WIDTH = 960  # README images are downscaled to this width
@@ -132,7 +132,7 @@ def purify_a_three(page) -> None:
 def run_story(page, key: str) -> None:
     """Click (tap, on a touch screen) the story's button; return once its line and its view's result are shown.
 
-    Purify: the verdict changed, the votes and the grid drawn; Certify: the certificate, then the scale of its
+    Purify: the verdict changed (so a story is run once per page), the votes and the grid drawn; Certify: the certificate, then the scale of its
     radius (cleared at the click, filled once the run has succeeded). Nothing is left running.
     """
     from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES
@@ -141,7 +141,10 @@ def run_story(page, key: str) -> None:
     title = next(s.title for s in (*PURIFY_STORIES, *CERTIFY_STORIES) if s.key == key)
     before = page.locator("#purify-verdict").inner_text()
     button = page.locator(f"#story-{key}")
-    button.tap() if page.evaluate("'ontouchstart' in window") else button.click()
+    if page.evaluate("'ontouchstart' in window"):  # the phone tour's page has a touch screen
+        button.tap()
+    else:
+        button.click()
     text_contains(page, f"#{view}-story-look", title)
     if view == "purify":
         page.wait_for_function("(before) => document.querySelector('#purify-verdict').innerText !== before",
@@ -150,8 +153,9 @@ def run_story(page, key: str) -> None:
         page.wait_for_selector("#purify-grid img")
         idle(page, "#purify-verdict", "#purify-votes", "#purify-grid")
     else:
-        page.wait_for_function("() => /Certified|does not certify|abstain/.test(document.querySelector('#certify-status').innerText)"
-                               " && document.querySelector('#certify-scale').innerText.trim() !== ''", timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "() => /Certified|does not certify|abstain/.test(document.querySelector('#certify-status').innerText)"
+            " && document.querySelector('#certify-scale').innerText.trim() !== ''", timeout=TIMEOUT_MS)
         idle(page, "#certify-status", "#certify-card", "#certify-scale")
 
 
