@@ -35,7 +35,11 @@ TABS = {"purify": "1. Purify", "certify": "2. Certify", "regions": "3. Robust re
 PROJECTOR = {"width": 1280, "height": 720}  # presentation mode's target
 PHONE = {"width": 390, "height": 844}
 PRESENT_SHOTS = ("present-purify", "present-certify")  # presentation tour: the screen as the class sees it
-PHONE_SHOTS = ("phone-purify", "phone-verdict")  # phone tour: the top of the page, then the verdict scrolled to
+PHONE_SHOTS = ("phone-purify", "phone-stories", "phone-verdict")  # phone tour: the top of the page, then a story tapped
+# (its buttons and line scrolled to), then its verdict
+PURIFY_STORY = "attack-recovers"  # the story the presentation and phone tours run on Purify (its button's elem_id)
+CERTIFY_STORY = "certify-robust"  # and on Certify
+TAP_MIN_PX = 44  # a finger's tap target (Apple's guidelines, WCAG 2.5.5)
 SCREENSHOT_WIDTH = 960  # README images are downscaled to this width
 SCREENSHOT_HEIGHT = 1900  # and cropped to this many page pixels from the top
 TIMEOUT_MS = 60_000  # the longest any one step may take (a certification on CPU)
@@ -108,8 +112,7 @@ def idle(page, *selectors: str) -> None:
 def purify_a_three(page) -> None:
     """Pick the gallery's "3" and Run; return once the verdict, the vote histogram and the grid are on the page.
 
-    Hook for the story presets: a preset click belongs here (it sets every control, then Run), and the
-    three tours that call this then show that story.
+    The desktop tour's Purify step; the presentation and phone tours run a story instead (run_story).
     """
     before = page.locator("#purify-image img").first.get_attribute("src")
     page.locator('#purify-samples button[aria-label="Thumbnail 7 of 20"]').click()
@@ -126,10 +129,34 @@ def purify_a_three(page) -> None:
     idle(page, "#purify-verdict", "#purify-votes", "#purify-grid")
 
 
-def attack_with(page, attack: str) -> None:
-    """Open the Purify view's perturbation panel and choose an attack (its default settings)."""
-    page.get_by_text("Adversarial perturbation (optional)").click()
-    page.get_by_role("radio", name=attack).check()
+def run_story(page, key: str) -> None:
+    """Click (tap, on a touch screen) the story's button; return once its line and its view's result are shown.
+
+    Purify: the verdict changed (so a story is run once per page), the votes and the grid drawn; Certify: the certificate, then the scale of its
+    radius (cleared at the click, filled once the run has succeeded). Nothing is left running.
+    """
+    from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES
+
+    view = "purify" if key in {s.key for s in PURIFY_STORIES} else "certify"
+    title = next(s.title for s in (*PURIFY_STORIES, *CERTIFY_STORIES) if s.key == key)
+    before = page.locator("#purify-verdict").inner_text()
+    button = page.locator(f"#story-{key}")
+    if page.evaluate("'ontouchstart' in window"):  # the phone tour's page has a touch screen
+        button.tap()
+    else:
+        button.click()
+    text_contains(page, f"#{view}-story-look", title)
+    if view == "purify":
+        page.wait_for_function("(before) => document.querySelector('#purify-verdict').innerText !== before",
+                               arg=before, timeout=TIMEOUT_MS)
+        page.wait_for_selector("#purify-votes .js-plotly-plot .barlayer")
+        page.wait_for_selector("#purify-grid img")
+        idle(page, "#purify-verdict", "#purify-votes", "#purify-grid")
+    else:
+        page.wait_for_function(
+            "() => /Certified|does not certify|abstain/.test(document.querySelector('#certify-status').innerText)"
+            " && document.querySelector('#certify-scale').innerText.trim() !== ''", timeout=TIMEOUT_MS)
+        idle(page, "#certify-status", "#certify-card", "#certify-scale")
 
 
 def certify_small(page) -> None:
@@ -200,6 +227,33 @@ LAYOUT_PROBLEMS_JS = """() => {
 }"""
 
 
+# Whether a finger can use each shown button the selector names: tall enough, inside the screen's width, on top
+# where its centre is (scrolled into view first: nothing covers it), clear of the others. One line per problem.
+TAP_PROBLEMS_JS = """([selector, minimum]) => {
+  const W = window.innerWidth, problems = [];
+  const buttons = [...document.querySelectorAll(selector)].filter(b => b.checkVisibility());
+  if (!buttons.length) problems.push(`no button shown matches ${selector}`);
+  const boxes = buttons.map(b => {
+    b.scrollIntoView({ block: 'center' });
+    const r = b.getBoundingClientRect(), x = (r.left + r.right) / 2, y = (r.top + r.bottom) / 2;
+    const top = document.elementFromPoint(x, y);
+    if (!top || !b.contains(top)) problems.push(`#${b.id} is covered at its centre by ${top ? top.tagName + '.' + top.className : 'nothing'}`);
+    if (r.height < minimum) problems.push(`#${b.id} is ${r.height.toFixed(0)}px tall (a tap needs ${minimum})`);
+    if (r.left < -1 || r.right > W + 1) problems.push(`#${b.id} spans x = ${r.left.toFixed(0)}..${r.right.toFixed(0)}`);
+    return [b.id, r.left, r.top + window.scrollY, r.right, r.bottom + window.scrollY];
+  });
+  boxes.forEach(([a, l, t, r, b], i) => boxes.slice(i + 1).forEach(([c, l2, t2, r2, b2]) => {
+    if (l < r2 - 1 && l2 < r - 1 && t < b2 - 1 && t2 < b - 1) problems.push(`#${a} and #${c} overlap`);
+  }));
+  return problems;
+}"""
+
+
+def tap_problems(page, selector: str = 'button[id^="story-"]', minimum: int = TAP_MIN_PX) -> list[str]:
+    """The problems a finger would have with the shown buttons `selector` names (see TAP_PROBLEMS_JS)."""
+    return page.evaluate(TAP_PROBLEMS_JS, [selector, minimum])
+
+
 def layout_problems(page) -> list[str]:
     """The layout problems on the page as shown now (see LAYOUT_PROBLEMS_JS)."""
     return page.evaluate(LAYOUT_PROBLEMS_JS)
@@ -227,7 +281,8 @@ def snap(page, name: str, out: Path) -> Path:
 def present_tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | None = None) -> dict[str, Path]:
     """Presentation mode (?mode=present) at 1280x720: each view's result, screenshots of Purify and Certify.
 
-    Purify runs under a PGD attack: its verdict has a line more than without, the longest the view shows.
+    Purify and Certify run a story (PURIFY_STORY, CERTIFY_STORY), as a class would see it: its line beside the
+    result. Purify's is under a PGD attack: its verdict has a line more than without, the longest the view shows.
 
     `on_view(name, page)` runs once each view shows its result, the page scrolled to the top.
     """
@@ -246,12 +301,10 @@ def present_tour(browser, url: str, out: Path, on_view: Callable[[str, object], 
         if f"present-{view}" in PRESENT_SHOTS:
             shots[f"present-{view}"] = snap(page, f"present-{view}", out)
 
-    attack_with(page, "PGD")
-    purify_a_three(page)
-    text_contains(page, "#purify-verdict", "attacked input x_a")
+    run_story(page, PURIFY_STORY)
     done("purify")
     open_view(page, "certify")
-    certify_small(page)
+    run_story(page, CERTIFY_STORY)
     done("certify")
     open_view(page, "regions")
     text_contains(page, "#regions-summary", "robust region")
@@ -266,26 +319,32 @@ def present_tour(browser, url: str, out: Path, on_view: Callable[[str, object], 
 
 
 def phone_tour(browser, url: str, out: Path, on_view: Callable[[str, object], None] | None = None) -> dict[str, Path]:
-    """The page on a 390x844 phone: every view opened from its tab; screenshots of the top and of the verdict.
+    """The page on a 390x844 phone: every view opened from its tab, a story tapped on Purify and on Certify;
+    screenshots of the top, of the Purify story's buttons and line, and of its verdict.
 
-    `on_view(name, page)` runs once each view is shown (Purify after a run), the page scrolled to the top.
+    `on_view(name, page)` runs once each view is shown (Purify and Certify after their story), the page scrolled
+    to the top.
     """
     out.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=1)
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
     page.wait_for_selector("#purify-votes .js-plotly-plot")
-    purify_a_three(page)
+    shots = {"phone-purify": snap(page, "phone-purify", out)}
+    run_story(page, PURIFY_STORY)
     page.evaluate("window.scrollTo(0, 0)")
     if on_view:
         on_view("purify", page)
-    shots = {"phone-purify": snap(page, "phone-purify", out)}
+    page.evaluate("document.querySelector('#story-%s').parentElement.scrollIntoView({block: 'start'})" % PURIFY_STORY)
+    shots["phone-stories"] = snap(page, "phone-stories", out)
     page.evaluate("document.querySelector('#purify-verdict').scrollIntoView({block: 'start'})")
     shots["phone-verdict"] = snap(page, "phone-verdict", out)
     for view, ready in (("certify", "#certify-run"), ("regions", "#regions-summary .prose"),
                         ("density", "#density-summary .prose"), ("about", "#about-study, .tabitem .prose")):
         open_view(page, view)
         page.wait_for_selector(ready, state="attached")
+        if view == "certify":
+            run_story(page, CERTIFY_STORY)
         page.evaluate("window.scrollTo(0, 0)")
         if on_view:
             on_view(view, page)

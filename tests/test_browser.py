@@ -14,10 +14,13 @@ import os
 import pytest
 
 from densepure_viz.models import ASSETS, load_models
-from scripts.screenshots import (PHONE_SHOTS, PRESENT_SHOTS, TABS, VIEWS, above_the_fold, chromium, layout_problems,
-                                 phone_tour, present_tour, serve, tour)
+from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES
+from scripts.screenshots import (CERTIFY_STORY, PHONE_SHOTS, PRESENT_SHOTS, PURIFY_STORY, TABS, VIEWS, above_the_fold,
+                                 chromium, layout_problems, phone_tour, present_tour, serve, tap_problems, tour)
 
 SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()
+STORY_TITLES = {"purify": {s.key: s.title for s in PURIFY_STORIES}[PURIFY_STORY],  # the stories the tours run
+                "certify": {s.key: s.title for s in CERTIFY_STORIES}[CERTIFY_STORY]}
 pytestmark = pytest.mark.slow
 
 
@@ -50,16 +53,20 @@ def test_the_views_in_a_real_browser(browser, server, tmp_path):
     assert all(shots[v].parent == tmp_path and 0 < shots[v].stat().st_size < 500_000 for v in VIEWS)
 
 
-# what must be on screen, without scrolling, once each view has its result in presentation mode at 1280x720
+# what must be on screen, without scrolling, once each view has its result in presentation mode at 1280x720 (on
+# Purify and Certify a story has run: its buttons and its "what to look at" line belong to the result)
 RESULT_ABOVE_THE_FOLD = {
-    "purify": ("#purify-verdict", "#purify-votes", "#purify-run"),
-    "certify": ("#certify-status", "#certify-card tbody tr", "#certify-run"),
+    "purify": ("#purify-verdict", "#purify-votes", "#purify-story-look", f"#story-{PURIFY_STORY}", "#purify-run"),
+    "certify": ("#certify-status", "#certify-card tbody tr", "#certify-story-look", f"#story-{CERTIFY_STORY}",
+                "#certify-run"),
     "regions": ("#regions-scene .nsewdrag", "#regions-summary h3, #regions-summary p", "#regions-run"),
     "density": ("#density-projection .nsewdrag", "#density-run"),
 }
 
 
 def test_presentation_mode_puts_each_result_above_the_fold(browser, server, tmp_path):
+    """Fails when a result, or a story's line, ends below y = 720: e.g. with the story line in the body's type
+    under the vote histogram (before the compact story row in ui/components.py it ended at y = 816)."""
     seen = {}
 
     def check(view, page):
@@ -68,6 +75,7 @@ def test_presentation_mode_puts_each_result_above_the_fold(browser, server, tmp_
             "problems": layout_problems(page),
             "type": page.evaluate("parseFloat(getComputedStyle(document.querySelector('#purify-run, #certify-run,"
                                   " #regions-run, #density-run')).fontSize)"),
+            "look": page.locator(f"#{view}-story-look").inner_text() if view in STORY_TITLES else None,
         }
 
     shots = present_tour(browser, server, tmp_path, on_view=check)
@@ -76,6 +84,8 @@ def test_presentation_mode_puts_each_result_above_the_fold(browser, server, tmp_
         assert found["hidden"] == [], f"{view}: not above the fold at 1280x720: {found['hidden']}"
         assert found["problems"] == [], f"{view}: {found['problems']}"
         assert found["type"] >= 20  # bigger type (Gradio's large button text is 16 px)
+        if view in STORY_TITLES:  # the line on screen is the story's that ran
+            assert found["look"].startswith(STORY_TITLES[view]), found["look"]
 
 
 def test_presentation_mode_follows_its_checkbox_and_the_address(browser, server):
@@ -94,11 +104,17 @@ def test_presentation_mode_follows_its_checkbox_and_the_address(browser, server)
 
 
 def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, server, tmp_path):
-    problems, tabs = {}, {}
+    """Also taps a story on Purify and on Certify (the tour waits for its result, or times out): each view's story
+    buttons must be whole, uncovered, apart and a finger's height. Fails with Gradio's 26 px small buttons (without
+    the phone's min-height rule in ui/components.py), or when the stacked row lets a button spill off the screen."""
+    problems, tabs, taps, looks = {}, {}, {}, {}
 
     def check(view, page):
         problems[view] = layout_problems(page)
         tabs[view] = [page.get_by_role("tab", name=name).bounding_box() for name in TABS.values()]
+        if view in STORY_TITLES:
+            taps[view] = tap_problems(page)
+            looks[view] = page.locator(f"#{view}-story-look").inner_text()
 
     shots = phone_tour(browser, server, tmp_path, on_view=check)
     assert list(problems) == list(VIEWS) and set(shots) == set(PHONE_SHOTS)
@@ -107,6 +123,9 @@ def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, serve
         # every tab is a visible button inside the screen's width, at the top of the page (not in a menu)
         assert all(box is not None and 0 <= box["x"] and box["x"] + box["width"] <= 390 and box["y"] < 844
                    for box in tabs[view]), tabs[view]
+    for view, title in STORY_TITLES.items():
+        assert taps[view] == [], f"{view}'s story buttons at 390x844: {taps[view]}"
+        assert looks[view].startswith(title), looks[view]  # the tapped story ran and says what to look at
 
 
 def test_the_sketchpad_draws_on_the_first_stroke(browser, server):

@@ -345,3 +345,4 @@ def test_the_patched_cache_replaces_files_whole(tmp_path, app):
     assert Path(processing_utils.save_pil_to_cache(img, str(tmp_path), format="png")) == path
     assert path.stat().st_ino != inode and Image.open(path).getpixel((0, 0)) == 5
     assert sorted(p.name for p in path.parent.iterdir()) == ["image.png"]  # no partial file left behind
+

@@ -53,6 +53,8 @@ body .gradio-container .row > :is(.block:has(.js-plotly-plot), .column:has(> .bl
   body .gradio-container .row > * { min-width: 0 !important; width: 100%; }
   body .gradio-container :is(.block, .block img) { max-width: 100%; }
   body #present-toggle { display: none; }
+  /* a story button is a finger's tap target (44 px, Apple's and WCAG's), not Gradio's 26 px small button */
+  body .gradio-container button[id^="story-"] { min-height: 44px; }
   /* wide figures and tables keep their titles and words whole and scroll sideways inside their box */
   body .gradio-container .block:has(.js-plotly-plot) { overflow-x: auto !important; }
   body .gradio-container .js-plotly-plot { min-width: 600px; }
@@ -97,8 +99,14 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
   }
   body.dp-present .tabitem .column:has(> .story-look) { display: contents; }
   body.dp-present .tabitem .row:has(> button[id^="story-"]) { grid-column: 2 / 4; grid-row: 1; }
+  /* compact: the row's label without its explanation (buttons on one line where they fit), the line in smaller type
+     (beside the answer it is a caption: in the body's type it ran below the bottom of a 720 px screen) */
+  body.dp-present .tabitem .story-how { display: none; }
+  body.dp-present .tabitem .row:has(> button[id^="story-"]) { flex-wrap: nowrap; align-items: center; }
+  body.dp-present .tabitem .row:has(> button[id^="story-"]) > .block { flex: 0 0 auto; width: max-content; min-width: 0 !important; }
+  body.dp-present .tabitem .story-look :is(.md, p) { font-size: var(--text-sm); line-height: 1.4; }
   body.dp-present .tabitem :is(#purify-story-look, #regions-story-look) { grid-column: 3; grid-row: 3; }
-  body.dp-present .tabitem #certify-story-look { order: -1; }
+  body.dp-present .tabitem #certify-story-look { grid-column: 2 / 4; order: -1; }
   body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) > * {
     grid-column: 2 / 4; margin-bottom: var(--layout-gap);
   }

@@ -21,11 +21,16 @@ def story_row(view: str, stories: Sequence[Story], controls: list, run: dict[str
     outputs are cleared when a new run starts (they would describe the previous one).
     """
     with gr.Row(equal_height=True):
-        gr.Markdown("**Stories** (one click sets every control and runs):")
+        gr.Markdown('**Stories**<span class="story-how"> (one click sets every control and runs)</span>:')
         buttons = [gr.Button(s.title, size="sm", elem_id=f"story-{s.key}") for s in stories]
     look = gr.Markdown(elem_id=f"{view}-story-look", elem_classes=["story-look"])
     stale = list(after["outputs"]) if after is not None else []
-    button.click(lambda: ["", *[None] * len(stale)], None, [look, *stale], queue=False, api_visibility="private")
+
+    def clear() -> str | tuple:
+        """The emptied line and stale outputs (a lone output's value goes unwrapped: Gradio wraps it itself)."""
+        return ("", *[None] * len(stale)) if stale else ""
+
+    button.click(clear, None, [look, *stale], queue=False, api_visibility="private")
     events = []
     for story, story_button in zip(stories, buttons):
         def apply(story: Story = story) -> list:
