@@ -5,20 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
+from test_browser import browser  # noqa: F401 - the shared chromium fixture (fails under CI when it is missing)
 
 from densepure_viz.models import custom_spec, load_models
-from scripts.screenshots import chromium, serve
+from scripts.screenshots import serve
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        with chromium() as b:
-            yield b
-    except (ImportError, FileNotFoundError) as exc:
-        pytest.skip(str(exc))
 
 
 def test_a_queued_run_shows_its_position_next_to_the_button(browser, tiny_dirs):
