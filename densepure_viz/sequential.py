@@ -255,9 +255,11 @@ def sequential_certify_radii(
     decided: dict[int, SequentialResult] = {}
     for progress, best_upper in _looks(base, num_classes, sigma, cfg, selection, chunk):
         for i, radius in enumerate(radii):
+            if i in decided:
+                continue
             decision = _decide(progress.p_lower, progress.p_upper, best_upper, thresholds[i], True,
                                progress.draws == cfg.n)
-            if i not in decided and decision is not None:
+            if decision is not None:
                 decided[i] = _result(progress, decision, radius, cfg, selection, sigma)
         if len(decided) == len(radii):
             break
