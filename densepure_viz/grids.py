@@ -3,7 +3,7 @@
 A trajectory grid has one row per reverse seed and one column per evaluated timestep; each cell shows
 the sample x_t (scaled back to image range) above the predicted clean image x0_hat, framed in the
 colour of the classifier's label for x0_hat. The last column holds the purified images, whose labels
-are the votes. A legend band on top maps each frame colour to its label. Images are enlarged with
+are the votes. A legend band on top maps each frame colour to its label (also on the one-step view). Images are enlarged with
 nearest-neighbour so 16x16 digits stay crisp; text grows with the picture, which a page shrinks to fit
 its column, and the band's right end stays blank (where a page puts its image buttons).
 """
@@ -176,19 +176,26 @@ def image_row(
     return row
 
 
-def step_view(x_t: torch.Tensor, x0: torch.Tensor, labels: Sequence[int] | None, t: int, scale: int = 4) -> Image.Image:
-    """All K seeds at one timestep: x_t in the first row, x0_hat (framed by its label) in the second."""
+def step_view(x_t: torch.Tensor, x0: torch.Tensor, labels: Sequence[int] | None, t: int, scale: int = 4,
+              label_names: Sequence[str] | None = None) -> Image.Image:
+    """All K seeds at one timestep: x_t in the first row, x0_hat (framed by its label) in the second, under the
+    trajectory grid's legend band (the labels shown; label_names names them, else their numbers)."""
     top = image_row(x_t, None, None, scale)
     bottom = image_row(x0, labels, None, scale)
     size = text_size(MARGIN + max(top.width, bottom.width))
     font = _font(size)
     margin = max(MARGIN, _text_width("x0_hat ", font) + 6)
     header = max(HEADER, int(1.5 * size))
-    out = Image.new("RGB", (margin + max(top.width, bottom.width), header + top.height + GAP + bottom.height), BACKGROUND)
+    width = margin + max(top.width, bottom.width)
+    shown = [] if labels is None else [int(c) for c in labels]
+    band = legend_band(shown, label_names, width, size) if shown else Image.new("RGB", (width, 0), BACKGROUND)
+    y = band.height
+    out = Image.new("RGB", (width, y + header + top.height + GAP + bottom.height), BACKGROUND)
+    out.paste(band, (0, 0))
     draw = ImageDraw.Draw(out)
-    draw.text((margin, 2), f"t = {t}", fill=TEXT, font=font)
-    draw.text((2, header + 4), "x_t", fill=TEXT, font=font)
-    draw.text((2, header + top.height + GAP + 4), "x0_hat", fill=TEXT, font=font)
-    out.paste(top, (margin, header))
-    out.paste(bottom, (margin, header + top.height + GAP))
+    draw.text((margin, y + 2), f"t = {t}", fill=TEXT, font=font)
+    draw.text((2, y + header + 4), "x_t", fill=TEXT, font=font)
+    draw.text((2, y + header + top.height + GAP + 4), "x0_hat", fill=TEXT, font=font)
+    out.paste(top, (margin, y + header))
+    out.paste(bottom, (margin, y + header + top.height + GAP))
     return out

@@ -150,7 +150,8 @@ def run_story(page, key: str) -> None:
         page.wait_for_function("(before) => document.querySelector('#purify-verdict').innerText !== before",
                                arg=before, timeout=TIMEOUT_MS)
         page.wait_for_selector("#purify-votes .js-plotly-plot .barlayer")
-        page.wait_for_selector("#purify-grid img")
+        # attached, not visible: the grid's image loads lazily, and on a phone it lies far below the story buttons
+        page.wait_for_selector("#purify-grid img", state="attached")
         idle(page, "#purify-verdict", "#purify-votes", "#purify-grid")
     else:
         page.wait_for_function(

@@ -105,9 +105,12 @@ def test_presentation_mode_follows_its_checkbox_and_the_address(browser, server)
 
 def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, server, tmp_path):
     """Also taps a story on Purify and on Certify (the tour waits for its result, or times out): each view's story
-    buttons must be whole, uncovered, apart and a finger's height. Fails with Gradio's 26 px small buttons (without
-    the phone's min-height rule in ui/components.py), or when the stacked row lets a button spill off the screen."""
-    problems, tabs, taps, looks = {}, {}, {}, {}
+    buttons must be whole, uncovered, apart and a finger's height, and near the top of the page (within 1.5 screen
+    heights, not below every control). Fails with Gradio's 26 px small buttons (without the phone's min-height rule
+    in ui/components.py), when the stacked row lets a button spill off the screen, or without the phone's `order`
+    rule that lifts the stories above the controls."""
+    problems, tabs, taps, looks, tops = {}, {}, {}, {}, {}
+    first = {"purify": PURIFY_STORIES[0].key, "certify": CERTIFY_STORIES[0].key}
 
     def check(view, page):
         problems[view] = layout_problems(page)
@@ -115,6 +118,8 @@ def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, serve
         if view in STORY_TITLES:
             taps[view] = tap_problems(page)
             looks[view] = page.locator(f"#{view}-story-look").inner_text()
+            tops[view] = page.evaluate("(sel) => document.querySelector(sel).getBoundingClientRect().top + window.scrollY",
+                                       f"#story-{first[view]}")
 
     shots = phone_tour(browser, server, tmp_path, on_view=check)
     assert list(problems) == list(VIEWS) and set(shots) == set(PHONE_SHOTS)
@@ -126,6 +131,7 @@ def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, serve
     for view, title in STORY_TITLES.items():
         assert taps[view] == [], f"{view}'s story buttons at 390x844: {taps[view]}"
         assert looks[view].startswith(title), looks[view]  # the tapped story ran and says what to look at
+        assert tops[view] <= 1.5 * 844, f"{view}'s first story button is {tops[view]:.0f} px down the page"
 
 
 def test_the_sketchpad_draws_on_the_first_stroke(browser, server):

@@ -17,7 +17,7 @@ from scipy.stats import norm
 
 from densepure_viz.certify import certified_radius, lower_confidence_bound, perturb_by_radius
 from densepure_viz.glossary import GLOSSARY
-from densepure_viz.grids import BACKGROUND, LEGEND_SHARE, _rgb, text_size, trajectory_grid
+from densepure_viz.grids import BACKGROUND, LEGEND_SHARE, _rgb, step_view, text_size, trajectory_grid
 from densepure_viz.inputs import load_input, true_label
 from densepure_viz.plots.colors import class_color
 from densepure_viz.plots.images import lower_bound_figure
@@ -104,6 +104,21 @@ def test_the_trajectory_grid_has_a_readable_legend_clear_of_the_image_buttons():
     right = band[:, int(LEGEND_SHARE * grid.shape[1]) + 1:]
     assert (right == BACKGROUND).all()  # nothing under the page's image buttons
     assert text_size(grid.shape[1]) >= grid.shape[1] / 50  # ~15 px or more once the page shrinks it to ~700 px
+
+
+def test_the_scrub_view_has_the_grids_legend():
+    """The one-step view under the grid (the scrub slider's picture) carries the same band: its labels' colours only."""
+    k = 8
+    frames = torch.full((k, 1, 16, 16), 0.5)
+    labels = [2, 2, 5, 7, 5, 9, 2, 2]  # 7's grey is also the text's anti-aliasing: keep it shown
+    view = np.asarray(step_view(frames, frames, labels, 10, 6, [str(c) for c in range(10)]))
+    band = view[: text_size(view.shape[1]) * 3]
+    colors = {tuple(p) for p in band.reshape(-1, 3)}
+    assert all(_rgb(class_color(c)) in colors for c in (2, 5, 7, 9))
+    assert not any(_rgb(class_color(c)) in colors for c in (0, 1, 3, 4, 6, 8))
+    assert (band[:, int(LEGEND_SHARE * view.shape[1]) + 1:] == BACKGROUND).all()  # clear of the image buttons
+    plain = np.asarray(step_view(frames, frames, None, 10, 6))  # no labels: no band, no frame colours
+    assert plain.shape[0] < view.shape[0]
 
 
 def test_text_grows_with_the_grid():

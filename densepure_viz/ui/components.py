@@ -55,6 +55,9 @@ body .gradio-container .row > :is(.block:has(.js-plotly-plot), .column:has(> .bl
   body #present-toggle { display: none; }
   /* a story button is a finger's tap target (44 px, Apple's and WCAG's), not Gradio's 26 px small button */
   body .gradio-container button[id^="story-"] { min-height: 44px; }
+  /* a view's stories come right after its intro, before the controls (below them they were ~2000 px down) */
+  body .gradio-container .tabitem > .column > .column:has(> .story-look) { order: -1; }
+  body .gradio-container .tabitem > .column:has(> .column > .story-look) > .block:first-child { order: -2; }
   /* wide figures and tables keep their titles and words whole and scroll sideways inside their box */
   body .gradio-container .block:has(.js-plotly-plot) { overflow-x: auto !important; }
   body .gradio-container .js-plotly-plot { min-width: 600px; }

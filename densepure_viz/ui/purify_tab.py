@@ -221,10 +221,12 @@ def make_handler(ctx: AppContext):
                 "labels": [step_labels_of[i] if i in step_labels_of else models.predict(result.frames[i].x0).cpu().tolist()
                            for i in keep],
                 "scale": max(1, min(6, 96 // size)),
+                "names": list(labels),
             }
         last_i = len(keep) - 1
         slider = gr.update(visible=True, minimum=0, maximum=max(last_i, 1), value=last_i, step=1, interactive=last_i > 0)
-        scrub_img = step_view(scrub["x_t"][-1], scrub["x0"][-1], scrub["labels"][-1], scrub["t"][-1], scrub["scale"])
+        scrub_img = step_view(scrub["x_t"][-1], scrub["x0"][-1], scrub["labels"][-1], scrub["t"][-1], scrub["scale"],
+                              scrub["names"])
         text = intro + "\n\n" + verdict(prep, result, labels, cfg.seeds)
         noisy = gr.update(value=_display(result.noisy, size), label=f"{x} + delta (where the reverse process starts)")
         yield PurifyOutputs(clean_img, adv_img, noisy, grid, fig, text,
@@ -263,7 +265,7 @@ def scrub_view(index, scrub):
     if not scrub:
         return gr.skip()
     i = int(min(max(int(index or 0), 0), len(scrub["t"]) - 1))
-    return step_view(scrub["x_t"][i], scrub["x0"][i], scrub["labels"][i], scrub["t"][i], scrub["scale"])
+    return step_view(scrub["x_t"][i], scrub["x0"][i], scrub["labels"][i], scrub["t"][i], scrub["scale"], scrub["names"])
 
 
 def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
