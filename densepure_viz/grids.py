@@ -26,6 +26,7 @@ MARGIN = 56  # width of the row titles at the smallest text size, pixels
 MIN_TEXT = 14  # smallest text size, pixels
 TEXT_SHARE = 48  # text size = picture width / TEXT_SHARE: ~15 px when a 960 px grid is shown 700 px wide
 LEGEND_SHARE = 0.7  # the legend stays in this share of the width; the rest of its band is blank
+LEGEND_HEADINGS = ("frame colour = label:", "label:")  # the legend's heading: the first that fits its share
 BACKGROUND = (255, 255, 255)
 TEXT = (40, 40, 40)
 
@@ -53,11 +54,11 @@ def legend_band(labels: Sequence[int], names: Sequence[str] | None, width: int, 
     items = [(names[c] if names is not None else str(c), _rgb(class_color(c))) for c in sorted(set(labels))]
     x, y, limit = 4, 4, int(LEGEND_SHARE * width)
     placed = []  # (x, y, name, colour)
-    head = "frame colour = label:"
-    x += _text_width(head, font) + size
+    head = next((h for h in LEGEND_HEADINGS if 4 + _text_width(h, font) <= limit), "")
+    x += _text_width(head, font) + size if head else 0
     for name, color in items:
         w = size + size // 3 + _text_width(name, font) + size
-        if x + w > limit and placed:
+        if x + w > limit and x > 4:  # the next line, unless this one is empty
             x, y = 4, y + line
         placed.append((x, y, name, color))
         x += w

@@ -121,6 +121,15 @@ def test_the_scrub_view_has_the_grids_legend():
     assert plain.shape[0] < view.shape[0]
 
 
+def test_a_one_seed_scrub_views_legend_fits_its_share():
+    """K = 1: the picture is narrower than the long heading; the legend takes the short one and stays in its share."""
+    frames = torch.full((1, 1, 16, 16), 0.5)
+    view = np.asarray(step_view(frames, frames, [4], 10, 6, [str(c) for c in range(10)]))
+    band = view[: text_size(view.shape[1]) * 3]
+    assert _rgb(class_color(4)) in {tuple(p) for p in band.reshape(-1, 3)}
+    assert (band[:, int(LEGEND_SHARE * view.shape[1]) + 1:] == BACKGROUND).all()
+
+
 def test_text_grows_with_the_grid():
     assert text_size(300) == 14 and text_size(960) == 20
 
