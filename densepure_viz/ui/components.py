@@ -219,7 +219,7 @@ def guard_numbers(blocks: gr.Blocks) -> None:
             block.preprocess = types.MethodType(_numeric_preprocess, block)
 
 
-def _atomic_save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+def save_pil_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
     """gradio.processing_utils.save_pil_to_cache, but the file appears whole: written aside, then renamed.
 
     Gradio names a cached image by the hash of its bytes and rewrites the file in place each time it is
@@ -239,7 +239,7 @@ def _atomic_save_pil_to_cache(img, cache_dir: str, name: str = "image", format: 
 
 
 def atomic_image_cache() -> None:
-    """Make Gradio write output images atomically (see _atomic_save_pil_to_cache); idempotent.
+    """Make Gradio write output images atomically (see save_pil_atomically); idempotent.
 
     Gradio's image, gallery and annotated-image components all save through this module function. The
     replacement keeps Gradio's profiling wrapper, and is installed only on the Gradio versions known to
@@ -249,7 +249,7 @@ def atomic_image_cache() -> None:
     if Version(gr.__version__) > Version(GRADIO_REWRITES_IN_PLACE_UP_TO):
         return
     if processing_utils.save_pil_to_cache is GRADIO_SAVE_PIL_TO_CACHE:
-        processing_utils.save_pil_to_cache = traced_sync("postprocess_save_pil_to_cache")(_atomic_save_pil_to_cache)
+        processing_utils.save_pil_to_cache = traced_sync("postprocess_save_pil_to_cache")(save_pil_atomically)
 
 
 def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Hashable, Iterator
@@ -19,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradio import processing_utils
 from PIL import Image
 
 from densepure_viz.sharing import SharedResults
+from densepure_viz.ui.components import save_pil_atomically
 
 
 @functools.cache
@@ -42,15 +40,9 @@ class Png:
     path: str = ""
 
     def file(self) -> str:
-        """The PNG's path, written (atomically) on first use and again if it is gone."""
+        """The PNG's path, written (atomically, named by its bytes) on first use and again if it is gone."""
         if not (self.path and Path(self.path).is_file()):
-            data = processing_utils.encode_pil_to_bytes(self.image, "png")
-            path = _png_folder() / f"{hashlib.sha256(data).hexdigest()}.png"
-            fd, partial = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(partial, path)
-            self.path = str(path)
+            self.path = save_pil_atomically(self.image, str(_png_folder()), format="png")
         return self.path
 
 
