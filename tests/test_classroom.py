@@ -54,7 +54,14 @@ def test_a_tie_is_a_tie_and_says_how_it_is_broken():
 
 def test_the_attack_line_says_what_held_and_on_how_many_draws():
     adaptive = attack_line(prepared(attacked=True), "PGD", AttackConfig(eps=0.1, threat="adaptive", eot_samples=8))
-    assert "majority vote was **fooled**" in adaptive and "75% of 8 fresh noise draws" in adaptive
+    assert "on 8 fresh noise draws of its own (not the draw shown below)" in adaptive
+    assert "a label other than 3 on 75%, a majority: **fooled** on those draws" in adaptive
+    # the vote under it is about another draw: the two lines must not read as one claim (held, then "vote: 8 ✗")
+    assert "DensePure's vote below is on another draw" in adaptive
+    missed = prepared(attacked=True)
+    missed.attack.success = False
+    adaptive_held = attack_line(missed, "PGD", AttackConfig(eps=0.1, threat="adaptive", eot_samples=8))
+    assert "not a majority: it **held** on those draws" in adaptive_held
     held = prepared(attacked=True)
     held.attack.success = False
     line = attack_line(held, "FGSM", AttackConfig(eps=0.1, steps=1))

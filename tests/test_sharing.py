@@ -118,8 +118,8 @@ def test_the_same_purification_again_is_shared_and_equal_bit_for_bit(counted, ti
     per_request = calls[0]
     again = _run(ctx, image)
     assert calls[0] == per_request > 0, "the second request ran the networks"
-    assert len(again) == 1 and ctx.shared.shared == 1
-    shared, computed = PurifyOutputs(*again[0]), PurifyOutputs(*first[-1])
+    assert len(again) == len(first) and ctx.shared.shared == 1  # the same frames (streams compared over the API below)
+    shared, computed = PurifyOutputs(*again[-1]), PurifyOutputs(*first[-1])
 
     # the engine's own result on a fresh context (nothing shared), the reference
     *frames, expected = purify_stream(models, load_input(image, models), PurifyConfig(0.5, 3, "fast", 4), 7)
@@ -171,5 +171,50 @@ def test_six_simultaneous_identical_users_are_computed_once(counted):
         args = classroom_plan(0, 0, str(SAMPLES[0]), "digits")[1]
         list(make_handler(ctx)(*args, progress=lambda *a, **k: None))
         assert engine == calls[0] - engine > 0, "six identical requests ran the networks more than once"
+    finally:
+        demo.close()
+
+
+def _comparable(value):
+    """An output as a client received it, with image files read as pixels (a shared answer's PNGs live elsewhere)."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items() if k not in ("url", "path", "orig_name")}
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if isinstance(value, str) and os.path.isfile(value) and value.endswith((".png", ".webp")):
+        return _pixels(value).tobytes()
+    return value
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SAMPLES, reason="no shipped samples")
+def test_a_shared_answer_streams_exactly_what_the_computed_one_did(counted, monkeypatch):
+    """Over the API: the repeat of a request gets every frame of the first, the input images included.
+
+    The first frame sends the clean and attacked images once; a repeat that sent only the last frame left the
+    previous request's digit on screen under "attacked x_a". Streaming every step (interval 0) makes many frames.
+    """
+    from gradio_client import handle_file
+    from test_app_client import serve
+
+    import densepure_viz.ui.purify_tab as purify_tab
+
+    monkeypatch.setattr(purify_tab, "STREAM_INTERVAL", 0.0)
+    models, calls, _ = counted
+    demo, client = serve(lambda name, device: models)
+    try:
+        streams, engine = [], []
+        for image in (SAMPLES[1], SAMPLES[0], SAMPLES[1]):  # another digit in between, as in a class
+            job = client.submit(handle_file(str(image)), *ARGS, api_name="/purify")
+            job.result()
+            streams.append([_comparable(list(frame)) for frame in job.outputs()])
+            engine.append(calls[0])
+        computed, _, shared = streams
+        assert engine[2] == engine[1] > engine[0] > 0  # the repeat ran no network: it was shared
+        assert len(computed) > 2 and len(shared) == len(computed)  # the input frame, a frame per step, the result
+        for i, (a, b) in enumerate(zip(computed, shared)):
+            assert a == b, f"frame {i} differs"
+        clean = PurifyOutputs(*shared[0]).clean
+        assert isinstance(clean, dict) and clean["value"] is not None  # the repeat sends its own input image
     finally:
         demo.close()

@@ -104,7 +104,7 @@ def verdict(prep: PreparedInput, result: PurifyResult, labels: tuple[str, ...], 
     lines.append(f"- bare classifier on the clean input x: {said(prep.clean_label)}")
     if prep.attack is not None:
         lines.append(f"- bare classifier on the attacked input x_a: {said(result.input_label)}")
-    lines.append(f"- bare classifier on {x} + delta (smoothing noise, no purification): {said(result.noisy_label)}")
+    lines.append(f"- bare classifier on {x} + delta (the smoothing noise shown, no purification): {said(result.noisy_label)}")
     lines.append(f"- one-shot denoising of {x} + delta (x0 predicted at t* = {result.t_star}): {said(result.one_shot_label)}")
     tied = tied_labels(result.votes)
     if len(tied) > 1:
@@ -130,13 +130,17 @@ def attack_line(prep: PreparedInput, name: str, cfg: AttackConfig | None) -> str
     a = prep.attack
     head = (f"{name} ({cfg.norm}, eps {cfg.eps:g}, {cfg.steps} step{'s' if cfg.steps > 1 else ''}): "
             f"x_a = x + perturbation (L-inf {a.linf:.3f}, L2 {a.l2:.3f}). ")
-    goal = "leave its label" if cfg.target is None else f"reach class {cfg.target}"
     if cfg.threat == "classifier":
+        goal = "leave its label" if cfg.target is None else f"reach class {cfg.target}"
         return head + (f"The bare classifier was **fooled** (the attack's goal: {goal})." if a.success else
                        f"The bare classifier **held** (the attack's goal was to {goal}).")
-    share = f"{100 * a.target_label_rate:.0f}% of {cfg.eot_samples} fresh noise draws"
-    return head + (f"Adaptive (through the purifier): its majority vote was **fooled** ({goal} on {share})." if a.success else
-                   f"Adaptive (through the purifier): its majority vote **held** (the goal, to {goal}, was met on {share}).")
+    # the adaptive attack is judged on noise draws of its own, not on the draw delta the view then purifies
+    purifier = "one-shot denoising" if cfg.adaptive_sampler == "one-shot" else f"a {cfg.adaptive_steps}-step reverse chain"
+    outcome = f"a label other than {prep.attack_label}" if cfg.target is None else f"class {cfg.target}"
+    judged = (f"Adaptive, through the purifier ({purifier} at sigma {cfg.sigma:g}): on {cfg.eot_samples} fresh noise "
+              f"draws of its own (not the draw shown below) it answered {outcome} on {100 * a.target_label_rate:.0f}%")
+    held = ", a majority: **fooled** on those draws." if a.success else ", not a majority: it **held** on those draws."
+    return head + judged + held + " DensePure's vote below is on another draw."
 
 
 def result_json(prep: PreparedInput, result: PurifyResult, models: DensePureModels, cfg: PurifyConfig, seed: int,

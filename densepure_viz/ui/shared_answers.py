@@ -1,9 +1,11 @@
 """A streaming handler's answers shared between identical requests, their images sent as files encoded once.
 
-The first request for a key runs the handler and streams its frames as usual; its last frame is kept
+The first request for a key runs the handler and streams its frames as usual; its frames are kept
 (densepure_viz.sharing) and every later request for that key, or one made while it runs, receives
-that frame at once. Kept images are written once as PNG files (Gradio's own encoding: the bytes it
-would send) and handed to Gradio as paths, so nothing is computed, drawn or encoded again.
+the same frames at once: a shared answer streams exactly what the computed one did (an earlier frame
+may carry what a later one leaves out, such as the input images, which the first frame sends once).
+Kept images are written once as PNG files (Gradio's own encoding: the bytes it would send) and
+handed to Gradio as paths, so nothing is computed, drawn or encoded again.
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ class Png:
 
 
 def _keep(value: Any) -> Any:
-    """An output value to keep: its PIL image, bare or in an update dict, as a Png."""
+    """An output value to keep: its PIL image, bare or in an update dict, as a Png; dicts copied (Gradio pops their "value")."""
     if isinstance(value, Image.Image):
         return Png(value)
-    if isinstance(value, dict) and isinstance(value.get("value"), Image.Image):
-        return {**value, "value": Png(value["value"])}
+    if isinstance(value, dict):
+        return {**value, "value": _keep(value["value"])} if "value" in value else dict(value)
     return value
 
 
@@ -65,20 +67,21 @@ def _send(value: Any) -> Any:
 
 
 def answer_once(store: SharedResults, key: Hashable | None, run: Callable[[], Iterator[list]]) -> Iterator[list]:
-    """The frames of run() (lists of output values), or the kept last frame of the same key; key None: run() as is."""
+    """The frames of run() (lists of output values), or the kept frames of the same key; key None: run() as is."""
     if key is None:
         yield from run()
         return
     claim = store.claim(key)
     if claim.value is not None:
-        yield [_send(v) for v in claim.value]
+        for frame in claim.value:
+            yield [_send(v) for v in frame]
         return
     try:
-        last = None
+        frames = []
         for outputs in run():
-            last = [dict(v) if isinstance(v, dict) else v for v in outputs]  # before Gradio pops the values
+            frames.append([_keep(v) for v in outputs])  # before Gradio pops the update dicts' values
             yield outputs
-        if last is not None:
-            claim.publish([_keep(v) for v in last])
+        if frames:
+            claim.publish(frames)
     finally:
         claim.release()
