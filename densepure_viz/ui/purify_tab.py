@@ -105,7 +105,7 @@ def verdict(prep: PreparedInput, result: PurifyResult, labels: tuple[str, ...], 
     if prep.attack is not None:
         lines.append(f"- bare classifier on the attacked input x_a: {said(result.input_label)}")
     lines.append(f"- bare classifier on {x} + delta (the smoothing noise shown, no purification): {said(result.noisy_label)}")
-    lines.append(f"- one-shot denoising of {x} + delta (x0 predicted at t* = {result.t_star}): {said(result.one_shot_label)}")
+    lines.append(f"- one-shot denoising of {x} + delta (x0 predicted at t\\* = {result.t_star}): {said(result.one_shot_label)}")
     tied = tied_labels(result.votes)
     if len(tied) > 1:
         lines.append(f"- **DensePure vote over K = {k} trajectories from {x} + delta: a tie** between "
@@ -180,7 +180,7 @@ def make_handler(ctx: AppContext):
         adv_img = gr.update(value=_display(prep.purifier_input, size),
                             label="attacked x_a (the purifier's input)" if prep.attack else "x (no attack: the purifier's input)")
         intro = input_line(prep, size, models.channels) + "\n\n" + attack_line(prep, attack, attack_cfg)
-        status = intro + f"\n\nPurifying: t* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
+        status = intro + f"\n\nPurifying: t\\* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
         yield PurifyOutputs(clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None).as_list()
 
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
@@ -277,7 +277,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     d, a = PurifyConfig(), AttackConfig()
     gr.Markdown(
         "**Step 1 - purify.** Pick, draw or upload a digit, optionally attack it, then watch DensePure: "
-        "add Gaussian noise (sigma), read the noisy image as a diffusion sample at step t*, run K seeded "
+        "add Gaussian noise (sigma), read the noisy image as a diffusion sample at step t\\*, run K seeded "
         "reverse trajectories back to a clean image, classify each and take the majority vote."
     )
     with gr.Row():
