@@ -42,7 +42,6 @@ from densepure_viz.sequential import (
     lower_bound_curve,
     sequential_certify_stream,
 )
-from densepure_viz.stories import CERTIFY_STORIES
 from densepure_viz.ui.components import glossary_accordion, image_input, image_output, seed_input, sigma_slider
 from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify
 from densepure_viz.ui.session import LONG, AppContext, gpu
@@ -270,7 +269,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     event = run.click(**run_event, api_name="certify")
     event.success(**explain, api_visibility="private")
     with stories:
-        story_events = story_row("certify", CERTIFY_STORIES, inputs, run_event, run, after=explain)
+        story_events = story_row("certify", inputs, run_event, run, after=explain)
     stop.click(stopped_note, None, status, cancels=[event, *story_events], api_visibility="private")
     purify_image.change(lambda v: v, purify_image, image, api_visibility="private", show_progress="hidden")
     return event, image
