@@ -1,136 +1,121 @@
-"""One-click stories for a class: presets that set every control of one view so that a named effect happens.
+"""One-click stories for a class, read from assets/stories.json: settings of a view under which an effect happens.
 
-A story holds the values of all the controls of its view (the Purify, Certify or 2D view, in the view's
-own order) and one line on what to look at. The values were found by a seeded search on the shipped
-digits models and the exact 2D world (`scripts/find_stories.py`, record in
-assets/results/stories/search.json); tests/test_stories.py runs every story and checks that its effect
-happens. The explorer shows them as buttons; the same values reproduce them from the CLI or the API.
+Each story in the file is an object {"key", "view", "title", "look", "controls", "expect"}: `view` is "purify",
+"certify" or "regions"; `controls` gives every input of that view's endpoint by its parameter name (PARAMETERS;
+image paths relative to the repository root), so gradio_client's `predict(**controls, api_name="/<view>")`
+replays it; `expect` gives fields of the view's JSON output the story claims, by name or dotted path into nested
+objects ("attack.input_label", "densepure.radius"); numbers match within TOLERANCE. The values were found by a
+seeded search on the shipped digits models and the exact 2D world (`scripts/find_stories.py`, record in
+assets/results/stories/search.json); tests/test_stories.py replays every story and checks every expected field.
+
+A malformed file is reported in one line (a warning naming the file and the fault) and the app serves without
+stories. No torch here: this module is read by scripts and tests that need no models.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import functools
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from densepure_viz.models import ASSETS
+log = logging.getLogger(__name__)
 
-ROOT = ASSETS.parent  # story images are named relative to the repository root
+ROOT = Path(__file__).resolve().parent.parent  # the repository root: story images are named relative to it
+FILE = ROOT / "assets" / "stories.json"
+PARAMETERS: dict[str, tuple[str, ...]] = {  # each view endpoint's inputs, in order (ui/*_tab.py)
+    "purify": ("image", "model", "sigma", "seeds", "sampler", "steps", "seed", "attack", "norm", "eps",
+               "attack_steps", "threat"),
+    "certify": ("image", "model", "sigma", "seeds", "sampler", "steps", "seed", "n0", "n", "alpha", "compare",
+                "target", "stop_early"),
+    "regions": ("preset", "sigma", "x0_x", "x0_y", "xa_x", "xa_y", "seeds", "steps", "method", "labeler", "seed", "n"),
+}
+FIELDS = ("key", "view", "title", "look", "controls", "expect")  # what every story has
+TOLERANCE = 1e-4  # an expected number matches an output within this
 
 
 @dataclass(frozen=True)
 class Story:
-    """What every story has; subclasses add their view's controls, in the view's order."""
+    """One story of the file."""
 
     key: str  # stable id (the button's elem_id is story-<key>)
+    view: str  # "purify", "certify" or "regions"
     title: str  # the button's text
     look: str  # one line: what to look at once it has run
+    controls: dict[str, Any]  # every input of the view's endpoint by parameter name, image relative to ROOT
+    expect: dict[str, Any]  # fields of the view's JSON output (dotted paths) and the values the story claims
 
-    def controls(self) -> tuple:
-        """The values of the view's controls, in the order of its endpoint's inputs (image paths made absolute)."""
-        own = fields(self)[len(fields(Story)):]
-        return tuple(str(ROOT / getattr(self, f.name)) if f.name == "image" else getattr(self, f.name) for f in own)
+    def args(self) -> tuple:
+        """The endpoint's arguments in the order of its inputs, the image path made absolute."""
+        return tuple(str(ROOT / self.controls[p]) if p == "image" else self.controls[p] for p in PARAMETERS[self.view])
 
-
-@dataclass(frozen=True)
-class PurifyStory(Story):
-    """The Purify view's controls, in its endpoint's order (model included: the stories are the digits')."""
-
-    image: str = ""  # sample file, relative to the repository root
-    model: str = "digits"
-    sigma: float = 0.5  # smoothing std on [0, 1] pixels
-    seeds: int = 8  # K
-    sampler: str = "fast"
-    steps: int = 10  # b
-    seed: int = 0
-    attack: str = "none"  # "none", "FGSM" or "PGD"
-    norm: str = "l2"
-    eps: float = 1.0
-    attack_steps: int = 10
-    threat: str = "classifier"  # "classifier" or "adaptive"
+    def mismatches(self, output: dict) -> list[str]:
+        """The expected fields the view's JSON output does not have (empty: the story happened)."""
+        wrong = []
+        for path, want in self.expect.items():
+            got = functools.reduce(lambda d, k: d.get(k) if isinstance(d, dict) else None, path.split("."), output)
+            if not _same(got, want):
+                wrong.append(f"{self.key}: {path} is {got!r}, expected {want!r}")
+        return wrong
 
 
-@dataclass(frozen=True)
-class CertifyStory(Story):
-    """The Certify view's controls, in its endpoint's order."""
-
-    image: str = ""
-    model: str = "digits"
-    sigma: float = 0.5
-    seeds: int = 4  # K per draw
-    sampler: str = "fast"
-    steps: int = 10  # b
-    seed: int = 0
-    n0: int = 10
-    n: int = 100
-    alpha: float = 0.001
-    compare: bool = True  # also certify one-shot denoising and the bare classifier
-    target: float = 0.0  # target radius R (0: none)
-    stop_early: bool = True
+def _same(got: Any, want: Any) -> bool:
+    """Equal; objects field by field, bools exactly, numbers within TOLERANCE."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and got.keys() == want.keys() and all(_same(got[k], v) for k, v in want.items())
+    if isinstance(want, bool) or isinstance(got, bool):
+        return got is want
+    if isinstance(want, float) and isinstance(got, (int, float)):
+        return math.isclose(got, want, abs_tol=TOLERANCE)
+    return got == want
 
 
-@dataclass(frozen=True)
-class RegionsStory(Story):
-    """The 2D view's controls, in its endpoint's order."""
+def parse(items: Any) -> tuple[Story, ...]:
+    """The stories of the file's decoded JSON; ValueError saying what is wrong (the first fault found)."""
+    if not isinstance(items, list):
+        raise ValueError("expected a list of stories")
+    stories: list[Story] = []
+    for i, item in enumerate(items):
+        where = f"story {i + 1}" + (f" ({item['key']!r})" if isinstance(item, dict) and "key" in item else "")
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} is not an object")
+        if missing := [f for f in FIELDS if f not in item]:
+            raise ValueError(f"{where} has no {', '.join(missing)}")
+        if unknown := sorted(set(item) - set(FIELDS)):
+            raise ValueError(f"{where} has unknown fields {', '.join(unknown)}")
+        if item["view"] not in PARAMETERS:
+            raise ValueError(f"{where} has unknown view {item['view']!r} (one of {', '.join(PARAMETERS)})")
+        if not all(isinstance(item[f], str) and item[f] for f in ("key", "title", "look")):
+            raise ValueError(f"{where}: key, title and look must be non-empty strings")
+        if not isinstance(item["controls"], dict) or not isinstance(item["expect"], dict) or not item["expect"]:
+            raise ValueError(f"{where}: controls must be an object, expect a non-empty object")
+        names = PARAMETERS[item["view"]]
+        if unknown := sorted(set(item["controls"]) - set(names)):
+            raise ValueError(f"{where} has unknown controls {', '.join(unknown)} (the {item['view']} view's: "
+                             f"{', '.join(names)})")
+        if missing := [p for p in names if p not in item["controls"]]:
+            raise ValueError(f"{where} lacks controls {', '.join(missing)}")
+        if "image" in names and not (ROOT / str(item["controls"]["image"])).is_file():
+            raise ValueError(f"{where}: image {item['controls']['image']!r} is not a file under {ROOT}")
+        if any(s.key == item["key"] for s in stories):
+            raise ValueError(f"{where}: key {item['key']!r} appears twice")
+        stories.append(Story(**{f: item[f] for f in FIELDS}))
+    return tuple(stories)
 
-    preset: str = "moons"
-    sigma: float = 0.4
-    x0_x: float = 0.0
-    x0_y: float = 0.0
-    xa_x: float = 0.0
-    xa_y: float = 0.0
-    seeds: int = 32  # K trajectories
-    steps: int = 0  # 0: the full chain
-    method: str = "ddpm"
-    labeler: str = "mode"  # the map shown
-    seed: int = 0
-    n: int = 1000  # certification draws
+
+@functools.cache
+def load(path: Path) -> tuple[Story, ...]:
+    """The stories of `path`; none, after one warning line, when it is missing or malformed (read once per path)."""
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        log.warning("stories file %s: %s; the app serves without stories", path, str(exc).replace("\n", " "))
+        return ()
 
 
-PURIFY_STORIES: tuple[PurifyStory, ...] = (
-    PurifyStory(
-        "attack-recovers", "Attack the classifier, DensePure recovers",
-        "PGD (L2, eps 1) turns the bare classifier's 4 into an 8 on x_a, yet all K = 8 trajectories from "
-        "x_a + delta come back to a 4: the noise and the reverse process wash the perturbation out.",
-        image="assets/samples/digits/test_0001_label4.png", sigma=0.5, seeds=8, sampler="fast", steps=10, seed=0,
-        attack="PGD", norm="l2", eps=1.0, attack_steps=10, threat="classifier",
-    ),
-    PurifyStory(
-        "adaptive-fools-both", "An adaptive attack that fools both",
-        "The same eps 1, but the attacker differentiates through the purifier (EOT over noise draws): the bare "
-        "classifier reads x_a as an 8, and so does DensePure's vote (3 of 8 seeds; the true label 1 gets 2).",
-        image="assets/samples/digits/test_0000_label1.png", sigma=0.5, seeds=8, sampler="fast", steps=10, seed=0,
-        attack="PGD", norm="l2", eps=1.0, attack_steps=10, threat="adaptive",
-    ),
-    PurifyStory(
-        "tie", "A tie",
-        "At sigma 1 the K = 8 seeds split 3 for 3, 3 for 8 (and one each for 2 and 7): a tie, broken towards the "
-        "smallest label, so the vote says 3 while the digit is an 8. The JSON says tie: true.",
-        image="assets/samples/digits/test_0002_label8.png", sigma=1.0, seeds=8, sampler="fast", steps=10, seed=3,
-    ),
-)
-CERTIFY_STORIES: tuple[CertifyStory, ...] = (
-    CertifyStory(
-        "certify-robust", "Certify: robust",
-        "At sigma 0.5, 99 of 100 draws vote 1: DensePure certifies label 1 within an L2 radius of about 0.6, while "
-        "the bare classifier on the same noisy draws abstains. Below: how big 0.6 is, and the count on the p_lower curve.",
-        image="assets/samples/digits/test_0000_label1.png", sigma=0.5, seeds=4, sampler="fast", steps=10, seed=0,
-        n0=10, n=100, alpha=0.001, compare=True, target=0.0, stop_early=True,
-    ),
-    CertifyStory(
-        "certify-abstain", "Certify: abstain",
-        "At sigma 1 this 9 drowns: DensePure's draws scatter over many classes, the upper bound on p_A falls below "
-        "1/2 after 35 draws and it abstains. The bare classifier certifies 1: a certificate promises a stable "
-        "answer, not a right one.",
-        image="assets/samples/digits/test_0005_label9.png", sigma=1.0, seeds=4, sampler="fast", steps=10, seed=0,
-        n0=10, n=100, alpha=0.001, compare=True, target=0.0, stop_early=True,
-    ),
-)
-REGIONS_STORIES: tuple[RegionsStory, ...] = (
-    RegionsStory(
-        "region-larger-than-ball", "Robust region larger than the ball",
-        "x0's robust region (label 0, area 8.2 or more: the window clips it) is over 13 times the certified ball "
-        "(radius 0.44, area 0.61). x_a, 1.5 away, is far outside the ball yet inside the region: DensePure's "
-        "highest-density label is still 0 there.",
-        preset="moons", sigma=0.25, x0_x=-0.7, x0_y=0.7, xa_x=0.8, xa_y=0.9, seeds=32, steps=0, method="ddpm",
-        labeler="mode", seed=0, n=1000,
-    ),
-)
+def for_view(view: str) -> tuple[Story, ...]:
+    """The stories of one view (from FILE), in the file's order."""
+    return tuple(s for s in load(FILE) if s.view == view)

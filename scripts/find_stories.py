@@ -1,12 +1,12 @@
-"""Search the control values of the explorer's one-click stories (densepure_viz.stories) and record them.
+"""Search the control values of the explorer's one-click stories (assets/stories.json) and record them.
 
-Each search walks a fixed, ordered list of candidates (shipped samples in file order, then seeds or
-budgets in increasing order) on the shipped digits models and the exact 2D world, and keeps the first
-candidate on which the story happens, computed exactly as the views compute it (the Purify view's
-input preparation and purification, the Certify view's anytime-valid CERTIFY, the 2D view's robust
-region). Everything is seeded, so a rerun finds the same values. The record (what was tried, what was
-found, the outcomes) goes to assets/results/stories/search.json; the values are then copied into
-densepure_viz/stories.py, whose tests rerun every story. Example:
+Each search walks a fixed, ordered list of candidate controls (shipped samples in file order, then seeds, K or
+eps in increasing order) on the shipped digits models and the exact 2D world, runs the view's own endpoint
+handler on each (so the outcome is the view's JSON output, exactly as the app computes it) and keeps the first
+candidate on which the story happens. Everything is seeded, so a rerun finds the same values. The record (the
+controls found, the expected fields of the view's JSON output, how many candidates were tried) goes to
+assets/results/stories/search.json; controls and expect are then copied into assets/stories.json, whose tests
+check it against the record and replay every story. Example:
 
     OMP_NUM_THREADS=1 python scripts/find_stories.py
 """
@@ -14,121 +14,186 @@ densepure_viz/stories.py, whose tests rerun every story. Example:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
-import numpy as np  # noqa: E402
-
-from densepure_viz.certify import CertifyConfig  # noqa: E402
-from densepure_viz.inputs import load_input, true_label  # noqa: E402
 from densepure_viz.images import list_images  # noqa: E402
+from densepure_viz.inputs import true_label  # noqa: E402
 from densepure_viz.models import load_models  # noqa: E402
-from densepure_viz.purify import PurifyConfig, densepure_base, purify  # noqa: E402
-from densepure_viz.reports import tied_labels  # noqa: E402
-from densepure_viz.sequential import SequentialConfig, sequential_certify  # noqa: E402
-from densepure_viz.toy2d import PRESETS, region_maps, robust_region  # noqa: E402
-from densepure_viz.ui.requests import parse_attack, run_prepare  # noqa: E402
+from densepure_viz.stories import PARAMETERS  # noqa: E402
+from densepure_viz.ui import certify_tab, purify_tab, regions_tab  # noqa: E402
+from densepure_viz.ui.session import AppContext, ModelPool  # noqa: E402
 
-SAMPLES = sorted(list_images(ROOT / "assets" / "samples" / "digits"))
-
-
-def rel(path: Path) -> str:
-    return str(path.relative_to(ROOT))
+SAMPLES = [str(p.relative_to(ROOT)) for p in sorted(list_images(ROOT / "assets" / "samples" / "digits"))]
+NO_ATTACK = {"attack": "none", "norm": "l2", "eps": 1.0, "attack_steps": 10, "threat": "classifier"}
+Run = Callable[[str, dict], dict]  # (view, controls) -> the view's JSON output
 
 
-def attack_story(models, threat: str, epsilons, want_vote_right: bool, sigma: float = 0.5, k: int = 8) -> dict | None:
-    """First (eps, sample) where PGD-10 L2 fools the bare classifier on x_a and a majority of the K seeds
-    is right (want_vote_right), or the vote is wrong too."""
-    cfg = PurifyConfig(sigma=sigma, seeds=k, sampler="fast", steps=10)
-    tried = 0
-    for eps in epsilons:
-        for path in SAMPLES:
-            tried += 1
-            attack = parse_attack("PGD", "l2", eps, 10, threat, cfg.sigma, 0)
-            prep = run_prepare(models, str(path), attack)
-            y = prep.true_label
-            result = purify(models, prep.purifier_input, cfg, seed=0)
-            fooled_bare = result.input_label != y
-            vote_right = result.votes.get(y, 0) > k / 2  # a majority of the seeds, not just the most votes
-            if fooled_bare and (vote_right if want_vote_right else result.label != y):
-                return {"image": rel(path), "sigma": sigma, "seeds": k, "sampler": "fast", "steps": 10, "seed": 0,
-                        "attack": "PGD", "norm": "l2", "eps": eps, "attack_steps": 10, "threat": threat,
-                        "true_label": y, "adversarial_label": result.input_label, "vote": result.label,
-                        "votes": result.votes, "tried": tried}
+def runner(models) -> Run:
+    """The views' endpoint handlers on `models`: (view, controls) -> the view's JSON output."""
+    ctx = AppContext(pool=ModelPool(lambda name, device: models, ("digits",), "cpu"))
+    quiet = {"progress": lambda *a, **k: None}
+    purify, certify = purify_tab.make_handler(ctx), certify_tab.make_handler(ctx)
+
+    def run(view: str, controls: dict) -> dict:
+        args = [str(ROOT / controls[p]) if p == "image" else controls[p] for p in PARAMETERS[view]]
+        if view == "purify":
+            *_, last = purify(*args, **quiet)
+            return purify_tab.PurifyOutputs(*last).result
+        if view == "certify":
+            *_, (*_, out) = certify(*args, **quiet)
+            return out
+        return regions_tab.regions(*args)[-1]
+
+    return run
+
+
+def field(output: dict, path: str):
+    """A field of a JSON output by dotted path."""
+    return functools.reduce(lambda d, k: d[k], path.split("."), output)
+
+
+def first(run: Run, view: str, candidates: Iterable[dict], happens: Callable[[dict, dict], bool],
+          claims: tuple[str, ...]) -> dict | None:
+    """The first candidate's controls on which the story happens, with the claimed fields of its output."""
+    for tried, controls in enumerate(candidates, start=1):
+        output = run(view, controls)
+        if happens(controls, output):
+            expect = {p: field(output, p) for p in claims}
+            expect = {p: round(v, 4) if isinstance(v, float) else v for p, v in expect.items()}
+            return {"view": view, "controls": controls, "expect": expect, "tried": tried}
     return None
 
 
-def tie_story(models, sigma: float = 1.0, k: int = 8, seeds: int = 10) -> dict | None:
-    """First (sample, seed) at sigma, K where the vote is a tie."""
-    cfg = PurifyConfig(sigma=sigma, seeds=k, sampler="fast", steps=10)
-    tried = 0
-    for path in SAMPLES:
-        x = load_input(path, models)
-        for seed in range(seeds):
-            tried += 1
-            result = purify(models, x, cfg, seed=seed)
-            if len(tied_labels(result.votes)) > 1:
-                return {"image": rel(path), "sigma": sigma, "seeds": k, "sampler": "fast", "steps": 10, "seed": seed,
-                        "attack": "none", "true_label": true_label(path), "vote": result.label, "votes": result.votes,
-                        "tried": tried}
-    return None
+def purify_controls(image: str, sigma: float, seeds: int, seed: int, attack: dict = NO_ATTACK) -> dict:
+    return {"image": image, "model": "digits", "sigma": sigma, "seeds": seeds, "sampler": "fast", "steps": 10,
+            "seed": seed, **attack}
 
 
-def certify_story(models, sigma: float, want_certified: bool, k: int = 4, n0: int = 10, n: int = 100) -> dict | None:
-    """First sample whose anytime-valid certificate (the Certify view's) certifies (radius > 0), or abstains
-    outright (decision "abstain": even the upper bound on p_A fell below 1/2)."""
-    cfg = PurifyConfig(sigma=sigma, seeds=k, sampler="fast", steps=10)
-    scfg = SequentialConfig(alpha=0.001, n=n, n0=n0)
-    for tried, path in enumerate(SAMPLES, start=1):
-        result = sequential_certify(densepure_base(models, load_input(path, models), cfg, 0), models.num_classes,
-                                    sigma, scfg, chunk=64)
-        if (result.label is not None and result.radius > 0) if want_certified else result.decision == "abstain":
-            return {"image": rel(path), "sigma": sigma, "seeds": k, "sampler": "fast", "steps": 10, "seed": 0,
-                    "n0": n0, "n": n, "alpha": 0.001, "true_label": true_label(path), "decision": result.decision,
-                    "label": result.label, "top_class": result.top_class, "radius": result.radius,
-                    "p_lower": result.p_lower, "counts": result.counts, "tried": tried}
-    return None
+def pgd(eps: float, threat: str) -> dict:
+    return {"attack": "PGD", "norm": "l2", "eps": eps, "attack_steps": 10, "threat": threat}
 
 
-def region_story(n: int = 1000, seed: int = 0) -> dict | None:
-    """First (preset, sigma) at the preset's points where x0's robust region is over 4 times the certified
-    ball's area and x_a lies in the region but outside the ball (the region may be clipped by the window:
-    then its true area is larger still, and the record says so)."""
-    tried = 0
+def certify_controls(image: str, sigma: float, seeds: int) -> dict:
+    return {"image": image, "model": "digits", "sigma": sigma, "seeds": seeds, "sampler": "fast", "steps": 10,
+            "seed": 0, "n0": 10, "n": 100, "alpha": 0.001, "compare": True, "target": 0.0, "stop_early": True}
+
+
+def y(controls: dict) -> int:
+    return true_label(controls["image"])
+
+
+def vote_wins(run: Run) -> dict | None:
+    """Sigma 1, no attack: the vote right (no tie) while the bare classifier on the same x + delta and one-shot
+    denoising are both wrong; samples, then seeds 0-7, then K = 8, 16, 32 (the smallest K that wins)."""
+    candidates = (purify_controls(image, 1.0, k, seed) for image in SAMPLES for seed in range(8) for k in (8, 16, 32))
+    return first(run, "purify", candidates,
+                 lambda c, o: o["label"] == y(c) != o["noisy_label"] and o["one_shot_label"] != y(c) and not o["tie"],
+                 ("true_label", "label", "tie", "votes", "noisy_label", "one_shot_label"))
+
+
+def noise_alone(run: Run) -> dict | None:
+    """PGD-10 L2 on the bare classifier fools it on x_a, yet the bare classifier on x_a + delta (noise, no
+    purification) is right again, and so is a majority of the K = 8 seeds: smoothing alone suffices."""
+    candidates = (purify_controls(image, 0.5, 8, 0, pgd(eps, "classifier")) for eps in (1.0, 1.5) for image in SAMPLES)
+    return first(run, "purify", candidates,
+                 lambda c, o: (o["input_label"] != y(c) == o["noisy_label"]
+                               and o["votes"].get(str(y(c)), 0) > c["seeds"] / 2),
+                 ("true_label", "input_label", "noisy_label", "label", "votes"))
+
+
+def adaptive_fools_both(run: Run) -> dict | None:
+    """PGD-10 L2 through the purifier (EOT): a majority of its own noise draws fooled (attack.success), the bare
+    classifier wrong on x_a, and the vote wrong (no tie) on the draw shown too: the attack line and verdict agree."""
+    candidates = (purify_controls(image, 0.5, 8, 0, pgd(eps, "adaptive"))
+                  for eps in (1.0, 1.5, 2.0) for image in SAMPLES)
+    return first(run, "purify", candidates,
+                 lambda c, o: o["attack"]["success"] and o["input_label"] != y(c) != o["label"] and not o["tie"],
+                 ("true_label", "attack.threat", "attack.success", "input_label", "label", "tie", "votes"))
+
+
+def tie(run: Run) -> dict | None:
+    """Sigma 1, K = 8: the first (sample, seed) where the vote is a tie."""
+    candidates = (purify_controls(image, 1.0, 8, seed) for image in SAMPLES for seed in range(10))
+    return first(run, "purify", candidates, lambda c, o: o["tie"], ("true_label", "tie", "label", "votes"))
+
+
+def certify_wins(run: Run) -> dict | None:
+    """Sigma 1: DensePure certifies the true label with a larger radius than one-shot and the bare classifier
+    (each 0 when it abstains); samples, then K = 4, 8."""
+    def happens(c: dict, o: dict) -> bool:
+        d = o["densepure"]
+        return d["label"] == y(c) and d["radius"] > max(o["one_shot"]["radius"], o["bare"]["radius"])
+
+    candidates = (certify_controls(image, 1.0, k) for image in SAMPLES for k in (4, 8))
+    return first(run, "certify", candidates, happens,
+                 ("densepure.label", "densepure.count", "densepure.radius", "one_shot.label", "one_shot.count",
+                  "one_shot.radius", "bare.label", "bare.radius"))
+
+
+def certify_robust(run: Run) -> dict | None:
+    """Sigma 0.5: the first sample DensePure certifies (radius > 0)."""
+    return first(run, "certify", (certify_controls(image, 0.5, 4) for image in SAMPLES),
+                 lambda c, o: o["densepure"]["label"] is not None and o["densepure"]["radius"] > 0,
+                 ("densepure.label", "densepure.count", "densepure.radius", "one_shot.radius", "bare.label"))
+
+
+def certify_abstain(run: Run) -> dict | None:
+    """Sigma 1: the first sample where DensePure abstains outright (even the upper bound on p_A fell below 1/2)."""
+    return first(run, "certify", (certify_controls(image, 1.0, 4) for image in SAMPLES),
+                 lambda c, o: o["densepure"]["decision"] == "abstain",
+                 ("densepure.label", "densepure.decision", "densepure.draws_used", "bare.label", "bare.radius"))
+
+
+def region_candidates() -> Iterator[dict]:
+    from densepure_viz.toy2d import PRESETS
+
     for name in ("moons", "finite dataset", "clusters"):
         p = PRESETS[name]
         for sigma in (0.25, 0.4, 0.5):
-            tried += 1
-            maps = region_maps(p.mixture, p.grid, sigma)
-            robust = robust_region(p.mixture, maps, np.array(p.x0), np.array(p.x_a), np.random.default_rng([seed, 2]),
-                                   CertifyConfig(n0=100, n=n))
-            if (robust.certificate.label is not None and robust.area > 4 * robust.ball_area and robust.x_a_in_region
-                    and not robust.x_a_in_ball):
-                return {"preset": name, "sigma": sigma, "x0": list(p.x0), "x_a": list(p.x_a), "seed": seed, "n": n,
-                        "area": robust.area, "clipped": robust.clipped, "ball_area": robust.ball_area,
-                        "radius": robust.certificate.radius, "tried": tried}
-    return None
+            yield {"preset": name, "sigma": sigma, "x0_x": p.x0[0], "x0_y": p.x0[1], "xa_x": p.x_a[0], "xa_y": p.x_a[1],
+                   "seeds": 32, "steps": 0, "method": "ddpm", "labeler": "mode", "seed": 0, "n": 1000}
+
+
+def region_larger_than_ball(run: Run) -> dict | None:
+    """At a preset's points: x0's robust region over 4 times the certified ball's area (a lower bound when the
+    window clips it), x_a inside the region but outside the ball."""
+    def happens(c: dict, o: dict) -> bool:
+        region, ball = o["robust_region"], o["certificate_x0"]
+        return (ball["label"] is not None and region["area"] > 4 * math.pi * ball["radius"] ** 2
+                and region["x_a_inside"] and not ball["x_a_inside"])
+
+    return first(run, "regions", region_candidates(), happens,
+                 ("robust_region.label", "robust_region.area", "robust_region.clipped", "robust_region.x_a_inside",
+                  "certificate_x0.label", "certificate_x0.radius", "certificate_x0.x_a_inside"))
+
+
+SEARCHES = {  # story key (assets/stories.json) -> its search
+    "vote-wins": vote_wins, "noise-alone-recovers": noise_alone, "adaptive-fools-both": adaptive_fools_both,
+    "tie": tie, "certify-wins": certify_wins, "certify-robust": certify_robust, "certify-abstain": certify_abstain,
+    "region-larger-than-ball": region_larger_than_ball,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "results" / "stories" / "search.json")
+    parser.add_argument("--only", nargs="*", choices=list(SEARCHES), help="run these searches (default: all)")
     args = parser.parse_args(argv)
     models = load_models("digits", device="cpu")
-    found = {  # keyed by the story each search is for (densepure_viz.stories)
-        "region-larger-than-ball": region_story(),
-        "tie": tie_story(models),
-        "attack-recovers": attack_story(models, "classifier", (1.0, 1.5), want_vote_right=True),
-        "adaptive-fools-both": attack_story(models, "adaptive", (1.0, 1.5, 2.0), want_vote_right=False),
-        "certify-robust": certify_story(models, 0.5, want_certified=True),
-        "certify-abstain": certify_story(models, 1.0, want_certified=False),
-    }
-    for key, value in found.items():
-        print(key, json.dumps(value))
+    run = runner(models)
+    found = json.loads(args.out.read_text())["stories"] if args.only and args.out.is_file() else {}
+    for key in args.only or SEARCHES:
+        found[key] = SEARCHES[key](run)
+        print(key, json.dumps(found[key]), flush=True)
+    found = {key: found[key] for key in SEARCHES if key in found}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": models.name, "stories": found}, indent=1) + "\n")
     print(args.out)

@@ -37,7 +37,7 @@ PHONE = {"width": 390, "height": 844}
 PRESENT_SHOTS = ("present-purify", "present-certify")  # presentation tour: the screen as the class sees it
 PHONE_SHOTS = ("phone-purify", "phone-stories", "phone-verdict")  # phone tour: the top of the page, then a story tapped
 # (its buttons and line scrolled to), then its verdict
-PURIFY_STORY = "attack-recovers"  # the story the presentation and phone tours run on Purify (its button's elem_id)
+PURIFY_STORY = "vote-wins"  # the story the presentation and phone tours run on Purify (its button's elem_id)
 CERTIFY_STORY = "certify-robust"  # and on Certify
 TAP_MIN_PX = 44  # a finger's tap target (Apple's guidelines, WCAG 2.5.5)
 SCREENSHOT_WIDTH = 960  # README images are downscaled to this width
@@ -135,10 +135,10 @@ def run_story(page, key: str) -> None:
     Purify: the verdict changed (so a story is run once per page), the votes and the grid drawn; Certify: the certificate, then the scale of its
     radius (cleared at the click, filled once the run has succeeded). Nothing is left running.
     """
-    from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES
+    from densepure_viz.stories import FILE, load
 
-    view = "purify" if key in {s.key for s in PURIFY_STORIES} else "certify"
-    title = next(s.title for s in (*PURIFY_STORIES, *CERTIFY_STORIES) if s.key == key)
+    story = next(s for s in load(FILE) if s.key == key)
+    view, title = story.view, story.title
     before = page.locator("#purify-verdict").inner_text()
     button = page.locator(f"#story-{key}")
     if page.evaluate("'ontouchstart' in window"):  # the phone tour's page has a touch screen

@@ -14,13 +14,13 @@ import os
 import pytest
 
 from densepure_viz.models import ASSETS, load_models
-from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES
+from densepure_viz.stories import FILE, load
 from scripts.screenshots import (CERTIFY_STORY, PHONE_SHOTS, PRESENT_SHOTS, PURIFY_STORY, TABS, VIEWS, above_the_fold,
                                  chromium, layout_problems, phone_tour, present_tour, serve, tap_problems, tour)
 
 SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()
-STORY_TITLES = {"purify": {s.key: s.title for s in PURIFY_STORIES}[PURIFY_STORY],  # the stories the tours run
-                "certify": {s.key: s.title for s in CERTIFY_STORIES}[CERTIFY_STORY]}
+STORY_TITLES = {"purify": {s.key: s.title for s in load(FILE)}[PURIFY_STORY],  # the stories the tours run
+                "certify": {s.key: s.title for s in load(FILE)}[CERTIFY_STORY]}
 pytestmark = pytest.mark.slow
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 from test_browser import SHIPPED, browser, server  # noqa: F401 - the fixtures, shared
 
-from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES, REGIONS_STORIES
+from densepure_viz.stories import FILE, load
 from scripts.screenshots import TIMEOUT_MS, text_contains
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHIPPED, reason="the stories are the shipped digits model's")]
 
 TABS = {"purify": "1. Purify", "certify": "2. Certify", "regions": "3. Robust regions (2D)"}
 SHOWS = {  # story -> (view, element, text it shows once the story has run)
-    "attack-recovers": ("purify", "#purify-verdict", "True label: 4"),
+    "vote-wins": ("purify", "#purify-verdict", "(5/8 seeds)"),
+    "noise-alone-recovers": ("purify", "#purify-verdict", "(8/8 seeds)"),
     "adaptive-fools-both": ("purify", "#purify-verdict", "attacked input x_a"),
     "tie": ("purify", "#purify-verdict", "a tie between 3 and 8"),
     "certify-robust": ("certify", "#certify-scale", "How big is 0.62?"),
@@ -23,7 +24,7 @@ SHOWS = {  # story -> (view, element, text it shows once the story has run)
 
 
 def test_each_story_button_tells_its_story(browser, server):
-    stories = (*PURIFY_STORIES, *CERTIFY_STORIES, *REGIONS_STORIES)
+    stories = load(FILE)
     assert {s.key for s in stories} == set(SHOWS)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)

@@ -179,19 +179,6 @@ def test_the_live_certificate_is_anytime_valid_and_stops_when_decided(tiny_model
     assert "anytime-valid" in table and "had n been fixed in advance" in table
 
 
-@pytest.mark.slow
-def test_the_vote_wins_example_shows_the_vote_right_and_one_shot_wrong(app, digits_models):
-    """The Purify view's one-click example, run on the shipped models, is what the study says it is."""
-    from densepure_viz.inputs import load_input, true_label
-    from densepure_viz.purify import PurifyConfig, purify
-
-    image, sigma, k, sampler, steps, seed, attack = _fn(app, "vote_wins_example").fn()
-    assert attack == "none" and Path(image).is_file()
-    result = purify(digits_models, load_input(image, digits_models), PurifyConfig(sigma, k, sampler, steps), seed)
-    assert result.label == true_label(image) != result.one_shot_label  # the vote right, one-shot wrong
-    assert result.votes[result.label] < k  # the seeds disagree: the posterior spans several classes
-
-
 def test_the_about_view_shows_the_vote_study(app):
     plots = {b.elem_id: b for b in app.blocks.values() if isinstance(b, gr.Plot)}
     figure = plots["about-study"].value

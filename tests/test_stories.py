@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -23,17 +24,18 @@ from densepure_viz.plots.colors import class_color
 from densepure_viz.plots.images import lower_bound_figure
 from densepure_viz.seeding import Stream, make_generator
 from densepure_viz.sequential import lower_bound_curve
-from densepure_viz.stories import CERTIFY_STORIES, PURIFY_STORIES, REGIONS_STORIES, Story
+from densepure_viz import stories
+from densepure_viz.stories import PARAMETERS, ROOT, Story, for_view
 from densepure_viz.ui import build_app
 
-STORIES: dict[str, Story] = {s.key: s for s in (*PURIFY_STORIES, *CERTIFY_STORIES, *REGIONS_STORIES)}
+STORIES: dict[str, Story] = {s.key: s for s in stories.load(stories.FILE)}
 
 
 # --- the radius in pixels -----------------------------------------------------------------------------
 
 
 def test_the_radius_picture_moves_the_input_by_exactly_the_radius(digits_models):
-    x = load_input(Path(STORIES["certify-robust"].controls()[0]), digits_models)  # a digit: ink at 0, paper at 1
+    x = load_input(Path(STORIES["certify-robust"].args()[0]), digits_models)  # a digit: ink at 0, paper at 1
     picture = perturb_by_radius(x, 0.62, make_generator(0, Stream.RADIUS))
     assert picture.reached == pytest.approx(0.62, abs=1e-6)  # inside [0, 1] and still at L2 0.62
     assert float((picture.perturbed - x).norm()) == pytest.approx(0.62, abs=1e-5)
@@ -151,7 +153,10 @@ def test_the_glossary_is_closed_until_opened_and_says_what_each_symbol_is(app):
     assert texts and all("**abstain**" in t and "Clopper-Pearson" in t for t in texts)
 
 
-# --- the stories --------------------------------------------------------------------------------------
+# --- the stories ---------------------------------------------------------------------------------------
+
+
+JSON_OUTPUT = {"purify": 6, "certify": 3, "regions": 4}  # the position of the view's JSON among its API outputs
 
 
 def _endpoint(app, name: str):
@@ -159,25 +164,50 @@ def _endpoint(app, name: str):
 
 
 def test_the_stories_are_what_the_seeded_search_found():
-    """stories.py holds the values scripts/find_stories.py recorded (no hand-tuned drift)."""
-    from dataclasses import fields
-
-    from densepure_viz.stories import ROOT
-
+    """assets/stories.json holds the controls and expected outputs scripts/find_stories.py recorded (no drift)."""
     record = json.loads((ROOT / "assets" / "results" / "stories" / "search.json").read_text())["stories"]
-    assert set(record) == set(STORIES)
+    assert list(record) == list(STORIES)
     for key, story in STORIES.items():
-        found = dict(record[key])
-        if "x0" in found:
-            (found["x0_x"], found["x0_y"]), (found["xa_x"], found["xa_y"]) = found.pop("x0"), found.pop("x_a")
-        controls = {f.name for f in fields(story)} - {f.name for f in fields(Story)}
-        shared = {name: value for name, value in found.items() if name in controls}
-        assert len(shared) >= 6 and all(getattr(story, name) == value for name, value in shared.items()), key
+        found = record[key]
+        assert (story.view, story.controls, story.expect) == (found["view"], found["controls"], found["expect"]), key
 
 
-@pytest.mark.parametrize("view, stories", [("purify", PURIFY_STORIES), ("certify", CERTIFY_STORIES),
-                                           ("regions", REGIONS_STORIES)])
-def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view, stories):
+def test_each_view_lists_its_endpoints_parameters_in_order(app):
+    """PARAMETERS (what a story's controls name) is each endpoint's signature, so predict(**controls) replays it."""
+    import inspect
+
+    for view, names in PARAMETERS.items():
+        params = inspect.signature(_endpoint(app, view).fn).parameters
+        assert tuple(p for p in params if p != "progress") == names, view
+
+
+def test_what_each_story_expects_is_what_its_title_says():
+    """The file's expected outputs tell the stories: the vote right where the bare classifier on the same noisy
+    input and one-shot are wrong; noise alone undoing an attack; DensePure's radius the largest; ..."""
+    wins = STORIES["vote-wins"].expect
+    assert wins["label"] == wins["true_label"] != wins["noisy_label"] and wins["one_shot_label"] != wins["true_label"]
+    assert STORIES["vote-wins"].controls["sigma"] == 1.0 and not wins["tie"]
+    alone = STORIES["noise-alone-recovers"].expect
+    assert alone["input_label"] != alone["true_label"] == alone["noisy_label"] == alone["label"]
+    both = STORIES["adaptive-fools-both"].expect
+    assert both["attack.success"] and both["input_label"] != both["true_label"] != both["label"]
+    tie = STORIES["tie"].expect
+    top = max(tie["votes"].values())
+    assert tie["tie"] and tie["label"] == min(int(c) for c, v in tie["votes"].items() if v == top) != tie["true_label"]
+    radius = STORIES["certify-wins"].expect
+    assert radius["densepure.label"] == true_label(STORIES["certify-wins"].controls["image"])
+    assert radius["densepure.radius"] > max(radius["one_shot.radius"], radius["bare.radius"])
+    assert STORIES["certify-robust"].expect["bare.label"] is None
+    abstain = STORIES["certify-abstain"].expect
+    assert abstain["densepure.decision"] == "abstain" and abstain["bare.label"] is not None
+    region = STORIES["region-larger-than-ball"].expect
+    assert region["robust_region.area"] > 4 * math.pi * region["certificate_x0.radius"] ** 2
+    assert region["robust_region.x_a_inside"] and not region["certificate_x0.x_a_inside"]
+
+
+@pytest.mark.parametrize("view", list(PARAMETERS))
+def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view):
+    stories = for_view(view)
     assert stories
     endpoint = _endpoint(app, view)
     buttons = {b._id: b.elem_id for b in app.blocks.values() if isinstance(b, gr.Button)}
@@ -187,7 +217,7 @@ def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view
         assert click.outputs[:n] == endpoint.inputs  # every input of the view's endpoint, in order
         look, *stale = click.outputs[n:]
         values = click.fn()
-        assert values[:n] == list(story.controls()) and story.look in values[n]
+        assert values[:n] == list(story.args()) and story.look in values[n]
         assert values[n + 1:] == [None] * len(stale)  # what described the previous run is cleared
         run = next(fn for fn in app.fns.values() if fn.trigger_after == click._id)
         assert run.fn is endpoint.fn and run.inputs == endpoint.inputs and run.outputs == endpoint.outputs
@@ -200,10 +230,38 @@ def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view
     # its value unwrapped, so a one-item list ([""]) was an error on every Purify Run
     cleared = asyncio.run(app.process_api(clear, []))["data"]
     assert clear.outputs[0] is look and cleared == ["", *[None] * (len(clear.outputs) - 1)]
-    for story in stories:
-        for value in story.controls():
-            if isinstance(value, str) and value.endswith(".png"):
-                assert Path(value).is_file()
+
+
+def test_a_malformed_stories_file_is_one_line_and_the_app_serves_without_stories(tiny_models, tmp_path, monkeypatch,
+                                                                                 caplog):
+    bad = tmp_path / "stories.json"
+    bad.write_text('[{"key": "tie", "view": "purify",')  # cut short
+    monkeypatch.setattr(stories, "FILE", bad)
+    with caplog.at_level(logging.WARNING):
+        app = build_app(loader=lambda name, device: tiny_models, names=("digits",), device="cpu")
+    lines = [r.getMessage() for r in caplog.records if r.name == stories.__name__]
+    assert len(lines) == 1 and str(bad) in lines[0] and "without stories" in lines[0] and "\n" not in lines[0]
+    assert not [b for b in app.blocks.values() if isinstance(b, gr.Button) and (b.elem_id or "").startswith("story-")]
+    assert {_endpoint(app, view).api_name for view in PARAMETERS} == set(PARAMETERS)  # the views still serve
+
+
+@pytest.mark.parametrize("edit, fault", [
+    (lambda items: {"stories": items}, "expected a list"),
+    (lambda items: [{**items[0], "view": "density"}, *items[1:]], "unknown view 'density'"),
+    (lambda items: [{k: v for k, v in items[0].items() if k != "look"}, *items[1:]], "has no look"),
+    (lambda items: [{**items[0], "controls": {**items[0]["controls"], "K": 8}}, *items[1:]], "unknown controls K"),
+    (lambda items: [{**items[0], "controls": {k: v for k, v in items[0]["controls"].items() if k != "seed"}}],
+     "lacks controls seed"),
+    (lambda items: [*items, items[0]], "appears twice"),
+])
+def test_each_fault_of_the_file_is_named_in_one_line(tmp_path, caplog, edit, fault):
+    items = json.loads(stories.FILE.read_text())
+    path = tmp_path / "stories.json"
+    path.write_text(json.dumps(edit(items)))
+    with caplog.at_level(logging.WARNING):
+        assert stories.load(path) == () and stories.load(path) == ()  # read (and reported) once
+    lines = [r.getMessage() for r in caplog.records if r.name == stories.__name__]
+    assert len(lines) == 1 and fault in lines[0] and str(path) in lines[0], lines
 
 
 @pytest.fixture(scope="module")
@@ -213,80 +271,42 @@ def digits_ctx(digits_models):
     return AppContext(pool=ModelPool(lambda name, device: digits_models, ("digits",), "cpu"))
 
 
-def _purify(ctx, story: Story) -> dict:
-    from densepure_viz.ui.purify_tab import PurifyOutputs, make_handler
+@pytest.fixture(scope="module")
+def digits_url(digits_models):
+    from scripts.screenshots import serve
 
-    *_, last = make_handler(ctx)(*story.controls(), progress=lambda *a, **k: None)
-    return PurifyOutputs(*last).result
-
-
-def _certify(ctx, story: Story) -> tuple[str, dict]:
-    from densepure_viz.ui.certify_tab import make_handler
-
-    *_, (_, status, table, out) = make_handler(ctx)(*story.controls(), progress=lambda *a, **k: None)
-    return table, out
-
-
-def test_attack_the_classifier_and_densepure_recovers(digits_ctx):
-    story = STORIES["attack-recovers"]
-    result = _purify(digits_ctx, story)
-    y = true_label(story.image)
-    assert result["attack"]["threat"] == "classifier" and result["attack"]["adversarial_label"] != y  # fooled
-    assert result["label"] == y and int(result["votes"][str(y)]) > story.seeds / 2 and not result["tie"]
-
-
-def test_an_adaptive_attack_fools_both(digits_ctx):
-    story = STORIES["adaptive-fools-both"]
-    result = _purify(digits_ctx, story)
-    y = true_label(story.image)
-    assert result["attack"]["threat"] == "adaptive"
-    assert result["attack"]["adversarial_label"] != y and result["label"] != y  # the bare classifier and the vote
-
-
-def test_a_tie(digits_ctx, capsys):
-    story = STORIES["tie"]
-    result = _purify(digits_ctx, story)
-    top = max(result["votes"].values())
-    assert result["tie"] and sum(v == top for v in result["votes"].values()) >= 2
-    assert result["label"] == min(int(c) for c, v in result["votes"].items() if v == top)  # the smallest label
-    from densepure_viz.cli import main
-
-    assert main(["purify", story.controls()[0], "--sigma", str(story.sigma), "--seeds", str(story.seeds), "--sampler",
-                 story.sampler, "--steps", str(story.steps), "--seed", str(story.seed), "--json"]) == 0
-    cli = json.loads(capsys.readouterr().out)
-    assert cli["tie"] and cli["votes"] == result["votes"]  # the CLI tells the same story
+    with serve(digits_models) as url:
+        yield url
 
 
 @pytest.mark.slow
-def test_certify_robust_then_abstain(digits_ctx):
-    robust = STORIES["certify-robust"]
-    table, out = _certify(digits_ctx, robust)
-    assert out["densepure"]["label"] == true_label(robust.image) and out["densepure"]["radius"] > 0
-    assert out["bare"]["label"] is None  # the bare classifier abstains on the same draws
-    abstain = STORIES["certify-abstain"]
-    table, out = _certify(digits_ctx, abstain)
-    d = out["densepure"]
-    assert d["label"] is None and d["radius"] == 0 and d["decision"] == "abstain" and d["draws_used"] == 35
-    assert f"abstain (top class {d['top_class']})" in table
-    assert out["bare"]["label"] == 1 != true_label(abstain.image) and out["bare"]["radius"] > 0  # certified, wrong
+def test_every_story_replays_through_the_api_and_happens(digits_url):
+    """Each story's controls, sent as they are to its view's API endpoint, give every field its expect claims."""
+    from gradio_client import Client, handle_file
+
+    client = Client(digits_url, verbose=False)
+    for story in STORIES.values():
+        controls = {k: handle_file(str(ROOT / v)) if k == "image" else v for k, v in story.controls.items()}
+        output = client.predict(**controls, api_name=f"/{story.view}")[JSON_OUTPUT[story.view]]
+        assert story.mismatches(output) == [], story.key
 
 
-def test_the_robust_region_is_larger_than_the_ball():
-    from densepure_viz.ui.regions_tab import regions
+def test_a_tie_the_cli_tells_the_same_story(capsys):
+    from densepure_viz.cli import main
 
-    *_, summary, data = regions(*STORIES["region-larger-than-ball"].controls())
-    region, ball = data["robust_region"], data["certificate_x0"]
-    assert ball["label"] == region["label"] and ball["radius"] > 0
-    assert region["area"] > 4 * math.pi * ball["radius"] ** 2  # a lower bound when clipped: larger still
-    assert region["clipped"] == ("the plotted window clips it" in summary)  # and the view says so
-    assert region["x_a_inside"] and not ball["x_a_inside"]  # x_a outside the ball, inside the region
+    story = STORIES["tie"]
+    c = story.controls
+    assert main(["purify", story.args()[0], "--sigma", str(c["sigma"]), "--seeds", str(c["seeds"]), "--sampler",
+                 c["sampler"], "--steps", str(c["steps"]), "--seed", str(c["seed"]), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert {k: cli[k] for k in ("tie", "label", "votes")} == {k: story.expect[k] for k in ("tie", "label", "votes")}
 
 
 def test_the_certify_view_shows_the_radius_in_pixels_and_p_lower_against_the_count(digits_ctx):
     from densepure_viz.ui.certify_tab import make_explainer
 
     out = {"densepure": {"radius": 0.62, "draws_used": 100, "alpha": 0.001, "sigma": 0.5, "count": 99, "p_lower": 0.89}}
-    image = STORIES["certify-robust"].controls()[0]
+    image = STORIES["certify-robust"].args()[0]
     text, x, moved, fig = make_explainer(digits_ctx)(out, image, "digits", 0)
     assert "0.039 per value (RMS)" in text and "16x16 = 256 values" in text and "exactly 0.62" in text
     assert isinstance(x, Image.Image) and x.size == moved.size and x.tobytes() != moved.tobytes()

@@ -84,8 +84,9 @@ wrong class more often than the blurry mean does (sigma = 1.0: 60% vs 66%, and t
 posterior of the training set, "ideal"). The vote's label shares estimate the posterior's *class mass*;
 its argmax (the ideal vote, 71%) beats the mean. K buys the approach to it: K = 2 is below one-shot, K = 4
 ties, K = 8-32 pass it, most of the gain by K = 8. At sigma <= 0.5 every method is at 96-100% and there is
-nothing to win. The Purify view's *where the vote wins* button loads an image where the vote is right and
-one-shot is wrong, with the per-seed labels that show why. Details: `assets/results/study/README.md`.
+nothing to win. The Purify view's story *Where the vote wins* runs an input where the vote is right while the
+bare classifier on the same noisy input and one-shot are wrong; the grid's per-seed labels show why. Details:
+`assets/results/study/README.md`.
 """
 
 

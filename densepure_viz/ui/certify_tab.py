@@ -42,7 +42,6 @@ from densepure_viz.sequential import (
     lower_bound_curve,
     sequential_certify_stream,
 )
-from densepure_viz.stories import CERTIFY_STORIES
 from densepure_viz.ui.components import (glossary_accordion, image_input, image_output, new_input_note, seed_input,
                                          sigma_slider)
 from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify
@@ -274,7 +273,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     event = run.click(**run_event, api_name="certify")
     event.success(**explain, api_visibility="private")
     with stories:
-        story_events = story_row("certify", CERTIFY_STORIES, inputs, run_event, run, after=explain)
+        story_events = story_row("certify", inputs, run_event, run, after=explain)
     stop.click(stopped_note, None, status, cancels=[event, *story_events], api_visibility="private")
     # certificates belong to the image they were computed for: a new one (uploaded here, or following the Purify
     # view's) clears them

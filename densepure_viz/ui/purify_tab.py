@@ -8,7 +8,6 @@ denoising and DensePure's vote. Afterwards a slider scrubs through the stored re
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -23,11 +22,10 @@ from densepure_viz.grids import choose_scale, column_indices, step_view, traject
 from densepure_viz.images import to_pil
 from densepure_viz.inputs import true_label
 from densepure_viz.plots.images import vote_histogram_figure
-from densepure_viz.models import ASSETS, DensePureModels
+from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.reports import attack_json, purify_json, tied_labels
 from densepure_viz.sharing import file_digest
-from densepure_viz.stories import PURIFY_STORIES
 from densepure_viz.ui.components import (PIXELATED, glossary_accordion, image_input, image_output, new_input_note, seed_input,
                                          sigma_slider)
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
@@ -36,7 +34,6 @@ from densepure_viz.ui.shared_answers import answer_once
 from densepure_viz.ui.story_buttons import story_row
 from densepure_viz.ui.validation import LIMITS, choice, model_id, user_errors
 
-VOTE_WINS = ASSETS / "results" / "study" / "vote_wins_example.json"  # the study's example (python -m densepure_viz study)
 MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
 STREAM_INTERVAL = 0.5  # seconds before the first streamed frame and between frames (the final frame always goes out):
@@ -331,8 +328,6 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
                 stop = gr.Button("Stop", variant="stop")
                 # a queued Run shows its place in line here, then its progress: next to the button, above the fold
                 run_status = gr.Markdown("", min_height=44, min_width=160, elem_id="purify-run-status")
-                example = gr.Button("Example: where the vote wins", size="sm", visible=VOTE_WINS.is_file(),
-                                    elem_id="purify-vote-wins")
     stories = gr.Column()  # filled below, once the outputs exist
     with gr.Row():
         clean_img = image_output("clean x, as the model sees it", elem_id="purify-clean")
@@ -369,7 +364,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency, "show_progress_on": [run_status]}
     event = run.click(handler, inputs, outputs.as_list(), api_name="purify", **lane)
     with stories:
-        story_events = story_row("purify", PURIFY_STORIES, inputs,
+        story_events = story_row("purify", inputs,
                                  {"fn": handler, "inputs": inputs, "outputs": outputs.as_list(), **lane}, run)
     stop.click(None, None, None, cancels=[event, *story_events])
     scrub.change(scrub_view, [scrub, scrub_state], scrub_img, api_visibility="private", show_progress="hidden")
@@ -382,16 +377,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
                  "api_visibility": "private", "show_progress": "hidden"}
     image.input(**new_input)
     gallery.select(pick, None, image, api_visibility="private").then(**new_input)
-    example.click(vote_wins_example, None, [image, sigma, seeds, sampler, steps, seed, attack], api_visibility="private")
     use_sketch.click(drawing_to_image, sketch, image, api_visibility="private").success(**new_input)
     return PurifyView(image, sigma, seeds, sampler, steps, seed, attack_inputs, outputs, event)
-
-
-@user_errors
-def vote_wins_example() -> tuple:
-    """The study's example (image, sigma, K, sampler, b, seed, no attack): the vote right, one-shot wrong."""
-    ex = json.loads(VOTE_WINS.read_text())
-    return str(ASSETS.parent / ex["image_file"]), ex["sigma"], ex["k"], ex["sampler"], ex["steps"], ex["purify_seed"], "none"
 
 
 @user_errors

@@ -15,7 +15,6 @@ import numpy as np
 
 from densepure_viz.certify import CertifyConfig
 from densepure_viz.plots.toy2d import MAP_TITLES, region_maps_figure, scene_figure, vote_histogram_figure
-from densepure_viz.stories import REGIONS_STORIES
 from densepure_viz.toy2d import LABELERS, PRESETS, power_diagram_cells, region_maps, reverse_trajectories, robust_region, smoothed_input
 from densepure_viz.ui.session import AppContext
 from densepure_viz.ui.story_buttons import story_row
@@ -186,7 +185,7 @@ def build(ctx: AppContext) -> tuple:
     outputs = [scene, maps, votes, summary, data]
     run.click(regions, inputs, outputs, api_name="regions", concurrency_id="toy2d", concurrency_limit=2)
     with stories:
-        story_row("regions", REGIONS_STORIES, inputs,
+        story_row("regions", inputs,
                   {"fn": regions, "inputs": inputs, "outputs": outputs, "concurrency_id": "toy2d"}, run)
     # .input, not .change: a story sets the preset together with its own sigma and points
     preset.input(preset_defaults, preset, [sigma, x0_x, x0_y, xa_x, xa_y], api_visibility="private").then(
