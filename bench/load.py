@@ -69,15 +69,15 @@ ENDPOINTS = {"purify": purify_args, "certify": certify_args}
 
 def default_image() -> Path:
     """The app's first view's input: the first shipped sample (session.list_samples)."""
-    from densepure_viz.ui.session import list_samples
+    from densepure_viz.serving.ui.session import list_samples
 
     return list_samples()[0].path
 
 
 def default_purify_args(image, seed: int = 0, model: str = "digits") -> tuple:
     """/purify with the Purify view's defaults (PurifyConfig, AttackConfig, seed 0)."""
-    from densepure_viz.attacks import AttackConfig
-    from densepure_viz.purify import PurifyConfig
+    from densepure_viz.attacks.pgd import AttackConfig
+    from densepure_viz.engine.purify import PurifyConfig
 
     d, a = PurifyConfig(), AttackConfig()
     return (image, model, d.sigma, d.seeds, d.sampler, d.steps, seed, "none", a.norm, a.eps, a.steps, a.threat)
@@ -85,8 +85,8 @@ def default_purify_args(image, seed: int = 0, model: str = "digits") -> tuple:
 
 def default_certify_args(image, seed: int = 0, model: str = "digits") -> tuple:
     """/certify with the Certify view's defaults (CERTIFY_PURIFIER, CLASSROOM, the comparison runs, no target)."""
-    from densepure_viz.purify import CERTIFY_PURIFIER as d
-    from densepure_viz.ui.certify_tab import CLASSROOM as c
+    from densepure_viz.engine.purify import CERTIFY_PURIFIER as d
+    from densepure_viz.serving.ui.certify_tab import CLASSROOM as c
 
     return (image, model, d.sigma, d.seeds, d.sampler, d.steps, seed, c.n0, c.n, c.alpha, True, 0.0, True)
 
@@ -302,9 +302,9 @@ def engine_seconds(image: Path, threads: int, repeats: int = 5, model: str = "di
     """
     import torch
 
-    from densepure_viz.models import load_models
-    from densepure_viz.purify import PurifyConfig, purify
-    from densepure_viz.ui.requests import run_prepare
+    from densepure_viz.models.registry import load_models
+    from densepure_viz.engine.purify import PurifyConfig, purify
+    from densepure_viz.serving.ui.requests import run_prepare
 
     torch.set_num_threads(threads)
     models = load_models(model, device="cpu")
@@ -408,8 +408,8 @@ def serve(port: int, threads: int, sessions: int | None = None) -> None:
     """
     import torch
 
-    from densepure_viz.ui import build_app
-    from densepure_viz.ui.app import launch_options
+    from densepure_viz.serving.ui import build_app
+    from densepure_viz.serving.ui.app import launch_options
 
     torch.set_num_threads(threads)
     options = launch_options() | ({"state_session_capacity": sessions} if sessions else {})

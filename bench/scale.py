@@ -2,7 +2,7 @@
 
 Nothing is timed here: the table is arithmetic on a throughput measured elsewhere (`python -m bench.speed`,
 its "UNet evals/s" column), given per dataset on the command line. The cost model is our engine's
-(densepure_viz.purify): each of an image's n0 + N noise draws costs one UNet evaluation at t*, shared by
+(densepure_viz.engine.purify): each of an image's n0 + N noise draws costs one UNet evaluation at t*, shared by
 the K seeds, and b - 1 more for every seed that runs. Seeds run in rounds and a draw stops once its
 majority is decided, so between K // 2 + 1 (every seed agrees) and K seeds run per draw. On digits
 (n0 = 100, N = 1000, K = 10, b = 10) that gives 60,500 to 100,100 evaluations; bench/RESULTS.md measured

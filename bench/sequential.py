@@ -4,7 +4,7 @@
                                                  [--device cuda]
 
 DensePure (Xiao et al. 2023) with the shipped "digits" model at sigma = 0.5, K = 4 seeds, b = 5 fast
-steps is the base classifier. Per image, sequential CERTIFY (`densepure_viz.sequential`, alpha =
+steps is the base classifier. Per image, sequential CERTIFY (`densepure_viz.smoothing.sequential`, alpha =
 0.001, budget N = 1,000, no selection phase) decides at R = 0.25 and at R = 0.5; fixed-n CERTIFY
 (Cohen et al. 2019, n0 = 100, n = 1,000) runs once on the same image with the same seed. Each run
 starts from scratch (no votes shared between runs), so every wall time is that method's own cost.
@@ -32,11 +32,12 @@ from typing import TypeVar
 import torch
 from scipy.stats import norm
 
-from densepure_viz.certify import CertifyConfig, certify
-from densepure_viz.data import split_digits
-from densepure_viz.models import DensePureModels, load_models
-from densepure_viz.purify import PurifyConfig, densepure_base
-from densepure_viz.sequential import SequentialConfig, sequential_certify
+from densepure_viz.smoothing.certify import CertifyConfig, certify
+from densepure_viz.models.data import split_digits
+from densepure_viz.models.registry import DensePureModels, load_models
+from densepure_viz.engine.purify import PurifyConfig
+from densepure_viz.smoothing.base import densepure_base
+from densepure_viz.smoothing.sequential import SequentialConfig, sequential_certify
 
 PURIFY = PurifyConfig(sigma=0.5, seeds=4, sampler="fast", steps=5)  # sigma, K, b of the goal
 ALPHA = 0.001  # failure probability of both methods

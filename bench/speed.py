@@ -3,7 +3,7 @@
     python -m bench.speed [--quick] [--device cpu|cuda] [--models digits,cifar10] [--dtype D] [--compile]
 
 On the same inputs and seeds, each case runs (a) the engine (`purify`, or CERTIFY with
-`densepure_base`), (b) the per-seed reference structure (densepure_viz/testing.py: one pass per seed), and
+`densepure_base`), (b) the per-seed reference structure (densepure_viz/experiments/reference.py: one pass per seed), and
 (c) the bare UNet and classifier replaying the batch shapes and counts that (a) ran: the floor.
 Printed as Markdown: times, a/b and a/c, UNet image-evaluations, peak memory, and whether (a) and
 (b) agree. Then the engine summary of issue 2: UNet evaluations per second, purify and certify
@@ -32,12 +32,13 @@ import timm
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from densepure_viz.certify import CertifyConfig, CertifyResult, certify
-from densepure_viz.models import DensePureModels, default_dtype, load_models
-from densepure_viz.purify import PurifyConfig, PurifyResult, densepure_base, purify
-from densepure_viz.runtime import EvalCounter, accelerate, auto_batch
-from densepure_viz.seeding import Stream
-from densepure_viz.testing import per_seed_certify, per_seed_labels, replay
+from densepure_viz.smoothing.certify import CertifyConfig, CertifyResult, certify
+from densepure_viz.models.registry import DensePureModels, default_dtype, load_models
+from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify
+from densepure_viz.smoothing.base import densepure_base
+from densepure_viz.engine.runtime import EvalCounter, accelerate, auto_batch
+from densepure_viz.engine.seeding import Stream
+from densepure_viz.experiments.reference import per_seed_certify, per_seed_labels, replay
 
 CIFAR_CONFIG = Path(__file__).with_name("cifar10_ddpm.json")
 SIGMA = 0.5  # smoothing std of every case
@@ -177,7 +178,7 @@ def cifar10_models(device: torch.device, dtype: torch.dtype) -> DensePureModels:
 def setup(name: str, device: torch.device, dtype: torch.dtype, compile: bool) -> tuple[DensePureModels, torch.Tensor]:
     """(models, the input image) of a benchmark model, with the engine's speed options applied."""
     if name == "digits":
-        from densepure_viz.data import split_digits
+        from densepure_viz.models.data import split_digits
 
         models, image = load_models("digits", device=device, dtype=dtype), split_digits().test_images[0]
     else:

@@ -1,7 +1,7 @@
-"""`python -m densepure_viz`: the command line (see densepure_viz.cli)."""
+"""`python -m densepure_viz`: the command line (see densepure_viz.serving.cli)."""
 
 import sys
 
-from densepure_viz.cli import main
+from densepure_viz.serving.cli import main
 
 sys.exit(main())

@@ -1,7 +1,7 @@
 """Export the app's sample images: 2 held-out test digits per class, as 16x16 PNGs.
 
 Writes assets/samples/digits/test_<idx>_label<y>.png, where idx is the image's index in the fixed
-test split (densepure_viz.data.split_digits) and y its true label (the CLI reads it from the name).
+test split (densepure_viz.models.data.split_digits) and y its true label (the CLI reads it from the name).
 Run once from the repository root: `python scripts/export_samples.py`.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
-from densepure_viz.data import split_digits  # noqa: E402
-from densepure_viz.images import save_image  # noqa: E402
+from densepure_viz.models.data import split_digits  # noqa: E402
+from densepure_viz.models.images import save_image  # noqa: E402
 
 OUT = ROOT / "assets" / "samples" / "digits"
 

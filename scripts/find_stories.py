@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
-from densepure_viz.images import list_images  # noqa: E402
-from densepure_viz.inputs import true_label  # noqa: E402
-from densepure_viz.models import load_models  # noqa: E402
-from densepure_viz.stories import PARAMETERS  # noqa: E402
-from densepure_viz.ui import certify_tab, purify_tab, regions_tab  # noqa: E402
-from densepure_viz.ui.session import AppContext, ModelPool  # noqa: E402
+from densepure_viz.models.images import list_images  # noqa: E402
+from densepure_viz.models.inputs import true_label  # noqa: E402
+from densepure_viz.models.registry import load_models  # noqa: E402
+from densepure_viz.teaching.stories import PARAMETERS  # noqa: E402
+from densepure_viz.serving.ui import certify_tab, purify_tab, regions_tab  # noqa: E402
+from densepure_viz.serving.ui.session import AppContext, ModelPool  # noqa: E402
 
 SAMPLES = [str(p.relative_to(ROOT)) for p in sorted(list_images(ROOT / "assets" / "samples" / "digits"))]
 NO_ATTACK = {"attack": "none", "norm": "l2", "eps": 1.0, "attack_steps": 10, "threat": "classifier"}

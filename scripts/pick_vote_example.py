@@ -1,7 +1,7 @@
 """Pick the app's "where the vote wins" example from the study's records and check it in the Purify view.
 
 From assets/results/study/records.jsonl, take the held-out image where the K-seed vote is right and
-one-shot wrong on the largest share of its smoothing draws (densepure_viz.study.vote_wins). The study's
+one-shot wrong on the largest share of its smoothing draws (densepure_viz.experiments.study.vote_wins). The study's
 draws use their own noise streams; the Purify view draws from Stream.PURIFY with a seed, so the script
 then looks for the smallest Purify-view seed that shows the same thing on that image (vote right,
 one-shot wrong) and records that run's per-seed labels. Writes vote_wins_example.json beside the records
@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
-from densepure_viz.data import split_digits  # noqa: E402
-from densepure_viz.images import save_image  # noqa: E402
-from densepure_viz.models import load_models  # noqa: E402
-from densepure_viz.purify import PurifyConfig, purify  # noqa: E402
-from densepure_viz.study import Chain, StudyConfig, read_records, vote_wins  # noqa: E402
+from densepure_viz.models.data import split_digits  # noqa: E402
+from densepure_viz.models.images import save_image  # noqa: E402
+from densepure_viz.models.registry import load_models  # noqa: E402
+from densepure_viz.engine.purify import PurifyConfig, purify  # noqa: E402
+from densepure_viz.experiments.study import Chain, StudyConfig, read_records, vote_wins  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

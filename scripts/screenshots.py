@@ -63,8 +63,8 @@ def chromium() -> Iterator:
 @contextmanager
 def serve(models) -> Iterator[str]:
     """The app on a free loopback port, every registry name served by `models`; yields its URL."""
-    from densepure_viz.ui import build_app
-    from densepure_viz.ui.app import launch_options
+    from densepure_viz.serving.ui import build_app
+    from densepure_viz.serving.ui.app import launch_options
 
     demo = build_app(loader=lambda name, device: models, names=("digits",), device="cpu")
     with socket.socket() as s:
@@ -135,7 +135,7 @@ def run_story(page, key: str) -> None:
     Purify: the verdict changed (so a story is run once per page), the votes and the grid drawn; Certify: the certificate, then the scale of its
     radius (cleared at the click, filled once the run has succeeded). Nothing is left running.
     """
-    from densepure_viz.stories import FILE, load
+    from densepure_viz.teaching.stories import FILE, load
 
     story = next(s for s in load(FILE) if s.key == key)
     view, title = story.view, story.title
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate the README's screenshots with the shipped digits model.")
     parser.add_argument("--out", type=Path, default=OUT, help=f"folder for the PNGs (default {OUT.relative_to(ROOT)})")
     args = parser.parse_args(argv)
-    from densepure_viz.models import load_models
+    from densepure_viz.models.registry import load_models
 
     models = load_models("digits", device="cpu")  # the shipped model: what a visitor sees
     with serve(models) as url, chromium() as browser:

@@ -9,7 +9,7 @@ import timm
 import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
-from densepure_viz.models import DensePureModels, custom_spec, load_models
+from densepure_viz.models.registry import DensePureModels, custom_spec, load_models
 
 TINY_SIZE = 8
 
@@ -51,6 +51,6 @@ def digits_models() -> DensePureModels:
 
 @pytest.fixture(scope="session")
 def digits_split():
-    from densepure_viz.data import split_digits
+    from densepure_viz.models.data import split_digits
 
     return split_digits()

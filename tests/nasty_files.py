@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from densepure_viz.images import MAX_BYTES, MAX_PIXELS
+from densepure_viz.models.images import MAX_BYTES, MAX_PIXELS
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from densepure_viz import cli
-from densepure_viz.models import ASSETS, load_models
-from densepure_viz.ui import build_app
-from densepure_viz.ui.app import launch_options
+from densepure_viz.serving import cli
+from densepure_viz.paths import ASSETS
+from densepure_viz.models.registry import load_models
+from densepure_viz.serving.ui import build_app
+from densepure_viz.serving.ui.app import launch_options
 
 SAMPLES = sorted((ASSETS / "samples" / "digits").glob("*.png"))
 SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from densepure_viz.attacks import (
+from densepure_viz.attacks.pgd import (
     AttackConfig,
     AttackProgress,
     AttackResult,
@@ -18,8 +18,8 @@ from densepure_viz.attacks import (
     pgd,
     project,
 )
-from densepure_viz.cli import main
-from densepure_viz.images import to_tensor
+from densepure_viz.serving.cli import main
+from densepure_viz.models.images import to_tensor
 
 
 @pytest.fixture()
@@ -152,7 +152,7 @@ def test_attack_rejects_inputs_that_do_not_fit_the_model(tiny_models, batch):
 
 
 def test_attack_cli_writes_the_image_and_one_json_object(tiny_dirs, tmp_path, capsys):
-    from densepure_viz.images import save_image
+    from densepure_viz.models.images import save_image
 
     diffusion, classifier = tiny_dirs
     source, out = tmp_path / "x.png", tmp_path / "adv.png"

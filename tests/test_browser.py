@@ -13,8 +13,9 @@ import os
 
 import pytest
 
-from densepure_viz.models import ASSETS, load_models
-from densepure_viz.stories import FILE, load
+from densepure_viz.paths import ASSETS
+from densepure_viz.models.registry import load_models
+from densepure_viz.teaching.stories import FILE, load
 from scripts.screenshots import (CERTIFY_STORY, PHONE_SHOTS, PRESENT_SHOTS, PURIFY_STORY, TABS, VIEWS, above_the_fold,
                                  chromium, layout_problems, phone_tour, present_tour, serve, tap_problems, tour)
 

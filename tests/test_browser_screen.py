@@ -12,7 +12,7 @@ import re
 import pytest
 from test_browser import browser, server  # noqa: F401 - fixtures
 
-import densepure_viz.ui.purify_tab as purify_tab
+import densepure_viz.serving.ui.purify_tab as purify_tab
 from scripts.screenshots import PROJECTOR, TIMEOUT_MS, idle, open_view, text_contains
 
 pytestmark = pytest.mark.slow

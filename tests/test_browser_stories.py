@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_browser import SHIPPED, browser, server  # noqa: F401 - the fixtures, shared
 
-from densepure_viz.stories import FILE, load
+from densepure_viz.teaching.stories import FILE, load
 from scripts.screenshots import TIMEOUT_MS, text_contains
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHIPPED, reason="the stories are the shipped digits model's")]

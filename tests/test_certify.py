@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.stats import beta, norm
 
-from densepure_viz.certify import (
+from densepure_viz.smoothing.certify import (
     CertifyConfig,
     CertifyProgress,
     CertifyResult,
@@ -15,7 +15,7 @@ from densepure_viz.certify import (
     max_certified_radius,
     predict,
 )
-from densepure_viz.seeding import Stream
+from densepure_viz.engine.seeding import Stream
 
 
 def constant_base(label: int):

@@ -13,16 +13,16 @@ import torch
 from gradio.blocks import postprocess_update_dict
 from PIL import Image
 
-from densepure_viz.attacks import AttackConfig, AttackResult
-from densepure_viz.certify import CertifyResult
-from densepure_viz.glossary import glossary_markdown
-from densepure_viz.images import convert_image
-from densepure_viz.purify import PurifyResult
-from densepure_viz.reports import certificate_json, purify_json, tied_labels
-from densepure_viz.ui import build_app
-from densepure_viz.ui.certify_tab import card, fixed_row
-from densepure_viz.ui.purify_tab import PurifyOutputs, attack_line, verdict
-from densepure_viz.ui.requests import PreparedInput
+from densepure_viz.attacks.pgd import AttackConfig, AttackResult
+from densepure_viz.smoothing.certify import CertifyResult
+from densepure_viz.teaching.glossary import glossary_markdown
+from densepure_viz.models.images import convert_image
+from densepure_viz.engine.purify import PurifyResult
+from densepure_viz.serving.reports import certificate_json, purify_json, tied_labels
+from densepure_viz.serving.ui import build_app
+from densepure_viz.serving.ui.certify_tab import card, fixed_row
+from densepure_viz.serving.ui.purify_tab import PurifyOutputs, attack_line, verdict
+from densepure_viz.serving.ui.requests import PreparedInput
 
 LABELS = tuple(str(c) for c in range(10))
 X = torch.zeros(1, 4, 4)
@@ -124,7 +124,7 @@ def test_stop_leaves_a_note_that_this_is_not_a_certificate(app):
 
 
 def test_an_unloadable_model_is_reported_once(tiny_models, monkeypatch):
-    from densepure_viz.models import ModelLoadError
+    from densepure_viz.models.registry import ModelLoadError
 
     def loader(name, device):
         if name == "cifar10":
@@ -161,8 +161,8 @@ def test_the_density_view_has_its_own_settings_and_opens_computed(app):
 
 
 def test_the_live_certificate_is_anytime_valid_and_stops_when_decided(tiny_models):
-    from densepure_viz.ui.certify_tab import make_handler
-    from densepure_viz.ui.session import AppContext, ModelPool
+    from densepure_viz.serving.ui.certify_tab import make_handler
+    from densepure_viz.serving.ui.session import AppContext, ModelPool
 
     ctx = AppContext(pool=ModelPool(lambda name, device: tiny_models, ("digits",), "cpu"))
     image = str(sorted((Path(__file__).resolve().parent.parent / "assets" / "samples" / "digits").glob("*.png"))[0])
@@ -187,8 +187,8 @@ def test_the_about_view_shows_the_vote_study(app):
 
 def test_the_2d_scene_says_what_it_shows():
     """The robust region's area says when the window clips it; the balls have legend entries; x~ is visible."""
-    from densepure_viz.certify import CertifyConfig
-    from densepure_viz.plots.toy2d import scene_figure
+    from densepure_viz.smoothing.certify import CertifyConfig
+    from densepure_viz.viz.plots.toy2d import scene_figure
     from densepure_viz.toy2d import PRESETS, region_maps, reverse_trajectories, robust_region
 
     p = PRESETS["clusters"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from densepure_viz.cli import main
-from densepure_viz.models import ASSETS
+from densepure_viz.serving.cli import main
+from densepure_viz.paths import ASSETS
 
 SAMPLES = ASSETS / "samples" / "digits"
 
@@ -112,12 +112,12 @@ def test_python_m_json_is_the_only_thing_on_stdout():
 
 def test_alpha_is_checked_before_any_work(monkeypatch, capsys):
     """certify --alpha 0.7 used to run the selection draws, then fail inside scipy; now it stops up front."""
-    import densepure_viz.models
+    import densepure_viz.models.registry
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the models must not be loaded for a bad alpha")
 
-    monkeypatch.setattr(densepure_viz.models, "load_models", no_loading)
+    monkeypatch.setattr(densepure_viz.models.registry, "load_models", no_loading)
     assert main(["certify", str(sample(0)), "--alpha", "0.7"]) == 2
     err = capsys.readouterr().err
     assert "alpha must be in (0, 0.5]" in err and len(err.strip().splitlines()) == 1
@@ -136,9 +136,9 @@ def test_folder_json_alone_on_stdout(tmp_path, capsys):
 
 def test_top_level_help_imports_no_engine():
     """`python -m densepure_viz --help` declares no command's arguments, so it imports neither torch nor the engine."""
-    code = ("import sys; from densepure_viz.cli import main\n"
+    code = ("import sys; from densepure_viz.serving.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'diffusers', 'timm', 'densepure_viz.purify') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'diffusers', 'timm', 'densepure_viz.engine.purify') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
     assert proc.stdout.strip().splitlines()[-1] == "[]"

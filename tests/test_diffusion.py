@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from densepure_viz.diffusion import (
+from densepure_viz.engine.diffusion import (
     ddpm_alphas_cumprod,
     ddpm_step,
     noised_start,

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from densepure_viz.distributed import SINGLE, Rank, rank_device, rank_from_env, shard
-from densepure_viz.evaluate import eta_seconds
-from densepure_viz.records import (
+from densepure_viz.experiments.distributed import SINGLE, Rank, rank_device, rank_from_env, shard
+from densepure_viz.experiments.evaluate import eta_seconds
+from densepure_viz.experiments.records import (
     CertifyRecord, append_record, merge_shards, read_all_records, read_records, shard_path, unit_of,
 )
 

@@ -6,14 +6,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-import densepure_viz.evaluate as ev
-from densepure_viz.certify import certify
-from densepure_viz.cli import main
-from densepure_viz.evaluate import EvaluationConfig, EvaluationResult, evaluate
-from densepure_viz.plots.evaluation import certified_accuracy_figure
-from densepure_viz.purify import bare_base
-from densepure_viz.results import load_results, markdown_table, save_results
-from densepure_viz.seeding import derive_seed
+import densepure_viz.experiments.evaluate as ev
+from densepure_viz.smoothing.certify import certify
+from densepure_viz.serving.cli import main
+from densepure_viz.experiments.evaluate import EvaluationConfig, EvaluationResult, evaluate
+from densepure_viz.viz.plots.evaluation import certified_accuracy_figure
+from densepure_viz.smoothing.base import bare_base
+from densepure_viz.experiments.results import load_results, markdown_table, save_results
+from densepure_viz.engine.seeding import derive_seed
 
 pytestmark = pytest.mark.slow  # whole evaluations on tiny models: seconds to a minute each
 
@@ -151,7 +151,7 @@ def sequential_run(tiny_models, data, tmp_path_factory):
 def test_sequential_decisions_are_the_engines_and_fixed_n_is_unchanged(tiny_models, data, full_run, sequential_run):
     """Each sequential record equals sequential_certify run alone at that radius on the image's draws; the table
     counts those; and adding --sequential leaves fixed-n's certificates exactly as they were."""
-    from densepure_viz.sequential import SequentialConfig, sequential_certify
+    from densepure_viz.smoothing.sequential import SequentialConfig, sequential_certify
 
     result, out = sequential_run
     images, labels = data
@@ -182,7 +182,7 @@ def test_sequential_decisions_are_the_engines_and_fixed_n_is_unchanged(tiny_mode
 
 
 def test_sequential_table_and_figure(sequential_run, tmp_path):
-    from densepure_viz.plots.evaluation import sequential_draws_figure
+    from densepure_viz.viz.plots.evaluation import sequential_draws_figure
 
     result, _ = sequential_run
     save_results(result, tmp_path)

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from nasty_files import BAD, CONVERTIBLE, animated_gif, digit_like, encode, exif_rotated, sixteen_bit_png, transparent_png
 from PIL import Image
 
-from densepure_viz.images import ImageError, open_image, to_pil, to_tensor
+from densepure_viz.models.images import ImageError, open_image, to_pil, to_tensor
 
 
 @pytest.mark.parametrize("name", sorted(BAD))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from densepure_viz.model_card import card_row, card_table, correct_table
-from densepure_viz.study import DRAW_STRIDE
+from densepure_viz.experiments.model_card import card_row, card_table, correct_table
+from densepure_viz.experiments.study import DRAW_STRIDE
 
 
 def test_correct_table_passes_study_draw_ids():

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from densepure_viz import models as models_module
-from densepure_viz.models import REGISTRY, ModelLoadError, custom_spec, load_classifier, load_models, resolve_source
+from densepure_viz.models import registry as models_module
+from densepure_viz.models.registry import REGISTRY, ModelLoadError, custom_spec, load_classifier, load_models, resolve_source
 
 
 def test_round_trip_of_a_model_saved_in_hub_layout(tiny_dirs, tiny_models):

@@ -6,14 +6,14 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from densepure_viz.plots.images import (
+from densepure_viz.viz.plots.images import (
     certificates_figure,
     confidence_sequence_figure,
     label_mass_figure,
     projection_figure,
     vote_histogram_figure,
 )
-from densepure_viz.projections import ProjectedScene
+from densepure_viz.experiments.projections import ProjectedScene
 
 LABELS = tuple(str(i) for i in range(10))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from densepure_viz.plots.study import study_figure
-from densepure_viz.study import Toy2dStudyConfig, study_toy2d
+from densepure_viz.viz.plots.study import study_figure
+from densepure_viz.experiments.study import Toy2dStudyConfig, study_toy2d
 
 
 def test_study_figure_panels_and_lines():

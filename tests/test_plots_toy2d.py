@@ -1,4 +1,4 @@
-"""Tests of densepure_viz.plots.toy2d: the figures build from toy2d results and hold what they claim."""
+"""Tests of densepure_viz.viz.plots.toy2d: the figures build from toy2d results and hold what they claim."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from densepure_viz.certify import CertifyConfig
-from densepure_viz.plots.colors import CLASS_COLORS, discrete_colorscale
-from densepure_viz.plots.toy2d import (
+from densepure_viz.smoothing.certify import CertifyConfig
+from densepure_viz.viz.plots.colors import CLASS_COLORS, discrete_colorscale
+from densepure_viz.viz.plots.toy2d import (
     region_maps_figure,
     scene_figure,
     sigma_slider_figure,
@@ -105,5 +105,5 @@ def test_discrete_colorscale_is_piecewise_constant():
 
 @pytest.mark.slow
 def test_plots_import_no_gradio():
-    code = "import sys, densepure_viz.plots.toy2d; sys.exit('gradio' in sys.modules)"
+    code = "import sys, densepure_viz.viz.plots.toy2d; sys.exit('gradio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

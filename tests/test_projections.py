@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from densepure_viz.grids import column_indices, step_view, trajectory_grid
-from densepure_viz.projections import (
+from densepure_viz.viz.grids import column_indices, step_view, trajectory_grid
+from densepure_viz.experiments.projections import (
     TrainingSet,
     fit_pca,
     point_mass_posterior,
@@ -16,7 +16,7 @@ from densepure_viz.projections import (
     reversed_samples,
     training_set,
 )
-from densepure_viz.purify import PurifyConfig, PurifyResult, purify_stream
+from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_stream
 
 
 def _toy_set() -> TrainingSet:

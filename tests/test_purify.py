@@ -3,20 +3,20 @@
 import pytest
 import torch
 
-from densepure_viz.diffusion import noised_start
-from densepure_viz.purify import (
+from densepure_viz.engine.diffusion import noised_start
+from densepure_viz.engine.purify import (
     PurifyConfig,
     PurifyFrame,
     PurifyResult,
-    bare_base,
     densepure_labels,
     purify,
     purify_stream,
     reverse,
     start_draws,
 )
-from densepure_viz.seeding import Stream
-from densepure_viz.votes import majority_vote, vote_counts
+from densepure_viz.engine.seeding import Stream
+from densepure_viz.smoothing.base import bare_base
+from densepure_viz.engine.votes import majority_vote, vote_counts
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ import threading
 import pytest
 from test_browser import browser  # noqa: F401 - the shared chromium fixture (fails under CI when it is missing)
 
-from densepure_viz.models import custom_spec, load_models
+from densepure_viz.models.registry import custom_spec, load_models
 from scripts.screenshots import serve
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """Resumable records: what is appended reads back, stale settings and a half-written line are skipped."""
 
-from densepure_viz.records import CertifyRecord, RobustRecord, append_record, read_records, unit_of
+from densepure_viz.experiments.records import CertifyRecord, RobustRecord, append_record, read_records, unit_of
 
 CERT = CertifyRecord("densepure", 0.25, 3, 7, None, 0.0, 0.41, 12, 1.5)
 ROBUST = RobustRecord("adaptive", 0.5, 0.25, 3, 7, 1, 7, True, 0.75, 2.0)

@@ -31,17 +31,18 @@ from nasty_files import BAD, CONVERTIBLE
 from test_app_client import SAMPLES, free_port
 
 from bench.load import run_users, table
-from densepure_viz import images
-from densepure_viz import models as models_module
-from densepure_viz.models import ASSETS, ModelLoadError, custom_spec, load_models
-from densepure_viz.ui import build_app
-from densepure_viz.ui import app as app_module
-from densepure_viz.ui import certify_tab
-from densepure_viz.ui import validation as v
-from densepure_viz.ui.app import launch_options
-from densepure_viz.ui.components import guard_numbers
-from densepure_viz.ui.requests import parse_certify, parse_purify
-from densepure_viz.ui.session import ModelPool
+from densepure_viz.models import images
+from densepure_viz.models import registry as models_module
+from densepure_viz.models.registry import ModelLoadError, custom_spec, load_models
+from densepure_viz.paths import ASSETS
+from densepure_viz.serving.ui import build_app
+from densepure_viz.serving.ui import app as app_module
+from densepure_viz.serving.ui import certify_tab
+from densepure_viz.serving.ui import validation as v
+from densepure_viz.serving.ui.app import launch_options
+from densepure_viz.serving.ui.components import guard_numbers
+from densepure_viz.serving.ui.requests import parse_certify, parse_purify
+from densepure_viz.serving.ui.session import ModelPool
 
 pytestmark = [
     pytest.mark.skipif(not SAMPLES, reason="no shipped samples: run scripts/export_samples.py"),

@@ -22,12 +22,12 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from huggingface_hub.utils import filter_repo_objects
 from test_app_client import SAMPLES, free_port
 
-from densepure_viz import models as models_module
-from densepure_viz.images import MAX_BYTES
-from densepure_viz.models import ASSETS
-from densepure_viz.ui import app as app_module
-from densepure_viz.ui import build_app
-from densepure_viz.ui.app import launch_options
+from densepure_viz.models import registry as models_module
+from densepure_viz.models.images import MAX_BYTES
+from densepure_viz.paths import ASSETS
+from densepure_viz.serving.ui import app as app_module
+from densepure_viz.serving.ui import build_app
+from densepure_viz.serving.ui.app import launch_options
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "densepure_viz"
@@ -59,7 +59,7 @@ def upload(http: httpx.Client, name: str, data: bytes) -> str:
 SECRETS = {  # what must never come back: a file's first bytes
     "/etc/passwd": b"root:",
     str(ROOT / "app.py"): (ROOT / "app.py").read_bytes()[:40],
-    str(PACKAGE / "models.py"): (PACKAGE / "models.py").read_bytes()[:40],
+    str(PACKAGE / "models" / "registry.py"): (PACKAGE / "models" / "registry.py").read_bytes()[:40],
     str(WEIGHTS): WEIGHTS.read_bytes()[:40] if WEIGHTS.is_file() else b"\x00" * 40,
 }
 ATTEMPTS = [
@@ -67,8 +67,8 @@ ATTEMPTS = [
     "../../../../../../etc/passwd", "..%2f..%2f..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
     "%252e%252e%252f%252e%252e%252fetc%252fpasswd", "%2Fetc%2Fpasswd", "..\\..\\..\\etc\\passwd",
     "/tmp/gradio/../../etc/passwd", f"{get_upload_folder()}/../../etc/passwd", ".gradio/cached_examples/../../app.py",
-    str(ROOT / "app.py"), "app.py", "../app.py", "densepure_viz/models.py", str(PACKAGE / "models.py"),
-    quote(str(PACKAGE / "models.py"), safe=""), str(WEIGHTS), "assets/digits/classifier/model.safetensors",
+    str(ROOT / "app.py"), "app.py", "../app.py", "densepure_viz/models/registry.py", str(PACKAGE / "models" / "registry.py"),
+    quote(str(PACKAGE / "models" / "registry.py"), safe=""), str(WEIGHTS), "assets/digits/classifier/model.safetensors",
     str(SAMPLES[0].parent / ".." / ".." / ".." / "app.py"), str(SAMPLES[0].parent / ".." / ".." / "digits" / "unet"),
     str(ROOT / "assets" / "screenshots" / "about.png"),  # shipped, but not something the page serves
 ]

@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from densepure_viz.certify import CertifyConfig, certify, lower_confidence_bound
+from densepure_viz.smoothing.certify import CertifyConfig, certify, lower_confidence_bound
 from densepure_viz.errors import InputError
-from densepure_viz.seeding import Stream, make_generator
-from densepure_viz.sequential import (
+from densepure_viz.engine.seeding import Stream, make_generator
+from densepure_viz.smoothing.sequential import (
     SequentialConfig,
     SequentialProgress,
     SequentialResult,

@@ -1,4 +1,4 @@
-"""Identical requests computed once (densepure_viz.sharing) and served bit for bit as the uncached path."""
+"""Identical requests computed once (densepure_viz.serving.sharing) and served bit for bit as the uncached path."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import torch
 from PIL import Image
 
 from bench.load import classroom_plan, run_users, table
-from densepure_viz.inputs import load_input
-from densepure_viz.models import ASSETS, custom_spec, load_models
-from densepure_viz.purify import PurifyConfig, PurifyResult, purify_stream
-from densepure_viz.sharing import SharedResults, file_digest
-from densepure_viz.ui.purify_tab import PurifyOutputs, make_handler
-from densepure_viz.ui.session import AppContext, ModelPool
+from densepure_viz.models.inputs import load_input
+from densepure_viz.paths import ASSETS
+from densepure_viz.models.registry import custom_spec, load_models
+from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_stream
+from densepure_viz.serving.sharing import SharedResults, file_digest
+from densepure_viz.serving.ui.purify_tab import PurifyOutputs, make_handler
+from densepure_viz.serving.ui.session import AppContext, ModelPool
 
 SAMPLES = sorted((ASSETS / "samples" / "digits").glob("*.png"))
 ARGS = ("digits", 0.5, 3, "fast", 4, 7, "none", "linf", 0.1, 10, "classifier")  # after the image
@@ -155,8 +156,8 @@ def test_six_simultaneous_identical_users_are_computed_once(counted):
     """A class sending the Purify view's defaults at once: no error, the networks run for one request only."""
     from test_app_client import free_port
 
-    from densepure_viz.ui import build_app
-    from densepure_viz.ui.app import launch_options
+    from densepure_viz.serving.ui import build_app
+    from densepure_viz.serving.ui.app import launch_options
 
     models, calls, _ = counted
     demo = build_app(loader=lambda name, device: models, names=("digits",), device="cpu")
@@ -197,7 +198,7 @@ def test_a_shared_answer_streams_exactly_what_the_computed_one_did(counted, monk
     from gradio_client import handle_file
     from test_app_client import serve
 
-    import densepure_viz.ui.purify_tab as purify_tab
+    import densepure_viz.serving.ui.purify_tab as purify_tab
 
     monkeypatch.setattr(purify_tab, "STREAM_INTERVAL", 0.0)
     models, calls, _ = counted

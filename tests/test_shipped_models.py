@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from densepure_viz.purify import PurifyConfig, bare_base, densepure_base
-from densepure_viz.seeding import Stream
+from densepure_viz.engine.purify import PurifyConfig
+from densepure_viz.smoothing.base import bare_base, densepure_base
+from densepure_viz.engine.seeding import Stream
 
 pytestmark = pytest.mark.slow  # the whole held-out split through the shipped models
 

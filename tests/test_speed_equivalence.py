@@ -1,6 +1,6 @@
 """The fast engine against the straightforward per-seed path: same seeds, same votes, same certificate, less work.
 
-The reference (densepure_viz/testing.py) runs one pass over the noise draws per seed, recomputing the
+The reference (densepure_viz/experiments/reference.py) runs one pass over the noise draws per seed, recomputing the
 UNet at t* and running every seed to the end. The engine shares the t* evaluation, runs seeds in rounds and
 stops decided draws; the per-(draw, seed) noise streams make both give identical labels and votes.
 The early-stopping rule is checked against brute-force enumeration of every way the remaining seeds
@@ -14,19 +14,21 @@ from itertools import combinations_with_replacement, product
 import pytest
 import torch
 
-from densepure_viz.certify import CertifyConfig, certify
-from densepure_viz.models import ASSETS, DensePureModels, custom_spec, load_models
-from densepure_viz.purify import PurifyConfig, densepure_base, densepure_labels, densepure_votes
-from densepure_viz.runtime import EvalCounter, accelerate
-from densepure_viz.seeding import Stream
-from densepure_viz.testing import per_seed_certify, per_seed_labels, replay
-from densepure_viz.votes import first_round_seeds, majority_vote, seeds_to_decide
+from densepure_viz.smoothing.certify import CertifyConfig, certify
+from densepure_viz.paths import ASSETS
+from densepure_viz.models.registry import DensePureModels, custom_spec, load_models
+from densepure_viz.engine.purify import PurifyConfig, densepure_labels, densepure_votes
+from densepure_viz.smoothing.base import densepure_base
+from densepure_viz.engine.runtime import EvalCounter, accelerate
+from densepure_viz.engine.seeding import Stream
+from densepure_viz.experiments.reference import per_seed_certify, per_seed_labels, replay
+from densepure_viz.engine.votes import first_round_seeds, majority_vote, seeds_to_decide
 
 pytestmark = pytest.mark.slow  # engine equivalence on real batches: seconds each
 
 DIGITS_UNET = ASSETS / "digits" / "diffusion" / "unet" / "diffusion_pytorch_model.safetensors"
 needs_digits = pytest.mark.skipif(not DIGITS_UNET.is_file(), reason="shipped digits model not built yet "
-                                  "(python -m densepure_viz.train); CI has it")
+                                  "(python -m densepure_viz.models.train); CI has it")
 CLASSES = 10
 
 

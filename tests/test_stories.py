@@ -16,17 +16,17 @@ import torch
 from PIL import Image
 from scipy.stats import norm
 
-from densepure_viz.certify import certified_radius, lower_confidence_bound, perturb_by_radius
-from densepure_viz.glossary import GLOSSARY
-from densepure_viz.grids import BACKGROUND, LEGEND_SHARE, _rgb, step_view, text_size, trajectory_grid
-from densepure_viz.inputs import load_input, true_label
-from densepure_viz.plots.colors import class_color
-from densepure_viz.plots.images import lower_bound_figure
-from densepure_viz.seeding import Stream, make_generator
-from densepure_viz.sequential import lower_bound_curve
-from densepure_viz import stories
-from densepure_viz.stories import PARAMETERS, ROOT, Story, for_view
-from densepure_viz.ui import build_app
+from densepure_viz.smoothing.certify import certified_radius, lower_confidence_bound, perturb_by_radius
+from densepure_viz.teaching.glossary import GLOSSARY
+from densepure_viz.viz.grids import BACKGROUND, LEGEND_SHARE, _rgb, step_view, text_size, trajectory_grid
+from densepure_viz.models.inputs import load_input, true_label
+from densepure_viz.viz.plots.colors import class_color
+from densepure_viz.viz.plots.images import lower_bound_figure
+from densepure_viz.engine.seeding import Stream, make_generator
+from densepure_viz.smoothing.sequential import lower_bound_curve
+from densepure_viz.teaching import stories
+from densepure_viz.teaching.stories import PARAMETERS, ROOT, Story, for_view
+from densepure_viz.serving.ui import build_app
 
 STORIES: dict[str, Story] = {s.key: s for s in stories.load(stories.FILE)}
 
@@ -266,7 +266,7 @@ def test_each_fault_of_the_file_is_named_in_one_line(tmp_path, caplog, edit, fau
 
 @pytest.fixture(scope="module")
 def digits_ctx(digits_models):
-    from densepure_viz.ui.session import AppContext, ModelPool
+    from densepure_viz.serving.ui.session import AppContext, ModelPool
 
     return AppContext(pool=ModelPool(lambda name, device: digits_models, ("digits",), "cpu"))
 
@@ -292,7 +292,7 @@ def test_every_story_replays_through_the_api_and_happens(digits_url):
 
 
 def test_a_tie_the_cli_tells_the_same_story(capsys):
-    from densepure_viz.cli import main
+    from densepure_viz.serving.cli import main
 
     story = STORIES["tie"]
     c = story.controls
@@ -303,7 +303,7 @@ def test_a_tie_the_cli_tells_the_same_story(capsys):
 
 
 def test_the_certify_view_shows_the_radius_in_pixels_and_p_lower_against_the_count(digits_ctx):
-    from densepure_viz.ui.certify_tab import make_explainer
+    from densepure_viz.serving.ui.certify_tab import make_explainer
 
     out = {"densepure": {"radius": 0.62, "draws_used": 100, "alpha": 0.001, "sigma": 0.5, "count": 99, "p_lower": 0.89}}
     image = STORIES["certify-robust"].args()[0]

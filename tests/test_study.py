@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from densepure_viz import toy2d
-from densepure_viz.projections import TrainingSet, point_mass_posterior
-from densepure_viz.purify import PurifyConfig, densepure_labels, smoothed_draws
-from densepure_viz.study import (
+from densepure_viz.experiments.projections import TrainingSet, point_mass_posterior
+from densepure_viz.engine.purify import PurifyConfig, densepure_labels, smoothed_draws
+from densepure_viz.experiments.study import (
     PHASE,
     RECORDS,
     Chain,
@@ -35,7 +35,7 @@ from densepure_viz.study import (
     toy2d_draws,
     toy2d_labels,
 )
-from densepure_viz.votes import majority_vote
+from densepure_viz.engine.votes import majority_vote
 
 CFG = StudyConfig(sigmas=(0.5,), draws=2, ks=(1, 2, 4), chains=(Chain("fast", 3),), seed=7)
 
@@ -168,7 +168,7 @@ def test_toy2d_study_bayes_vote_is_best():
 
 
 def test_vote_wins_finds_the_constructed_draw():
-    from densepure_viz.study import ChainRecord, ReferenceRecord, vote_wins
+    from densepure_viz.experiments.study import ChainRecord, ReferenceRecord, vote_wins
 
     ref = {i: ReferenceRecord(1.0, i, 0, 3, 0, 5 if i == 1 else 3, 3, 3, 3, 0.5) for i in range(3)}
     seeds = {0: [3, 3, 5, 5], 1: [3, 5, 3, 3], 2: [5, 5, 5, 3]}
@@ -182,7 +182,7 @@ def test_study_imports_no_plotting_or_ui():
     import subprocess
     import sys
 
-    code = "import sys, densepure_viz.study; print('plotly' in sys.modules or 'gradio' in sys.modules)"
+    code = "import sys, densepure_viz.experiments.study; print('plotly' in sys.modules or 'gradio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

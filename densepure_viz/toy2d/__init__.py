@@ -4,7 +4,9 @@ With a Gaussian-mixture data distribution every quantity of the paper is exact: 
 p(x0 | x~), its label masses and highest-density point, the score of every noised marginal, reverse
 chains that sample the posterior, and the robust regions, which can be compared with the L2 balls
 randomized smoothing certifies. numpy/scipy, plus the image engine's schedule arithmetic (diffusion)
-and CERTIFY (certify); plots live in densepure_viz.plots.toy2d.
+and CERTIFY (certify); plots live in densepure_viz.viz.plots.toy2d.
+
+Imports: smoothing, engine (and the loose errors/paths).
 """
 
 from .mixture import (

@@ -1,13 +1,13 @@
 """Exact reverse diffusion in the 2D world: the noised mixture, its score, and seeded DDPM/DDIM chains.
 
 Forward process (Ho et al. 2020): x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps on the image engine's DDPM
-linear schedule (densepure_viz.diffusion.ddpm_alphas_cumprod, in float64). For a
+linear schedule (densepure_viz.engine.diffusion.ddpm_alphas_cumprod, in float64). For a
 mixture prior, p_t is the mixture with means sqrt(ab_t) mu_k and variances ab_t s_k^2 + 1 - ab_t, so
 its score is exact and the noise prediction is eps = -sqrt(1 - ab_t) * score.
 
 DensePure (Xiao et al., ICLR 2023, Sec. 4) reads the smoothed input x~ = x + sigma * eps as
 x_t* = sqrt(ab_t*) x~ with ab_t* = 1 / (1 + sigma^2) (nearest step). There is no [0, 1] -> [-1, 1]
-factor of 2 here: t* is densepure_viz.diffusion.timestep_for_sigma with data scale 1, sigma being
+factor of 2 here: t* is densepure_viz.engine.diffusion.timestep_for_sigma with data scale 1, sigma being
 directly the std in model space, and the steps are its sampler_timesteps ("full" or "fast"). With the
 exact score the reverse chain samples p(x0 | x~) for sigma_t* = sqrt((1 - ab_t*) / ab_t*), up to the
 chain's discretisation error (small for the full chain). Each step is the DDPM posterior
@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from densepure_viz.diffusion import ddpm_alphas_cumprod, sampler_timesteps, timestep_for_sigma
+from densepure_viz.engine.diffusion import ddpm_alphas_cumprod, sampler_timesteps, timestep_for_sigma
 
 from .mixture import GaussianMixture, bayes_labels, label_probabilities, score
 

@@ -1,6 +1,6 @@
 """Certified L2 balls of randomized smoothing versus DensePure's robust regions, in 2D.
 
-Certification is the image engine's CERTIFY (densepure_viz.certify, Cohen et al. 2019): n0 noisy copies
+Certification is the image engine's CERTIFY (densepure_viz.smoothing.certify, Cohen et al. 2019): n0 noisy copies
 pick the class c_A, n more count it, the one-sided Clopper-Pearson bound p_lower at level alpha gives
 the radius sigma * Phi^-1(p_lower); the smoothed classifier certifies when p_lower > 1/2, otherwise
 abstains. Its base classifier here is one of the four of `regions` on x + sigma * eps (default (d),
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from densepure_viz.certify import BaseClassifier, CertifyConfig, CertifyResult, certify
-from densepure_viz.seeding import Stream
+from densepure_viz.smoothing.certify import BaseClassifier, CertifyConfig, CertifyResult, certify
+from densepure_viz.engine.seeding import Stream
 
 from .mixture import GaussianMixture
 from .regions import GridSpec, Labeler, RegionMaps, classify, grid_cell

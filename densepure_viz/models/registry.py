@@ -1,0 +1,299 @@
+"""Model registry and loading: a diffusers DDPM (UNet2DModel + DDPMScheduler) and a timm classifier.
+
+One loading path serves every source. A source is either a local folder or a Hugging Face hub id;
+a hub id is first resolved to a local snapshot folder (the cache, or a download of only safetensors
+and JSON files), then loaded exactly like a local folder. Loading is safe by construction: weights
+are read from safetensors only (no pickle is ever downloaded or opened) and nothing runs remote code.
+Offline, a hub id that is not cached fails at once with a message naming the local-folder route.
+
+Loaded models are shared by concurrent requests and never changed by one: a DensePureModels freezes
+both networks when it is created (attacks differentiate with respect to the input only) and, on
+CUDA, measures then the UNet's activation memory per image, by which `runtime.auto_batch` sizes batches.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import timm
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+
+from densepure_viz.errors import InputError
+from densepure_viz.paths import ASSETS
+
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.md"]  # never *.bin / *.pt / *.pth / *.ckpt
+PROBE_BATCH = 8  # images of the one UNet call that measures activation memory per image on CUDA
+_PROBE_LOCK = threading.Lock()  # probes reset CUDA's process-wide peak counter: one probe at a time
+CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class ModelLoadError(InputError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a DensePure model pair comes from."""
+
+    name: str  # registry key shown in the UI and accepted by --model
+    diffusion: str  # diffusers DDPM: local folder or hub id (pipeline layout or bare UNet folder)
+    classifier: str  # timm classifier: local folder or hub id (timm's config.json + model.safetensors)
+    description: str = ""  # one line for the UI
+    labels: tuple[str, ...] | None = None  # class names; default: the classifier's label_names
+    embedded: bool = False  # shipped in assets/ (works offline)
+    dark_background: bool = False  # trained on light strokes on black: invert light-background inputs
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "digits": ModelSpec(
+        name="digits",
+        diffusion=str(ASSETS / "digits" / "diffusion"),
+        classifier=str(ASSETS / "digits" / "classifier"),
+        description="Embedded: 16x16 handwritten digits, DDPM + ResNet trained by this project (offline)",
+        embedded=True,
+        dark_background=True,
+    ),
+    "cifar10": ModelSpec(
+        name="cifar10",
+        diffusion="google/ddpm-cifar10-32",
+        classifier="grodino/resnet18_cifar10",
+        description="Hub: google/ddpm-cifar10-32 (35.7M UNet) + timm ResNet-18 for CIFAR-10 (needs network once)",
+        labels=CIFAR10_LABELS,
+    ),
+}
+
+
+@dataclass
+class DensePureModels:
+    """A loaded DDPM and classifier, on one device, with what the engine needs to drive them."""
+
+    name: str  # registry name or source description
+    unet: UNet2DModel  # epsilon/x0/v-predicting UNet, eval mode
+    scheduler: DDPMScheduler  # its training schedule (alphas_cumprod, variance type, clipping)
+    classifier: torch.nn.Module  # timm model taking normalised images at `classifier_size`
+    labels: tuple[str, ...]  # class names, index = classifier output
+    mean: torch.Tensor  # (1, C, 1, 1) classifier normalisation
+    std: torch.Tensor  # (1, C, 1, 1)
+    classifier_size: tuple[int, int]  # (H, W) the classifier expects; inputs are resized to it
+    classifier_interpolation: str = "bilinear"  # resize mode when sizes differ
+    dark_background: bool = False  # see ModelSpec.dark_background
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32  # network dtype (float16/bfloat16 on GPU)
+    unet_bytes_per_image: int = field(init=False, default=0)  # CUDA: UNet activation memory per image; 0 on CPU
+
+    def __post_init__(self) -> None:
+        """Freeze both networks (shared models are never toggled per request); on CUDA, probe the UNet's memory."""
+        self.unet.requires_grad_(False)
+        self.classifier.requires_grad_(False)
+        if self.device.type == "cuda":
+            self.unet_bytes_per_image = self._probe_unet_bytes_per_image()
+
+    def _probe_unet_bytes_per_image(self) -> int:
+        """Peak activation memory of one UNet call per image, measured on a PROBE_BATCH batch.
+
+        CUDA's peak counter is process-wide, so it is reset only here, when models are created (never
+        from request code), and under a lock so that two loads never reset each other's probe. The
+        counter sees every allocation of the process: GPU work running at the same moment blurs it.
+        """
+        with _PROBE_LOCK, torch.inference_mode(), self.autocast():
+            torch.cuda.synchronize(self.device)
+            before = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            probe = torch.zeros(PROBE_BATCH, self.channels, self.image_size, self.image_size, device=self.device)
+            self.unet(probe.to(self.dtype), 0).sample.float()
+            torch.cuda.synchronize(self.device)
+            return max(1, (torch.cuda.max_memory_allocated(self.device) - before) // PROBE_BATCH)
+
+    @property
+    def channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def image_size(self) -> int:
+        size = self.unet.config.sample_size
+        return int(size if isinstance(size, int) else size[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def autocast(self) -> AbstractContextManager:
+        """Autocast to `dtype` on `device`, the precision the engine runs both networks in (a no-op in float32)."""
+        if self.dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes) of images (B, C, H, W) in [0, 1]."""
+        x = images.to(self.device, self.dtype)
+        if tuple(x.shape[-2:]) != self.classifier_size:
+            mode = "bicubic" if self.classifier_interpolation == "bicubic" else "bilinear"
+            x = F.interpolate(x, size=self.classifier_size, mode=mode, align_corners=False)
+        return self.classifier((x - self.mean) / self.std).float()
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Labels (B,) of images (B, C, H, W) in [0, 1]."""
+        return self.logits(images).argmax(dim=1)
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float32 on CPU; bfloat16 on GPUs that support it, else float16."""
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub endpoint accepts a TCP connection (fails in milliseconds without DNS)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_source(source: str) -> Path:
+    """A local folder for `source`: the folder itself, or a snapshot of hub id `source`.
+
+    Only safetensors, JSON and text files are fetched. Offline, a hub id missing from the cache
+    raises ModelLoadError at once (no retries), saying how to use a local folder instead.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_relative_to(ASSETS):
+        raise ModelLoadError(f"embedded model files are missing at {path}; rebuild them with "
+                             f"`python -m densepure_viz.models.train` (or restore assets/ from git)")
+    if path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise ModelLoadError(f"model source {source!r} is neither a folder nor a hub id like 'org/name'")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=HUB_FILES, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"cannot reach the Hugging Face hub to download {source!r} and it is not in the local cache. "
+            f"Where you have network, run `hf download {source} --local-dir DIR` and pass DIR instead "
+            f"(a local folder; CLI: --diffusion DIR --classifier DIR), or use the embedded model 'digits'."
+        )
+    try:
+        return Path(snapshot_download(source, allow_patterns=HUB_FILES))
+    except Exception as exc:  # hub errors: unknown repo, gated, network dropped mid-way
+        raise ModelLoadError(f"could not download {source!r} from the hub: {exc}") from exc
+
+
+def load_diffusion(source: str, dtype: torch.dtype = torch.float32) -> tuple[UNet2DModel, DDPMScheduler]:
+    """UNet (in `dtype`) and scheduler from a DDPM folder/hub id, pipeline layout (unet/, scheduler/) or flat."""
+    root = resolve_source(source)
+    sub = "unet" if (root / "unet").is_dir() else None
+    sched_sub = "scheduler" if (root / "scheduler").is_dir() else None
+    try:
+        unet, info = UNet2DModel.from_pretrained(
+            root, subfolder=sub, use_safetensors=True, low_cpu_mem_usage=False, torch_dtype=dtype,
+            output_loading_info=True,
+        )
+        scheduler = DDPMScheduler.from_pretrained(root, subfolder=sched_sub)
+    except Exception as exc:  # diffusers, safetensors and torch raise several types for bad or corrupt files
+        raise ModelLoadError(
+            f"{source!r} is not a diffusers DDPM with safetensors weights "
+            f"(expected config.json + diffusion_pytorch_model.safetensors and scheduler_config.json): {_brief(exc)}"
+        ) from exc
+    missing = info["missing_keys"] + [key for key, *_ in info["mismatched_keys"]]
+    if missing:  # diffusers would fill these with random values and only warn
+        raise ModelLoadError(
+            f"{source!r}: the weights file lacks {len(missing)} of the UNet's tensors (e.g. {missing[0]!r}); "
+            "it is corrupt or belongs to another model"
+        )
+    return unet.eval(), scheduler
+
+
+def load_classifier(source: str) -> tuple[torch.nn.Module, dict]:
+    """A timm classifier and its pretrained_cfg from a folder/hub id in timm's hub layout."""
+    root = resolve_source(source)
+    if not (root / "model.safetensors").is_file():
+        raise ModelLoadError(f"{source!r} has no model.safetensors (only safetensors weights are loaded)")
+    try:
+        model = timm.create_model(f"local-dir:{root}", pretrained=True)
+    except Exception as exc:  # timm raises several types for a bad config or state dict
+        raise ModelLoadError(f"{source!r} is not a loadable timm classifier: {_brief(exc)}") from exc
+    return model.eval(), dict(model.pretrained_cfg)
+
+
+def _brief(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, at most `limit` characters (the cause stays chained)."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _label_names(cfg: dict, root_config: Path, num_classes: int) -> tuple[str, ...]:
+    """Class names from the timm config (label_names), else '0'..'C-1'."""
+    names = cfg.get("label_names")
+    if names is None and root_config.is_file():
+        names = json.loads(root_config.read_text()).get("label_names")
+    return tuple(names) if names else tuple(str(i) for i in range(num_classes))
+
+
+def load_models(
+    spec: ModelSpec | str,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> DensePureModels:
+    """Load a registry entry (or a ModelSpec) onto `device` (default: CUDA if present, else CPU)."""
+    if isinstance(spec, str):
+        if spec not in REGISTRY:
+            raise ModelLoadError(f"unknown model {spec!r}; choose one of {sorted(REGISTRY)}")
+        spec = REGISTRY[spec]
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or default_dtype(device)
+    unet, scheduler = load_diffusion(spec.diffusion, dtype)
+    classifier, cfg = load_classifier(spec.classifier)
+    num_classes = int(cfg.get("num_classes") or classifier.num_classes)
+    labels = spec.labels or _label_names(cfg, resolve_source(spec.classifier) / "config.json", num_classes)
+    if len(labels) != num_classes:
+        raise ModelLoadError(f"{len(labels)} label names for a classifier with {num_classes} outputs")
+    channels = unet.config.in_channels
+    mean = torch.tensor(cfg.get("mean", (0.5,) * channels), dtype=dtype, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.get("std", (0.5,) * channels), dtype=dtype, device=device).view(1, -1, 1, 1)
+    size = tuple(cfg.get("input_size", (channels, unet.config.sample_size, unet.config.sample_size))[1:])
+    return DensePureModels(
+        name=spec.name,
+        unet=unet.to(device),
+        scheduler=scheduler,
+        classifier=classifier.to(device, dtype),
+        labels=tuple(labels),
+        mean=mean,
+        std=std,
+        classifier_size=size,
+        classifier_interpolation=cfg.get("interpolation", "bilinear"),
+        dark_background=spec.dark_background,
+        device=device,
+        dtype=dtype,
+    )
+
+
+def custom_spec(diffusion: str, classifier: str, labels: tuple[str, ...] | None = None) -> ModelSpec:
+    """A ModelSpec for any diffusers DDPM and timm classifier (local folders or hub ids)."""
+    return ModelSpec(name=f"{diffusion} + {classifier}", diffusion=diffusion, classifier=classifier, labels=labels)
+

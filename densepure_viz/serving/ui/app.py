@@ -1,0 +1,168 @@
+"""The explorer: five views in the method's order, composed from one builder per tab.
+
+`build_app()` lays out the page and wires the events; it loads no model and launches nothing (models
+load on first use; the first view's preset is computed on the first page load and then cached).
+`launch()` adds the queue and the page options (CSS, the map-click script) and serves it; app.py
+calls it under `__main__`, honouring GRADIO_SERVER_NAME / GRADIO_SERVER_PORT as Gradio does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import gradio as gr
+import torch
+
+from densepure_viz.attacks.pgd import AttackConfig
+from densepure_viz.errors import InputError
+from densepure_viz.models.images import MAX_BYTES
+from densepure_viz.paths import ASSETS, PACKAGE
+from densepure_viz.engine.purify import PurifyConfig
+from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
+from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, atomic_image_cache, guard_numbers
+from densepure_viz.serving.ui.purify_tab import PurifyOutputs
+from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
+from densepure_viz.serving.ui.validation import model_id
+
+log = logging.getLogger(__name__)
+TITLE = "DensePure explorer"
+BLOCKED_PATHS = (PACKAGE, PACKAGE.parent / "app.py", ASSETS / "digits")  # source and weights: never served
+QUEUE_SIZE = 64  # requests waiting beyond this are refused with a "queue full" message
+CACHE_CLEANUP = (3600, 3600)  # delete Gradio's cached files older than an hour, checked hourly
+# Gradio keeps every visitor's session (a copy of the page's component values, ~1 MB here) until this
+# many newer sessions exist, least recently used first; its default of 10,000 would let a public demo
+# grow by gigabytes. 500 keeps the memory bounded (~0.5-1 GB) and is far more than a classroom uses.
+SESSION_CAPACITY = 500
+
+
+def _device_line(pool: ModelPool) -> str:
+    if pool.device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(pool.device)}"
+    return "CPU (no GPU found)"
+
+
+def build_app(
+    loader: Loader | None = None,
+    names: tuple[str, ...] | None = None,
+    device: torch.device | str | None = None,
+) -> gr.Blocks:
+    """The Blocks of the explorer, with its queue configured; nothing is loaded or launched.
+
+    loader(name, device) -> DensePureModels replaces the registry loader (tests pass tiny models);
+    names restricts the model choices (default: the registry); device defaults to CUDA when present.
+    """
+    atomic_image_cache()  # identical outputs for simultaneous visitors must not truncate each other's downloads
+    pool = ModelPool(loader, names, device)
+    ctx = AppContext(pool=pool, samples=list_samples(SAMPLES), engine_concurrency=2 if pool.device.type == "cuda" else 1)
+    first_view_cache: dict[str, tuple] = {}
+    first_view_lock = threading.Lock()
+
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"# {TITLE}\nDiffusion purification with K seeded reverse trajectories and a majority vote, "
+                        "and the certificate it earns (Xiao et al., ICLR 2023).", elem_id="title")
+            with gr.Column(scale=0, min_width=320):
+                model = gr.Dropdown([(f"{n}", n) for n in pool.names], value=pool.embedded, label="model",
+                                    info=pool.describe(pool.embedded), elem_id="model")
+                model_status = gr.Markdown(_device_line(pool), elem_id="model-status")
+                present = gr.Checkbox(False, label="presentation mode", elem_id="present-toggle",
+                                      info="bigger type, the result beside the controls (or open the page with ?mode=present)")
+        with gr.Tabs(selected="purify", overflow_behavior="wrap", elem_id="views"):  # wrap: every view reachable on a phone
+            with gr.Tab("1. Purify", id="purify"):
+                purify = purify_tab.build(ctx, model)
+            with gr.Tab("2. Certify", id="certify"):
+                certify_tab.build(ctx, model, purify.image)
+            with gr.Tab("3. Robust regions (2D)", id="regions", elem_id="tab-regions"):
+                regions_outputs, regions_first = regions_tab.build(ctx)
+            with gr.Tab("4. High-density points", id="density"):
+                density_outputs, density_first = density_tab.build(ctx, model, purify)
+            with gr.Tab("5. About", id="about"):
+                about_tab.build()
+
+        def check_model(name):
+            """Load the chosen model now; on failure, say why and fall back to the embedded one."""
+            try:
+                name = model_id(name, pool.names)
+                models = pool.get(name)
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the page stays on a working model
+                if not isinstance(exc, InputError):
+                    log.exception("loading model %r failed", name)
+                    exc = InputError(f"could not load {name!r} ({type(exc).__name__}); the error was logged on the server")
+                message = f"⚠️ {exc}\n\nUsing the embedded model **{pool.embedded}** instead."  # said once, here
+                return gr.update(value=pool.embedded, info=pool.describe(pool.embedded)), message
+            info = f"{models.image_size}x{models.image_size}, {models.channels} channel(s), {models.num_classes} classes"
+            return gr.update(info=pool.describe(name)), f"{_device_line(pool)} - **{name}** loaded ({info})"
+
+        present.change(None, present, None, js=PRESENT_TOGGLE_JS)
+        demo.load(None, None, present, js=PRESENT_FROM_URL_JS)
+        model.input(check_model, model, [model, model_status], api_visibility="private", concurrency_limit=None)
+
+        purify_handler = purify_tab.make_handler(ctx)
+
+        def first_view():
+            """The Purify and High-density views' presets (first sample, the configs' defaults) and the 2D preset;
+            computed once.
+
+            Each load gets fresh copies of the cached update dicts: Gradio pops their "value" while sending
+            them, and a reused dict would leave later visitors with the scrub slider at 0.
+            """
+            with first_view_lock:
+                if "view" not in first_view_cache:
+                    first_view_cache["view"] = [*_first_view(ctx, purify_handler), *regions_first(), *density_first()]
+                return [dict(v) if isinstance(v, dict) else v for v in first_view_cache["view"]]
+
+        # its own unlimited group: a visitor never waits behind someone's long certification (it is cached)
+        demo.load(first_view, None, purify.outputs.as_list() + regions_outputs + density_outputs, api_visibility="private",
+                  concurrency_limit=None, show_progress="minimal")
+    guard_numbers(demo)  # API callers can send anything where the page sends numbers
+    demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
+    return demo
+
+
+def _first_view(ctx: AppContext, handler) -> list:
+    """The last frame of the default purification (the configs' defaults, no attack); on failure, a message."""
+    if ctx.default_image is None:
+        return PurifyOutputs(verdict="No sample images found: run `python scripts/export_samples.py`.").as_list()
+    d, a = PurifyConfig(), AttackConfig()
+    try:
+        *_, last = handler(ctx.default_image, ctx.pool.embedded, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
+                           a.norm, a.eps, a.steps, a.threat, progress=_NoProgress())
+        return last
+    except Exception as exc:  # noqa: BLE001 - the page must open even without a model
+        message = getattr(exc, "message", None) or str(exc)
+        return PurifyOutputs(verdict=f"⚠️ The first view could not be computed: {message}").as_list()
+
+
+class _NoProgress:
+    """Stands in for gr.Progress outside an event."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def launch_options() -> dict:
+    """Options Gradio 6 takes at launch: CSS, the page's scripts, and what the file routes may serve.
+
+    Gradio serves its own upload and cache folders; beyond them only the shipped sample digits (the
+    gallery hands their paths to the image input). The package source, app.py and the model weights
+    are blocked outright (blocked_paths wins over every allowed path), uploads are capped at the
+    image loader's own file-size limit, and the sessions kept in memory at SESSION_CAPACITY.
+    """
+    return {
+        "css": CSS,
+        "head": regions_tab.CLICK_JS + PAGE_HEAD,
+        "allowed_paths": [str(SAMPLES)] if SAMPLES.is_dir() else [],
+        "blocked_paths": [str(p) for p in BLOCKED_PATHS],
+        "max_file_size": MAX_BYTES,
+        "state_session_capacity": SESSION_CAPACITY,
+    }
+
+
+def launch(**kwargs: Any) -> None:
+    """Build and serve the explorer (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio)."""
+    build_app().launch(**{**launch_options(), **kwargs})
+
+
+__all__ = ["build_app", "launch", "launch_options"]

@@ -1,0 +1,300 @@
+"""Small Gradio component helpers shared by the tabs."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import types
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio_client import handle_file
+from gradio import processing_utils
+from gradio.data_classes import ImageData
+from gradio.profiling import traced_sync
+from packaging.version import Version
+
+from densepure_viz.errors import InputError
+from densepure_viz.teaching.glossary import glossary_markdown
+from densepure_viz.serving.ui.validation import LIMITS, number
+
+GRADIO_REWRITES_IN_PLACE_UP_TO = "6.31.0"  # the pinned Gradio: still truncates cached images while serving them
+GRADIO_SAVE_PIL_TO_CACHE = processing_utils.save_pil_to_cache  # Gradio's own, before atomic_image_cache
+PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
+BIG = "big-image"  # CSS class: small images fill their box
+CSS = f"""
+.{PIXELATED} img, .{PIXELATED} canvas {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
+.verdict {{ font-size: 1.05rem; }}
+.{BIG} img {{ width: 100% !important; height: 100% !important; object-fit: contain; }}
+"""
+# The page layouts, served as a <style> in the page's head: Gradio rewrites launch(css=...) by prefixing every
+# selector with its container, which breaks selector lists inside :is()/:has() and rules keyed on <body>.
+LAYOUT_CSS = """
+/* An image's label wraps before its buttons (download, full screen) rather than sliding under them. */
+body .gradio-container .block:has(.icon-button-wrapper) > [data-testid=block-label] {
+  max-width: calc(100% - 5rem); white-space: normal; height: auto;
+}
+/* An image shown without a label keeps its top edge (a grid's column titles) clear of those buttons. */
+body .gradio-container .block:has(> [data-testid=block-label].hide) .image-container:has(> .icon-button-wrapper) {
+  padding-top: 2.25rem;
+}
+
+/* A figure in a row (alone or in a column) keeps the width its titles need: a narrower row puts it on its own line. */
+body .gradio-container .row > :is(.block:has(.js-plotly-plot), .column:has(> .block .js-plotly-plot)) {
+  min-width: min(600px, 100%) !important;
+}
+
+/* Phone (390 px wide and the like): one column, a smaller title, nothing wider than the screen. */
+@media (max-width: 640px) {
+  #title h1 { font-size: 1.6rem; }
+  body .gradio-container .row { flex-direction: column; flex-wrap: nowrap; }
+  body .gradio-container .row > * { min-width: 0 !important; width: 100%; }
+  body .gradio-container :is(.block, .block img) { max-width: 100%; }
+  body #present-toggle { display: none; }
+  /* a story button is a finger's tap target (44 px, Apple's and WCAG's), not Gradio's 26 px small button */
+  body .gradio-container button[id^="story-"] { min-height: 44px; }
+  /* a view's stories come right after its intro, before the controls (below them they were ~2000 px down) */
+  body .gradio-container .tabitem > .column > .column:has(> .story-look) { order: -1; }
+  body .gradio-container .tabitem > .column:has(> .column > .story-look) > .block:first-child { order: -2; }
+  /* wide figures and tables keep their titles and words whole and scroll sideways inside their box */
+  body .gradio-container .block:has(.js-plotly-plot) { overflow-x: auto !important; }
+  body .gradio-container .js-plotly-plot { min-width: 600px; }
+  body .gradio-container .prose table { display: block; overflow-x: auto; }
+  body .gradio-container .prose :is(th, td) { overflow-wrap: normal; word-break: normal; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container { overflow-x: auto; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container :is(button, .image-frame) { width: max-content; }
+  body .gradio-container .block.pixelated:not(.big-image) .image-container img {
+    width: auto !important; height: auto !important; max-width: none !important;
+  }
+}
+
+/* Presentation mode (body.dp-present; a projector at 1280x720): bigger type; on each view the controls sit in a left pane
+   with the Run button on top (scrolling on their own) and the result fills the right, the answer first. */
+body.dp-present .gradio-container {
+  --text-xs: 13px; --text-sm: 16px; --text-md: 19px; --text-lg: 21px; --text-xl: 26px; --text-xxl: 30px;
+  --body-text-size: var(--text-md); --prose-text-size: var(--text-md); --input-text-size: var(--text-md);
+  --block-label-text-size: var(--text-sm); --block-info-text-size: var(--text-sm);
+  --block-title-text-size: var(--text-md); --section-header-text-size: var(--text-md);
+  --checkbox-label-text-size: var(--text-md); --button-small-text-size: var(--text-sm);
+  --button-medium-text-size: var(--text-md); --button-large-text-size: var(--text-lg);
+}
+body.dp-present .verdict { font-size: var(--text-md); }
+body.dp-present #title h1 { font-size: var(--text-xxl); margin: 0; }
+body.dp-present :is(#title p, #model-status, #model .info-text, #model [data-testid=block-info], #present-toggle .info-text) {
+  display: none;
+}
+body.dp-present .row:has(> #title) { align-items: center; }
+body.dp-present .row:has(> #title) :is(.column, .form) { flex-direction: row; align-items: center; flex-wrap: nowrap; }
+body.dp-present .row:has(> #title) > .column { min-width: min(36rem, 60%) !important; }
+body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
+@media (min-width: 900px) {
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) {
+    display: grid; grid-template-columns: 24rem minmax(0, 1fr) minmax(0, 20rem);
+    grid-template-rows: repeat(12, auto) 1fr; grid-auto-flow: row dense;
+    column-gap: var(--layout-gap); row-gap: 0; align-items: start;
+    --answer: 1; --below: 3;  /* the rows of the answer (two) and of what follows it */
+  }
+  /* a view's story buttons (when it has them) go across the top of the result, what to look at beside the answer */
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run):has(.story-look) {
+    --answer: 2; --below: 4;
+  }
+  body.dp-present .tabitem .column:has(> .story-look) { display: contents; }
+  body.dp-present .tabitem .row:has(> button[id^="story-"]) { grid-column: 2 / 4; grid-row: 1; }
+  /* compact: the row's label without its explanation (buttons on one line where they fit), the line in smaller type
+     (beside the answer it is a caption: in the body's type it ran below the bottom of a 720 px screen) */
+  body.dp-present .tabitem .story-how { display: none; }
+  body.dp-present .tabitem .row:has(> button[id^="story-"]) { flex-wrap: nowrap; align-items: center; }
+  body.dp-present .tabitem .row:has(> button[id^="story-"]) > .block { flex: 0 0 auto; width: max-content; min-width: 0 !important; }
+  body.dp-present .tabitem .story-look :is(.md, p) { font-size: var(--text-sm); line-height: 1.4; }
+  body.dp-present .tabitem :is(#purify-story-look, #regions-story-look) { grid-column: 3; grid-row: 3; }
+  body.dp-present .tabitem #certify-story-look { grid-column: 2 / 4; order: -1; }
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) > * {
+    grid-column: 2 / 4; margin-bottom: var(--layout-gap);
+  }
+  /* the intro paragraph goes below the result */
+  body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) > .block:first-child { order: 50; }
+  /* the left pane: the controls, their Run row first, scrolling on their own */
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls),
+  body.dp-present .tabitem > .column > .row > .column:has(> #regions-run) {
+    grid-column: 1; grid-row: 1 / -1; position: sticky; top: 0.5rem; align-self: start;
+    max-height: calc(100vh - 1rem); overflow-y: auto; flex-wrap: nowrap;
+  }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) > *,
+  body.dp-present .tabitem > .column > .row > .column:has(> #regions-run) > * { flex-shrink: 0; }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) { flex-direction: column; }
+  body.dp-present .tabitem > .column > .row > .column:is(:has(#purify-run), :has(#certify-run)) { order: -1; }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run)) > .column { min-width: 0 !important; }
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-run), .row:has(#certify-run), #density-controls) .row:not(:has(> button)) {
+    flex-direction: column;
+  }
+  body.dp-present .tabitem > .column:has(#regions-run) { grid-template-columns: 18rem minmax(0, 1fr) 18rem; }
+  body.dp-present #certify-card :is(th, td) { font-size: var(--text-sm); overflow-wrap: normal; word-break: normal; }
+  body.dp-present :is(.row:has(> #purify-run), .row:has(> #certify-run), #regions-run, .row:has(> #density-run)) { order: -1; }
+  /* the answer first: Purify's verdict beside its votes, Certify's status and card, the 2D scene beside its
+     summary, the density projection beside its pictures and summary */
+  body.dp-present .tabitem > .column > :is(.row:has(#purify-votes), .row:has(#regions-run), .row:has(#density-projection)),
+  body.dp-present .tabitem > .column > .row > .column:has(> #regions-scene) { display: contents; }
+  body.dp-present .tabitem > .column > #purify-verdict { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-votes) { grid-column: 3; grid-row: var(--answer); }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-grid) { grid-column: 2 / 4; grid-row: var(--below); }
+  body.dp-present .tabitem > .column > :is(#certify-status, #certify-card) { order: -1; }
+  body.dp-present .tabitem > .column > .row > .column > #regions-scene { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column > #regions-summary { grid-column: 3; grid-row: var(--answer); }
+  body.dp-present .tabitem > .column > .row > #density-projection { grid-column: 2; grid-row: var(--answer) / span 2; }
+  body.dp-present .tabitem > .column > .row > .column:has(> #density-summary) { grid-column: 3; grid-row: var(--answer); }
+}
+"""
+
+# Presentation mode: the checkbox's value sets body.dp-present (the CSS above) and the page's ?mode=present, so
+# the address can be bookmarked; Plotly redraws its figures at their new widths on the resize event.
+PRESENT_TOGGLE_JS = """(on) => {
+  document.body.classList.toggle("dp-present", on);
+  const url = new URL(window.location.href);
+  if (on) url.searchParams.set("mode", "present"); else url.searchParams.delete("mode");
+  window.history.replaceState(null, "", url);
+  window.dispatchEvent(new Event("resize"));
+}"""
+PRESENT_FROM_URL_JS = """() => new URLSearchParams(window.location.search).get("mode") === 'present'"""
+# Gradio's Sketchpad opens on its image tool, which ignores strokes until the brush is chosen (and has no
+# parameter for the starting tool): select the brush (the first tool of its toolbar) of every sketchpad as soon as
+# it is on the page.
+BRUSH_JS = """
+<script>
+(() => {
+  const pick = () => {
+    for (const pad of document.querySelectorAll(".block:has(.toolbar-wrap)")) {
+      const brush = pad.querySelector(".toolbar-wrap button");
+      if (!brush || brush.dataset.dpBrush === "1") continue;
+      brush.dataset.dpBrush = "1";
+      brush.click();
+    }
+  };
+  new MutationObserver(pick).observe(document.documentElement, { childList: true, subtree: true });
+})();
+</script>
+"""
+PAGE_HEAD = f"<style>{LAYOUT_CSS}</style>{BRUSH_JS}"  # what the page's <head> gets besides the views' own scripts
+
+
+def _file_preprocess(self: gr.Image, payload: ImageData | None) -> str | None:
+    """gr.Image preprocessing that hands the handler the uploaded file's path, untouched.
+
+    gr.Image opens the upload with Pillow before the handler runs, and a file it cannot read becomes
+    a generic error; this leaves decoding to densepure_viz.models.images.to_tensor, which is bounded and
+    reports bad files in one line.
+    """
+    if payload is None:
+        return None
+    if payload.path is None:  # a data: URL (clipboard paste): let Gradio write it to its cache
+        return gr.Image.preprocess(self, payload)
+    return str(payload.path)
+
+
+def _numeric_preprocess(self: gr.Slider | gr.Number, payload: Any) -> float | int | None:
+    """Slider/Number preprocessing that refuses what is not a finite number with one clear line.
+
+    An API caller can send anything where the page sends numbers. Gradio's own check answers a string
+    or a list with a generic "could not preprocess" error and lets NaN through; `validation.number`
+    names the input and says what was wrong, then Gradio's range check and rounding take over.
+    """
+    name = self.label or "a number input"
+    if payload is None and isinstance(self, gr.Number):
+        return None  # the handler's validator says the value is missing
+    try:
+        value = number(payload, name, -math.inf, math.inf)
+    except InputError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    try:
+        return type(self).preprocess(self, value)
+    except gr.Error as exc:  # Gradio's range check: say which input
+        raise gr.Error(f"{name}: {exc.message}", print_exception=False) from None
+
+
+def guard_numbers(blocks: gr.Blocks) -> None:
+    """Give every Slider and Number of `blocks` the checked preprocessing above (set on the instances)."""
+    for block in blocks.blocks.values():
+        if isinstance(block, (gr.Slider, gr.Number)):
+            block.preprocess = types.MethodType(_numeric_preprocess, block)
+
+
+def save_pil_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio.processing_utils.save_pil_to_cache, but the file appears whole: written aside, then renamed.
+
+    Gradio names a cached image by the hash of its bytes and rewrites the file in place each time it is
+    produced. When several visitors get the same picture at once (a class purifying the same sample),
+    one request truncates the file while another's browser downloads it, which then receives nothing.
+    With a rename a reader sees the old file or the new one, both complete.
+    """
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    path = (folder / f"{name}.{format}").resolve()
+    fd, partial = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=f".{format}")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(partial, path)
+    return str(path)
+
+
+def atomic_image_cache() -> None:
+    """Make Gradio write output images atomically (see save_pil_atomically); idempotent.
+
+    Gradio's image, gallery and annotated-image components all save through this module function. The
+    replacement keeps Gradio's profiling wrapper, and is installed only on the Gradio versions known to
+    rewrite in place (up to GRADIO_REWRITES_IN_PLACE_UP_TO, the pinned one); a test fails as soon as the
+    installed Gradio writes atomically itself, so this patch is then removed.
+    """
+    if Version(gr.__version__) > Version(GRADIO_REWRITES_IN_PLACE_UP_TO):
+        return
+    if processing_utils.save_pil_to_cache is GRADIO_SAVE_PIL_TO_CACHE:
+        processing_utils.save_pil_to_cache = traced_sync("postprocess_save_pil_to_cache")(save_pil_atomically)
+
+
+def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:
+    """A file image input (the handler gets a path, see _file_preprocess), shown large and crisp.
+
+    The overrides are set on the instance, not by subclassing: a gr.Image subclass would make Gradio
+    write a .pyi stub next to this module at import time. With a `value` (a shipped sample), the API
+    page's example uses it instead of Gradio's remote bus.png (offline, and not a digit).
+    """
+    image = gr.Image(
+        value=value, type="filepath", image_mode=None, format="png", label=label, height=height,
+        sources=["upload", "clipboard"], elem_classes=[PIXELATED, BIG], elem_id=elem_id,
+    )
+    image.preprocess = types.MethodType(_file_preprocess, image)
+    if value is not None:
+        example = os.path.relpath(value) if Path(value).is_relative_to(Path.cwd()) else str(value)
+        image.example_payload = lambda: {**handle_file(example), "url": example}  # Gradio's API page reads the url
+        image.example_value = lambda: example
+    return image
+
+
+def image_output(label: str, height: int | None = 200, elem_id: str | None = None, big: bool = True,
+                 show_label: bool = True) -> gr.Image:
+    """A PNG (lossless) image output shown with nearest-neighbour scaling (filling its box when `big`)."""
+    return gr.Image(label=label, type="pil", format="png", height=height, interactive=False, show_label=show_label,
+                    elem_classes=[PIXELATED, BIG] if big else [PIXELATED], elem_id=elem_id, buttons=["download", "fullscreen"])
+
+
+def sigma_slider(value: float, label: str = "sigma (smoothing std on [0, 1] pixels)") -> gr.Slider:
+    return gr.Slider(0.05, LIMITS.sigma_max, value=value, step=0.05, label=label)
+
+
+def seed_input(value: int = 0) -> gr.Number:
+    return gr.Number(value=value, precision=0, minimum=0, maximum=LIMITS.seed, label="base seed",
+                     info="same seed, same noise, same answer (as the CLI's --seed)")
+
+
+def new_input_note(run: str, shown: str) -> str:
+    """What a view says in place of results it cleared because its input image changed (they were another's)."""
+    return (f"**New input.** Press **{run}** for this image: the {shown} shown before belonged to the previous one, "
+            "so they were cleared.")
+
+
+def glossary_accordion() -> gr.Accordion:
+    """The glossary (densepure_viz.teaching.glossary), closed until opened."""
+    with gr.Accordion("Glossary: p_lower, radius, abstain, t*, K, b, ...", open=False) as accordion:
+        gr.Markdown(glossary_markdown(), elem_classes=["glossary"])
+    return accordion

@@ -1,0 +1,161 @@
+"""View 4, High-density points: the image world told like the 2D world (densepure_viz.experiments.projections).
+
+For the Purify view's image and attack, with this view's own sigma, K, sampler and b: the training images
+on PCA axes, coloured by class,
+with x0, x_a, n noised inputs and their K x n reversed samples (coloured by label), and the exact
+highest-density point of the finite training set under sigma - what an ideal diffusion model trained
+on that set would return - with its label masses next to DensePure's vote shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import gradio as gr
+import torch
+
+from densepure_viz.attacks.pgd import AttackConfig
+from densepure_viz.engine.diffusion import SAMPLERS
+from densepure_viz.errors import InputError
+from densepure_viz.viz.grids import image_row
+from densepure_viz.viz.plots.images import label_mass_figure, projection_figure
+from densepure_viz.experiments.projections import (
+    PCA,
+    TrainingSet,
+    fit_pca,
+    point_mass_posterior,
+    project_scene,
+    reversed_samples,
+    training_set,
+)
+from densepure_viz.engine.purify import PurifyConfig
+from densepure_viz.serving.ui.components import new_input_note, seed_input, sigma_slider
+from densepure_viz.serving.ui.requests import check_budget, input_name, parse_attack, parse_purify, run_prepare
+from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
+from densepure_viz.serving.ui.validation import LIMITS, choice, integer, model_id, user_errors
+from densepure_viz.engine.votes import majority_vote
+
+DEFAULT_DRAWS = 8
+NEW_INPUT = new_input_note("Compute", "projections")
+
+
+@lru_cache(maxsize=4)
+def _training(name: str, size: int) -> tuple[TrainingSet, PCA]:
+    train = training_set(name, size)
+    return train, fit_pca(train.images, 3)
+
+
+def make_handler(ctx: AppContext):
+    """The `density` endpoint."""
+
+    @gpu
+    @user_errors
+    def density(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat, draws, dims,
+                progress=gr.Progress()):
+        model = model_id(model, ctx.pool.names)
+        path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
+        attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
+        draws = integer(draws, "n (noise draws)", 1, LIMITS.density_draws)
+        dims = int(choice(int(dims) if str(dims) in ("2", "3") else dims, "dims", (2, 3)))
+        models = ctx.pool.get(model)
+        check_budget(models, cfg, draws, LIMITS.purify_evals, "this projection")
+        progress(0.05, desc="training set and PCA")
+        train, pca = _training(model, models.image_size)
+        if tuple(train.images.shape[1:]) != (models.channels, models.image_size, models.image_size):
+            raise InputError(f"the training images do not match the model's {models.channels}x{models.image_size}x{models.image_size} inputs")
+        progress(0.2, desc="input (and attack)")
+        prep = run_prepare(models, path, attack_cfg)
+        progress(0.4, desc=f"{draws} x {cfg.seeds} reverse trajectories")
+        rs = reversed_samples(models, prep.purifier_input, cfg, seed, draws)
+        post = point_mass_posterior(train, rs.noisy[0], cfg.sigma, models.num_classes)
+        scene = project_scene(pca, train, prep.clean, prep.purifier_input if prep.attack is not None else None, rs, post)
+        labels = models.labels
+        fig = projection_figure(scene, labels, dims)
+        shares = torch.bincount(rs.labels[0], minlength=models.num_classes).float() / cfg.seeds
+        mass = label_mass_figure(post.label_mass.tolist(), labels, shares.tolist(),
+                                 title="Ideal denoiser of the training set<br>vs DensePure's K votes (draw 0)")
+        with torch.inference_mode():
+            mean_label = int(models.predict(post.mean[None])[0])
+            input_label, noisy_label = models.predict(torch.stack([prep.purifier_input, rs.noisy[0]])).tolist()
+        row = torch.stack([prep.clean, prep.purifier_input, rs.noisy[0].clamp(0, 1), train.images[post.index], post.mean])
+        pictures = image_row(row, [prep.clean_label, input_label, noisy_label, post.label, mean_label],
+                             ["x0", "x_a" if prep.attack is not None else "input", "x + delta", "highest density", "posterior mean"],
+                             scale=max(1, 96 // models.image_size))
+        majority = majority_vote(rs.labels, models.num_classes)  # (n,) DensePure's vote per draw
+        whose = "its attacked version x_a" if prep.attack is not None else "no attack"
+        text = "\n".join([
+            f"**Image: {input_name(path)}**, the Purify view's input ({whose}), at sigma {cfg.sigma:g}.",
+            "",
+            f"- **Highest-density point** of the {len(train.images)} training images under sigma = {cfg.sigma:g} "
+            f"(model-space std {post.model_std:g}): training image #{post.index}, label **{labels[post.label]}**, "
+            f"weight {float(post.weights[post.index]):.3f} (effective number of images {post.effective_size:.1f}).",
+            f"- **Label mass** (the ideal vote): {labels[post.vote_label]} with {float(post.label_mass.max()):.3f}; "
+            f"the posterior mean (ideal one-shot denoiser) is classified **{labels[mean_label]}**.",
+            f"- **DensePure** on the same draw: votes {shares.mul(cfg.seeds).int().tolist()} -> "
+            f"**{labels[int(shares.argmax())]}**; over {draws} draws its votes are {majority.tolist()}.",
+        ])
+        return fig, pictures, mass, text, {"scene": scene, "labels": labels}
+
+    return density
+
+
+def replot(state, dims):
+    """The stored scene on 2 or 3 axes (the projection radio): no recomputation."""
+    if not state:
+        return gr.skip()
+    return projection_figure(state["scene"], state["labels"], int(choice(int(dims) if str(dims) in ("2", "3") else dims, "dims", (2, 3))))
+
+
+def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[], tuple]]:
+    """Lay out the High-density view (the Purify view's image and attack, its own DensePure settings).
+
+    Returns the outputs and a function computing the first view (the configs' defaults), for the page load.
+    """
+    gr.Markdown(
+        "**Step 4 - the same story on images.** DensePure's reverse process samples p(x0 | x + delta). For the "
+        "finite training set the exact posterior puts weight exp(-|x~ - x_i|^2 / (2 s^2)) on each training image: "
+        "its **highest-density point** is the training image an ideal diffusion model would return, and its label "
+        "mass is what the majority vote estimates. Uses the Purify view's image and attack, with the settings below."
+    )
+    d = PurifyConfig()
+    with gr.Column(elem_id="density-controls"):
+        with gr.Row():
+            sigma = sigma_slider(d.sigma)
+            seeds = gr.Slider(1, LIMITS.purify_seeds, value=d.seeds, step=1, label="K (reverse seeds)")
+            steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)")
+        with gr.Row():
+            sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
+            seed = seed_input()
+            draws = gr.Slider(1, LIMITS.density_draws, value=DEFAULT_DRAWS, step=1, label="n (noise draws, K samples each)")
+            dims = gr.Radio([("2D", 2), ("3D", 3)], value=2, label="projection (switches without recomputing)")
+            run = gr.Button("Compute", variant="primary", elem_id="density-run")
+    with gr.Row():
+        fig = gr.Plot(label="PCA of the training images", elem_id="density-projection")
+        with gr.Column():
+            pictures = gr.Image(label="x0, x_a, x + delta, highest-density training image, posterior mean",
+                                type="pil", format="png", interactive=False, elem_classes=["pixelated"])
+            mass = gr.Plot(label="label mass")
+            text = gr.Markdown(elem_id="density-summary")
+    scene = gr.State(None)
+    inputs = [purify.image, model, sigma, seeds, sampler, steps, seed, *purify.attack_inputs, draws, dims]
+    outputs = [fig, pictures, mass, text, scene]
+    handler = make_handler(ctx)
+    run.click(handler, inputs, outputs, api_name="density", concurrency_id=INTERACTIVE,
+              concurrency_limit=ctx.engine_concurrency)
+    dims.change(replot, [scene, dims], fig, api_visibility="private", show_progress="hidden")
+    # a new image in the Purify view: what is shown here belonged to the previous one
+    purify.image.change(lambda: [None, None, None, NEW_INPUT, None], None, outputs, queue=False,
+                        api_visibility="private", show_progress="hidden")
+
+    def first_view() -> tuple:
+        """The view for the first sample at the defaults, no attack (a message instead when it fails)."""
+        a = AttackConfig()
+        try:
+            return handler(ctx.default_image, ctx.pool.embedded, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
+                           a.norm, a.eps, a.steps, a.threat, DEFAULT_DRAWS, 2, progress=lambda *args, **kw: None)
+        except Exception as exc:  # noqa: BLE001 - the page must open even without a model
+            message = getattr(exc, "message", None) or str(exc)
+            return gr.skip(), gr.skip(), gr.skip(), f"⚠️ The first view could not be computed: {message}", None
+
+    return outputs, first_view

@@ -1,0 +1,203 @@
+"""View 3, Robust regions: DensePure's argument in an exact 2D world (densepure_viz.toy2d).
+
+A Gaussian-mixture preset, a clean point x0 and an attacked point x_a (typed, or placed by clicking the
+map: a small script forwards Plotly's click to a hidden input), K exact reverse trajectories from
+x~ = x_a + sigma * eps, the four region maps (base classifier, one-shot, highest-density point, vote),
+x0's robust region and the certified circles of the smoothed vote at x0 and x_a.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import gradio as gr
+import numpy as np
+
+from densepure_viz.smoothing.certify import CertifyConfig
+from densepure_viz.viz.plots.toy2d import MAP_TITLES, region_maps_figure, scene_figure, vote_histogram_figure
+from densepure_viz.toy2d import LABELERS, PRESETS, power_diagram_cells, region_maps, reverse_trajectories, robust_region, smoothed_input
+from densepure_viz.serving.ui.session import AppContext
+from densepure_viz.serving.ui.story_buttons import story_row
+from densepure_viz.serving.ui.validation import LIMITS, choice, integer, number, positive, user_errors
+
+DEFAULT_PRESET = "moons"
+DEFAULT_SEEDS = 32
+DEFAULT_N = 1000
+CERTIFY_N0 = 100
+CLICK_TARGETS = ("x0", "x_a")
+
+# Forwards a click on the scene plot to the hidden textbox #regions-click as "x,y" (Gradio picks it up
+# through the input event). Installed once in the page head; it re-attaches when Gradio redraws the plot.
+CLICK_JS = """
+<script>
+(() => {
+  const attach = () => {
+    const host = document.getElementById("regions-scene");
+    if (!host) return;
+    const plot = host.querySelector(".js-plotly-plot");
+    if (!plot || plot.dataset.dpClick === "1" || typeof plot.on !== "function") return;
+    plot.dataset.dpClick = "1";
+    plot.on("plotly_click", (ev) => {
+      if (!ev || !ev.points || !ev.points.length) return;
+      const p = ev.points[0];
+      const box = document.querySelector("#regions-click textarea, #regions-click input");
+      if (!box) return;
+      box.value = `${Number(p.x).toFixed(3)},${Number(p.y).toFixed(3)},${Date.now()}`;
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+  };
+  new MutationObserver(attach).observe(document.documentElement, { childList: true, subtree: true });
+})();
+</script>
+"""
+
+
+@lru_cache(maxsize=32)
+def _maps(preset: str, sigma: float):
+    p = PRESETS[preset]
+    return region_maps(p.mixture, p.grid, sigma)
+
+
+@lru_cache(maxsize=32)
+def _cells(preset: str, sigma: float):
+    p = PRESETS[preset]
+    return power_diagram_cells(p.mixture, sigma, p.grid) if p.point_masses else None
+
+
+def _point(x, y, name: str, preset: str) -> np.ndarray:
+    g = PRESETS[preset].grid
+    return np.array([number(x, f"{name} x", *g.x_range), number(y, f"{name} y", *g.y_range)], dtype=np.float64)
+
+
+@user_errors
+def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n):
+    """The `regions` endpoint: scene, four maps, vote histogram, summary and JSON."""
+    preset = choice(preset, "preset", tuple(PRESETS))
+    sigma = round(positive(sigma, "sigma", LIMITS.toy_sigma_max), 4)
+    x0, x_a = _point(x0_x, x0_y, "x0", preset), _point(xa_x, xa_y, "x_a", preset)
+    k = integer(seeds, "K (trajectories)", 1, LIMITS.toy_seeds)
+    steps = integer(steps, "steps (0 = full chain)", 0, LIMITS.toy_steps)
+    method = choice(method, "method", ("ddpm", "ddim"))
+    labeler = choice(labeler, "map", LABELERS)
+    seed = integer(seed, "seed", 0, LIMITS.seed)
+    n = integer(n, "n (certification draws)", 10, LIMITS.toy_n)
+    p = PRESETS[preset]
+    maps, cells = _maps(preset, sigma), _cells(preset, sigma)
+    robust = robust_region(p.mixture, maps, x0, x_a, np.random.default_rng([seed, 2]), CertifyConfig(n0=CERTIFY_N0, n=n))
+    x_tilde = smoothed_input(x_a, sigma, np.random.default_rng([seed, 1]))
+    trajectory_seeds = np.random.SeedSequence(seed).generate_state(k).tolist()  # one stream per trajectory
+    traj = reverse_trajectories(p.mixture, x_tilde, sigma, trajectory_seeds, steps=steps or None, method=method)
+    scene = scene_figure(maps, labeler, robust, traj, cells)
+    scene.update_layout(height=620, clickmode="event")
+    cert, cert_a = robust.certificate, robust.certificate_x_a
+    vote = int(traj.votes.argmax())
+
+    def lab(c):
+        return "abstain" if c is None else str(c)
+
+    summary = "\n".join([
+        f"**{p.description}**",
+        f"- x0 lies in the robust region of label **{robust.label}**: the connected region of map (c), where the "
+        f"posterior's highest-density point has that label; its area is {robust.area:.2f}"
+        f"{' or more (the plotted window clips it)' if robust.clipped else ''}, and it changes only when x0 moves "
+        f"into another region.",
+        f"- The smoothed vote (map (d), randomized smoothing of the majority vote) certifies a ball of radius "
+        f"**{cert.radius:.3f}** around x0 for label {lab(cert.label)} (area {robust.ball_area:.2f})"
+        + ("." if cert.label in (None, robust.label) else
+           f": a different classifier, so near a boundary its label can differ from the region's."),
+        f"- x_a is {'inside' if robust.x_a_in_region else 'outside'} the robust region and "
+        f"{'inside' if robust.x_a_in_ball else 'outside'} the certified ball (|x_a - x0| = {np.linalg.norm(x_a - x0):.3f}); "
+        f"smoothed vote at x_a: {lab(cert_a.label)}, radius {cert_a.radius:.3f}.",
+        f"- {k} {method} trajectories from x~ = x_a + sigma * eps ({len(traj.timesteps)} steps): vote **{vote}** "
+        f"({int(traj.votes[vote])}/{k}); exact label masses {np.round(traj.exact_probabilities, 3).tolist()}.",
+    ])
+    data = {
+        "preset": preset, "sigma": sigma, "sigma_effective": traj.sigma, "x0": x0.tolist(), "x_a": x_a.tolist(),
+        "x_tilde": traj.x_tilde.tolist(), "votes": traj.votes.tolist(), "vote": vote,
+        "exact_probabilities": traj.exact_probabilities.tolist(),
+        "labels_x0": {m: int(maps.labels(m)[maps.cell_of(x0)]) for m in LABELERS},
+        "labels_x_a": {m: int(maps.labels(m)[maps.cell_of(x_a)]) for m in LABELERS},
+        "robust_region": {"label": robust.label, "area": robust.area, "clipped": robust.clipped, "x_a_inside": robust.x_a_in_region},
+        "certificate_x0": {"label": cert.label, "radius": cert.radius, "p_lower": cert.p_lower, "x_a_inside": robust.x_a_in_ball},
+        "certificate_x_a": {"label": cert_a.label, "radius": cert_a.radius, "p_lower": cert_a.p_lower},
+        "seed": seed, "n": n, "K": k, "steps": len(traj.timesteps), "method": method,
+    }
+    return scene, region_maps_figure(maps), vote_histogram_figure(traj), summary, data
+
+
+def preset_defaults(preset):
+    """Sigma, x0 and x_a of a preset (when the preset changes)."""
+    p = PRESETS[choice(preset, "preset", tuple(PRESETS))]
+    return p.sigma, p.x0[0], p.x0[1], p.x_a[0], p.x_a[1]
+
+
+def place(click, target, x0_x, x0_y, xa_x, xa_y):
+    """A click 'x,y,stamp' on the map moves x0 or x_a there."""
+    try:
+        x, y = (float(v) for v in str(click).split(",")[:2])
+    except ValueError:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    if target == "x0":
+        return x, y, xa_x, xa_y
+    return x0_x, x0_y, x, y
+
+
+def build(ctx: AppContext) -> tuple:
+    """Lay out the Robust-regions view; returns (inputs, outputs, load function) for the first view."""
+    p = PRESETS[DEFAULT_PRESET]
+    gr.Markdown(
+        "**Step 3 - why it works.** In a 2D world with a known data distribution everything is exact. The "
+        "reverse process from x~ samples the posterior p(x0 | x~); the label of its **highest-density point** "
+        "(map c) is robust on whole regions, often far larger than the ball randomized smoothing certifies. "
+        "Click the map to move x0 or x_a."
+    )
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="preset")
+            sigma = gr.Slider(0.05, LIMITS.toy_sigma_max, value=p.sigma, step=0.05, label="sigma (model-space std)")
+            labeler = gr.Radio([(MAP_TITLES[m], m) for m in LABELERS], value="mode", label="map shown")
+            target = gr.Radio(list(CLICK_TARGETS), value="x_a", label="a click on the map moves")
+            with gr.Row():
+                x0_x = gr.Number(p.x0[0], label="x0 x", step=0.05)
+                x0_y = gr.Number(p.x0[1], label="x0 y", step=0.05)
+            with gr.Row():
+                xa_x = gr.Number(p.x_a[0], label="x_a x", step=0.05)
+                xa_y = gr.Number(p.x_a[1], label="x_a y", step=0.05)
+            with gr.Row():
+                seeds = gr.Slider(1, LIMITS.toy_seeds, value=DEFAULT_SEEDS, step=1, label="K trajectories")
+                steps = gr.Slider(0, 200, value=0, step=1, label="steps (0 = full chain)")
+            with gr.Row():
+                method = gr.Radio(["ddpm", "ddim"], value="ddpm", label="reverse process")
+                seed = gr.Number(0, precision=0, minimum=0, label="seed")
+            n = gr.Slider(100, 10_000, value=DEFAULT_N, step=100, label="n (certification draws)")
+            run = gr.Button("Update", variant="primary", elem_id="regions-run")
+            click = gr.Textbox(visible="hidden", elem_id="regions-click")
+        with gr.Column(scale=3):
+            stories = gr.Column()  # filled below, once the outputs exist
+            scene = gr.Plot(label="robust regions", elem_id="regions-scene")
+            summary = gr.Markdown(elem_id="regions-summary")
+    with gr.Row():
+        maps = gr.Plot(label="the four classifiers of x~", elem_id="regions-maps")
+        votes = gr.Plot(label="votes vs exact label masses")
+    with gr.Accordion("Result as JSON", open=False):
+        data = gr.JSON(label="regions")
+    inputs = [preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n]
+    outputs = [scene, maps, votes, summary, data]
+    run.click(regions, inputs, outputs, api_name="regions", concurrency_id="toy2d", concurrency_limit=2)
+    with stories:
+        story_row("regions", inputs,
+                  {"fn": regions, "inputs": inputs, "outputs": outputs, "concurrency_id": "toy2d"}, run)
+    # .input, not .change: a story sets the preset together with its own sigma and points
+    preset.input(preset_defaults, preset, [sigma, x0_x, x0_y, xa_x, xa_y], api_visibility="private").then(
+        regions, inputs, outputs, api_visibility="private", concurrency_id="toy2d")
+    update = {"fn": regions, "inputs": inputs, "outputs": outputs, "api_visibility": "private", "concurrency_id": "toy2d"}
+    sigma.release(**update)
+    labeler.input(**update)
+    method.input(**update)
+    click.change(place, [click, target, x0_x, x0_y, xa_x, xa_y], [x0_x, x0_y, xa_x, xa_y], api_visibility="private").then(
+        regions, inputs, outputs, api_visibility="private", concurrency_id="toy2d")
+
+    def first_view():
+        return regions(DEFAULT_PRESET, p.sigma, p.x0[0], p.x0[1], p.x_a[0], p.x_a[1], DEFAULT_SEEDS, 0, "ddpm", "mode", 0, DEFAULT_N)
+
+    return outputs, first_view

@@ -1,5 +1,0 @@
-"""The Gradio user interface (the only package that imports gradio)."""
-
-from densepure_viz.ui.app import build_app
-
-__all__ = ["build_app"]
