@@ -18,7 +18,8 @@ from densepure_viz.smoothing.certify import CertifyResult
 from densepure_viz.teaching.glossary import glossary_markdown
 from densepure_viz.models.images import convert_image
 from densepure_viz.engine.purify import PurifyResult
-from densepure_viz.serving.reports import certificate_json, purify_json, tied_labels
+from densepure_viz.engine.votes import tied_labels
+from densepure_viz.serving.reports import certificate_json, purify_json
 from densepure_viz.serving.ui import build_app
 from densepure_viz.serving.ui.certify_tab import card, fixed_row
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs, attack_line, verdict

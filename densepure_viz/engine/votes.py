@@ -9,6 +9,8 @@ early with exactly the vote of all K seeds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 
@@ -21,6 +23,13 @@ def vote_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 def majority_vote(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """The most frequent label along the last axis; ties go to the smallest class index."""
     return vote_counts(labels, num_classes).argmax(dim=-1)
+
+
+def tied_labels(votes: Mapping[int, int]) -> list[int]:
+    """The labels sharing the top count of label -> votes, ascending: more than one is a tie, and the vote (like
+    `majority_vote`) takes the first."""
+    top = max(votes.values())
+    return sorted(label for label, count in votes.items() if count == top)
 
 
 def first_round_seeds(k: int) -> int:

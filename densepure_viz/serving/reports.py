@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: building a report needs none of these modules' code
+from densepure_viz.engine.votes import tied_labels
+
+if TYPE_CHECKING:  # annotations only: building a report needs none of these modules' code but the tie rule
     from densepure_viz.attacks.pgd import AttackConfig, AttackResult
     from densepure_viz.smoothing.certify import CertifyResult
     from densepure_viz.models.registry import DensePureModels
     from densepure_viz.engine.purify import PurifyConfig, PurifyResult
     from densepure_viz.smoothing.sequential import SequentialResult
-
-
-def tied_labels(votes: dict[int, int]) -> list[int]:
-    """The labels sharing the top vote count, ascending (one label: no tie; the vote takes the first)."""
-    top = max(votes.values())
-    return sorted(label for label, count in votes.items() if count == top)
 
 
 def purify_json(result: PurifyResult, cfg: PurifyConfig, seed: int, models: DensePureModels) -> dict:

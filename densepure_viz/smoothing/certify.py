@@ -130,12 +130,12 @@ class CertifyProgress:
     counts: list[int]  # votes per class so far in this phase
 
 
-def _count(
-    base: BaseClassifier, phase: Stream, total: int, num_classes: int, chunk: int
+def count_votes(
+    base: BaseClassifier, phase: Stream, start: int, stop: int, num_classes: int, chunk: int
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """Classify draws 0..total-1 of `phase` in chunks; yield (draws done, counts so far)."""
+    """Classify draws start..stop-1 of `phase` in chunks; yield (draws done up to, votes per class (C,) so far)."""
     counts = torch.zeros(num_classes, dtype=torch.long)
-    for draws in torch.arange(total).split(chunk):
+    for draws in torch.arange(start, stop).split(chunk) if stop > start else ():
         counts += torch.bincount(base(phase, draws).view(-1).cpu(), minlength=num_classes)[:num_classes]
         yield int(draws[-1]) + 1, counts.clone()
 
@@ -145,11 +145,11 @@ def certify_stream(
 ) -> Iterator[CertifyProgress | CertifyResult]:
     """CERTIFY with progress: yield CertifyProgress per chunk of draws, then the CertifyResult."""
     selection = torch.zeros(num_classes, dtype=torch.long)
-    for done, selection in _count(base, Stream.SELECT, cfg.n0, num_classes, chunk):
+    for done, selection in count_votes(base, Stream.SELECT, 0, cfg.n0, num_classes, chunk):
         yield CertifyProgress(Stream.SELECT, done, cfg.n0, selection.tolist())
     guess = int(selection.argmax())
     counts = torch.zeros(num_classes, dtype=torch.long)
-    for done, counts in _count(base, Stream.ESTIMATE, cfg.n, num_classes, chunk):
+    for done, counts in count_votes(base, Stream.ESTIMATE, 0, cfg.n, num_classes, chunk):
         yield CertifyProgress(Stream.ESTIMATE, done, cfg.n, counts.tolist())
     count = int(counts[guess])
     p_lower = lower_confidence_bound(count, cfg.n, cfg.alpha)
@@ -177,7 +177,7 @@ def certify(base: BaseClassifier, num_classes: int, sigma: float, cfg: CertifyCo
 
 def predict(base: BaseClassifier, num_classes: int, n: int, alpha: float, chunk: int = 256) -> int | None:
     """PREDICT: the top class of n draws, or None when a two-sided binomial test cannot tell it from the runner-up."""
-    *_, (_, counts) = _count(base, Stream.ESTIMATE, n, num_classes, chunk)
+    *_, (_, counts) = count_votes(base, Stream.ESTIMATE, 0, n, num_classes, chunk)
     top2 = counts.topk(min(2, num_classes))
     n_a, n_b = int(top2.values[0]), int(top2.values[1]) if num_classes > 1 else 0
     return int(top2.indices[0]) if binomtest(n_a, n_a + n_b, 0.5).pvalue <= alpha else None

@@ -49,7 +49,8 @@ import numpy as np
 import torch
 from scipy.stats import beta, norm
 
-from densepure_viz.smoothing.certify import MAX_DRAWS, BaseClassifier, certified_radius, lower_confidence_bound
+from densepure_viz.smoothing.certify import (MAX_DRAWS, BaseClassifier, certified_radius, count_votes,
+                                             lower_confidence_bound)
 from densepure_viz.errors import InputError
 from densepure_viz.engine.seeding import Stream
 
@@ -156,10 +157,10 @@ class SequentialResult:
 
 
 def _votes(base: BaseClassifier, phase: Stream, start: int, stop: int, num_classes: int, chunk: int) -> torch.Tensor:
-    """Votes per class (C,) of draws start..stop-1 of `phase`, classified in chunks."""
+    """Votes per class (C,) of draws start..stop-1 of `phase` (zeros for none: n0 = 0 has no selection draws)."""
     counts = torch.zeros(num_classes, dtype=torch.long)
-    for draws in torch.arange(start, stop).split(chunk) if stop > start else ():  # n0 = 0: no selection draws
-        counts += torch.bincount(base(phase, draws).view(-1).cpu(), minlength=num_classes)[:num_classes]
+    for _, counts in count_votes(base, phase, start, stop, num_classes, chunk):
+        pass
     return counts
 
 

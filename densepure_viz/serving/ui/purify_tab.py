@@ -24,7 +24,8 @@ from densepure_viz.models.inputs import true_label
 from densepure_viz.viz.plots.images import vote_histogram_figure
 from densepure_viz.models.registry import DensePureModels
 from densepure_viz.engine.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
-from densepure_viz.serving.reports import attack_json, purify_json, tied_labels
+from densepure_viz.engine.votes import tied_labels
+from densepure_viz.serving.reports import attack_json, purify_json
 from densepure_viz.serving.sharing import file_digest
 from densepure_viz.serving.ui.components import (PIXELATED, glossary_accordion, image_input, image_output, new_input_note, seed_input,
                                          sigma_slider)
