@@ -28,5 +28,10 @@ GLOSSARY: dict[str, str] = {
 
 
 def glossary_markdown() -> str:
-    """The glossary as a Markdown list."""
-    return "\n".join(f"- **{term}**: {text}" for term, text in GLOSSARY.items())
+    """The glossary as a Markdown list (an asterisk, as in t*, is a symbol here, never emphasis)."""
+    return "\n".join(f"- **{literal(term)}**: {literal(text)}" for term, text in GLOSSARY.items())
+
+
+def literal(text: str) -> str:
+    """`text` for Markdown with its asterisks shown as typed (t* is a step, not the start of italics)."""
+    return text.replace("*", "\\*")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -13,6 +15,7 @@ from PIL import Image
 
 from densepure_viz.attacks import AttackConfig, AttackResult
 from densepure_viz.certify import CertifyResult
+from densepure_viz.glossary import glossary_markdown
 from densepure_viz.images import convert_image
 from densepure_viz.purify import PurifyResult
 from densepure_viz.reports import certificate_json, purify_json, tied_labels
@@ -200,3 +203,33 @@ def test_the_2d_scene_says_what_it_shows():
     assert any(s.name == "certified ball at x0" for s in fig.layout.shapes) == ("certified ball at x0" in names)
     x_tilde = next(t for t in fig.data if t.name == "x~ (smoothed input)")
     assert x_tilde.marker.line.color != x_tilde.marker.color  # not white on white
+
+
+# --- Markdown shows what was typed ------------------------------------------------------------------------------
+
+
+def _plain(markdown: str) -> str:
+    """Markdown rendered as CommonMark (the rules of the page's renderer), tags dropped: the text a student reads."""
+    from markdown_it import MarkdownIt
+
+    html_text = MarkdownIt("commonmark").render(re.sub(r"\$[^$]*\$", "", markdown))  # LaTeX is KaTeX's, not Markdown's
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+
+
+def test_every_asterisk_a_student_should_read_survives_markdown(app):
+    """t* is a diffusion step: "**t***" rendered as a bold "t" with the definition in italics. Every Markdown text of
+    the page (the views' prose, the glossary, a verdict and an attack line) must show each t* and keep no stray
+    asterisk (an unmatched one means emphasis went wrong)."""
+    texts = [str(b.value) for b in app.blocks.values() if isinstance(b, gr.Markdown) and b.value]
+    cfg = AttackConfig(eps=0.1, threat="adaptive")
+    texts += [glossary_markdown(), verdict(prepared(attacked=True), result({3: 4, 9: 4}, 3), LABELS, 8),
+              attack_line(prepared(attacked=True), "PGD", cfg)]
+    assert any("t\\*" in t for t in texts) and len(texts) > 10
+    for text in texts:
+        plain = _plain(text)
+        typed = re.sub(r"\$[^$]*\$", "", text).replace("\\*", "*")
+        assert len(re.findall(r"\bt\*", plain)) == len(re.findall(r"\bt\*", typed)), text
+        literal = re.sub(r"\$[^$]*\$", "", text)  # asterisks typed to be read: escaped, or a product (" * ")
+        assert plain.count("*") == literal.count("\\*") + literal.count(" * "), text
+    glossary = _plain(glossary_markdown())
+    assert "t*: the diffusion step whose noise level matches sigma: alpha_bar(t*)" in glossary

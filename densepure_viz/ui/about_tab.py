@@ -22,12 +22,12 @@ ONE_LINE = (
 PARAGRAPH = (
     "Randomized smoothing (Cohen et al., 2019) certifies a radius around x when a base classifier keeps "
     "its label with high probability under Gaussian noise x + delta. DensePure's base classifier reads "
-    "x + delta as a diffusion sample at the step t* whose noise level matches sigma, runs the reverse "
+    "x + delta as a diffusion sample at the step t\\* whose noise level matches sigma, runs the reverse "
     "process K times with different seeds, classifies each clean result and votes. The reverse process "
     "samples the posterior p(x0 | x + delta), so the vote estimates the label with the most posterior mass; "
     "the paper shows that the label of the posterior's highest-density point is constant on whole "
     "*robust regions* that can be much larger than an L2 ball. One-shot denoising (Carlini et al., 2023) "
-    "is the special case K = 1 with a single x0 prediction at t*."
+    "is the special case K = 1 with a single x0 prediction at t\\*."
 )
 FORMULAS = r"""
 - noise level to timestep (images in [0, 1], model space [-1, 1] doubles distances):

@@ -42,7 +42,8 @@ from densepure_viz.sequential import (
     lower_bound_curve,
     sequential_certify_stream,
 )
-from densepure_viz.ui.components import glossary_accordion, image_input, image_output, seed_input, sigma_slider
+from densepure_viz.ui.components import (glossary_accordion, image_input, image_output, new_input_note, seed_input,
+                                         sigma_slider)
 from densepure_viz.ui.requests import check_budget, parse_certify, parse_purify
 from densepure_viz.ui.session import LONG, AppContext, gpu
 from densepure_viz.ui.story_buttons import story_row
@@ -204,6 +205,9 @@ def make_explainer(ctx: AppContext):
     return explain
 
 
+NEW_INPUT = new_input_note("Certify", "certificates")
+
+
 def stopped_note() -> str:
     """What Stop leaves on screen: which running numbers are a certificate and which are not."""
     return ("**Stopped.** DensePure's last radius above is anytime-valid: it stands as a certificate for the draws "
@@ -271,5 +275,11 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     with stories:
         story_events = story_row("certify", inputs, run_event, run, after=explain)
     stop.click(stopped_note, None, status, cancels=[event, *story_events], api_visibility="private")
-    purify_image.change(lambda v: v, purify_image, image, api_visibility="private", show_progress="hidden")
+    # certificates belong to the image they were computed for: a new one (uploaded here, or following the Purify
+    # view's) clears them
+    results = [counts, status, result_card, result, *explain["outputs"]]
+    new_input = {"fn": lambda: [None, NEW_INPUT, *[None] * (len(results) - 2)], "inputs": None, "outputs": results,
+                 "queue": False, "api_visibility": "private", "show_progress": "hidden"}
+    image.input(**new_input)
+    purify_image.change(lambda v: v, purify_image, image, api_visibility="private", show_progress="hidden").then(**new_input)
     return event, image

@@ -391,6 +391,12 @@ def seed_input(value: int = 0) -> gr.Number:
                      info="same seed, same noise, same answer (as the CLI's --seed)")
 
 
+def new_input_note(run: str, shown: str) -> str:
+    """What a view says in place of results it cleared because its input image changed (they were another's)."""
+    return (f"**New input.** Press **{run}** for this image: the {shown} shown before belonged to the previous one, "
+            "so they were cleared.")
+
+
 def glossary_accordion() -> gr.Accordion:
     """The glossary (densepure_viz.glossary), closed until opened."""
     with gr.Accordion("Glossary: p_lower, radius, abstain, t*, K, b, ...", open=False) as accordion:

@@ -30,13 +30,14 @@ from densepure_viz.projections import (
     training_set,
 )
 from densepure_viz.purify import PurifyConfig
-from densepure_viz.ui.components import seed_input, sigma_slider
-from densepure_viz.ui.requests import check_budget, parse_attack, parse_purify, run_prepare
+from densepure_viz.ui.components import new_input_note, seed_input, sigma_slider
+from densepure_viz.ui.requests import check_budget, input_name, parse_attack, parse_purify, run_prepare
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.ui.validation import LIMITS, choice, integer, model_id, user_errors
 from densepure_viz.votes import majority_vote
 
 DEFAULT_DRAWS = 8
+NEW_INPUT = new_input_note("Compute", "projections")
 
 
 @lru_cache(maxsize=4)
@@ -82,7 +83,10 @@ def make_handler(ctx: AppContext):
                              ["x0", "x_a" if prep.attack is not None else "input", "x + delta", "highest density", "posterior mean"],
                              scale=max(1, 96 // models.image_size))
         majority = majority_vote(rs.labels, models.num_classes)  # (n,) DensePure's vote per draw
+        whose = "its attacked version x_a" if prep.attack is not None else "no attack"
         text = "\n".join([
+            f"**Image: {input_name(path)}**, the Purify view's input ({whose}), at sigma {cfg.sigma:g}.",
+            "",
             f"- **Highest-density point** of the {len(train.images)} training images under sigma = {cfg.sigma:g} "
             f"(model-space std {post.model_std:g}): training image #{post.index}, label **{labels[post.label]}**, "
             f"weight {float(post.weights[post.index]):.3f} (effective number of images {post.effective_size:.1f}).",
@@ -141,6 +145,9 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
     run.click(handler, inputs, outputs, api_name="density", concurrency_id=INTERACTIVE,
               concurrency_limit=ctx.engine_concurrency)
     dims.change(replot, [scene, dims], fig, api_visibility="private", show_progress="hidden")
+    # a new image in the Purify view: what is shown here belonged to the previous one
+    purify.image.change(lambda: [None, None, None, NEW_INPUT, None], None, outputs, queue=False,
+                        api_visibility="private", show_progress="hidden")
 
     def first_view() -> tuple:
         """The view for the first sample at the defaults, no attack (a message instead when it fails)."""

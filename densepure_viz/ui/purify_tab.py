@@ -26,7 +26,8 @@ from densepure_viz.models import DensePureModels
 from densepure_viz.purify import PurifyConfig, PurifyFrame, PurifyResult, purify_stream
 from densepure_viz.reports import attack_json, purify_json, tied_labels
 from densepure_viz.sharing import file_digest
-from densepure_viz.ui.components import PIXELATED, glossary_accordion, image_input, image_output, seed_input, sigma_slider
+from densepure_viz.ui.components import (PIXELATED, glossary_accordion, image_input, image_output, new_input_note, seed_input,
+                                         sigma_slider)
 from densepure_viz.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
 from densepure_viz.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.ui.shared_answers import answer_once
@@ -102,7 +103,7 @@ def verdict(prep: PreparedInput, result: PurifyResult, labels: tuple[str, ...], 
     if prep.attack is not None:
         lines.append(f"- bare classifier on the attacked input x_a: {said(result.input_label)}")
     lines.append(f"- bare classifier on {x} + delta (the smoothing noise shown, no purification): {said(result.noisy_label)}")
-    lines.append(f"- one-shot denoising of {x} + delta (x0 predicted at t* = {result.t_star}): {said(result.one_shot_label)}")
+    lines.append(f"- one-shot denoising of {x} + delta (x0 predicted at t\\* = {result.t_star}): {said(result.one_shot_label)}")
     tied = tied_labels(result.votes)
     if len(tied) > 1:
         lines.append(f"- **DensePure vote over K = {k} trajectories from {x} + delta: a tie** between "
@@ -177,7 +178,7 @@ def make_handler(ctx: AppContext):
         adv_img = gr.update(value=_display(prep.purifier_input, size),
                             label="attacked x_a (the purifier's input)" if prep.attack else "x (no attack: the purifier's input)")
         intro = input_line(prep, size, models.channels) + "\n\n" + attack_line(prep, attack, attack_cfg)
-        status = intro + f"\n\nPurifying: t* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
+        status = intro + f"\n\nPurifying: t\\* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
         yield PurifyOutputs(clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None).as_list()
 
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
@@ -261,6 +262,14 @@ def shared(ctx: AppContext, handler):
     return purify
 
 
+NEW_INPUT = new_input_note("Run DensePure", "results")
+
+
+def cleared(note: str) -> list:
+    """Every result emptied and the verdict saying why: what was shown belonged to another input."""
+    return PurifyOutputs(None, None, None, None, None, note, None, gr.update(visible=False), None, None).as_list()
+
+
 def scrub_view(index, scrub):
     """The K seeds at one stored reverse step (slider handler)."""
     if not scrub:
@@ -274,7 +283,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     d, a = PurifyConfig(), AttackConfig()
     gr.Markdown(
         "**Step 1 - purify.** Pick, draw or upload a digit, optionally attack it, then watch DensePure: "
-        "add Gaussian noise (sigma), read the noisy image as a diffusion sample at step t*, run K seeded "
+        "add Gaussian noise (sigma), read the noisy image as a diffusion sample at step t\\*, run K seeded "
         "reverse trajectories back to a clean image, classify each and take the majority vote."
     )
     with gr.Row():
@@ -308,7 +317,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
             sigma = sigma_slider(d.sigma)
             with gr.Row():
                 seeds = gr.Slider(1, LIMITS.purify_seeds, value=d.seeds, step=1, label="K (reverse seeds)")
-                steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)")
+                steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)",
+                                  elem_id="purify-steps")
             with gr.Row():
                 sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler",
                                    info="one-shot: x0 predicted at t*; fast: b respaced steps; full: every step")
@@ -351,8 +361,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     attack_inputs = [attack, norm, eps, attack_steps, threat]
     inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
     handler = make_handler(ctx)
-    lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency,
-            "show_progress_on": [run_status, grid]}  # queue position and progress beside Run
+    # queue position and progress beside Run, none over the grid: its columns stream in as the digits emerge
+    lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency, "show_progress_on": [run_status]}
     event = run.click(handler, inputs, outputs.as_list(), api_name="purify", **lane)
     with stories:
         story_events = story_row("purify", inputs,
@@ -363,8 +373,12 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     def pick(evt: gr.SelectData):
         return str(ctx.samples[evt.index].path) if 0 <= evt.index < len(ctx.samples) else gr.skip()
 
-    gallery.select(pick, None, image, api_visibility="private")
-    use_sketch.click(drawing_to_image, sketch, image, api_visibility="private")
+    # results belong to the input they were computed for: a new image (picked, uploaded, drawn) clears them
+    new_input = {"fn": lambda: cleared(NEW_INPUT), "inputs": None, "outputs": outputs.as_list(), "queue": False,
+                 "api_visibility": "private", "show_progress": "hidden"}
+    image.input(**new_input)
+    gallery.select(pick, None, image, api_visibility="private").then(**new_input)
+    use_sketch.click(drawing_to_image, sketch, image, api_visibility="private").success(**new_input)
     return PurifyView(image, sigma, seeds, sampler, steps, seed, attack_inputs, outputs, event)
 
 

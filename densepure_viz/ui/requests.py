@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -102,6 +103,12 @@ def prepare_input(models: DensePureModels, path: str, attack: AttackConfig | Non
             yield item
     assert result is not None
     yield PreparedInput(x, result.adversarial, clean_label, known, result, label, converted.notes)
+
+
+def input_name(path: str) -> str:
+    """Whose image a result is about: the file's name and the true label its name gives (shipped samples)."""
+    label = true_label(path)
+    return f"{Path(path).name} (true label {label if label >= 0 else 'unknown'})"
 
 
 def run_prepare(models: DensePureModels, path: str, attack: AttackConfig | None) -> PreparedInput:
