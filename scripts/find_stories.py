@@ -14,7 +14,6 @@ check it against the record and replay every story. Example:
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import sys
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 from densepure_viz.models.images import list_images  # noqa: E402
 from densepure_viz.models.inputs import true_label  # noqa: E402
 from densepure_viz.models.registry import load_models  # noqa: E402
-from densepure_viz.teaching.stories import PARAMETERS  # noqa: E402
+from densepure_viz.teaching.stories import endpoint_args, field  # noqa: E402
 from densepure_viz.serving.ui import certify_tab, purify_tab, regions_tab  # noqa: E402
 from densepure_viz.serving.ui.session import AppContext, ModelPool  # noqa: E402
 
@@ -43,7 +42,7 @@ def runner(models) -> Run:
     purify, certify = purify_tab.make_handler(ctx), certify_tab.make_handler(ctx)
 
     def run(view: str, controls: dict) -> dict:
-        args = [str(ROOT / controls[p]) if p == "image" else controls[p] for p in PARAMETERS[view]]
+        args = endpoint_args(view, controls)
         if view == "purify":
             *_, last = purify(*args, **quiet)
             return purify_tab.PurifyOutputs(*last).result
@@ -53,11 +52,6 @@ def runner(models) -> Run:
         return regions_tab.regions(*args)[-1]
 
     return run
-
-
-def field(output: dict, path: str):
-    """A field of a JSON output by dotted path."""
-    return functools.reduce(lambda d, k: d[k], path.split("."), output)
 
 
 def first(run: Run, view: str, candidates: Iterable[dict], happens: Callable[[dict, dict], bool],

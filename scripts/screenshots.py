@@ -180,9 +180,13 @@ def open_view(page, view: str) -> None:
                            arg=TABS[view], timeout=TIMEOUT_MS)
 
 
+# The pictures that draw a colour legend band at their top-left (grids.legend_band): the trajectory grid and the scrub
+# view of the K seeds at one step.
+LEGEND_PICTURES = ("#purify-grid", "#purify-scrub")
+
 # What a visitor would see as broken, measured on the page: anything wider than the screen, a title cut off or
-# covered. Returns one line per problem (none: an empty list).
-LAYOUT_PROBLEMS_JS = """() => {
+# covered, an image's label over a picture's colour legend. Returns one line per problem (none: an empty list).
+LAYOUT_PROBLEMS_JS = """(legend) => {
   const W = window.innerWidth, problems = [];
   // the part of an element that can be seen: its box cut by every ancestor that clips (a scrolling pane), or null
   const box = el => {
@@ -224,6 +228,19 @@ LAYOUT_PROBLEMS_JS = """() => {
       for (const u of titles.slice(i + 1)) if (hit(r, u.getBoundingClientRect())) problems.push(`figure texts "${name(t)}" and "${name(u)}" overlap`);
     });
   }
+  // a legend band: the top two lines of text of the picture as drawn (grids.text_size of its width), in the left
+  // LEGEND_SHARE of it; no image label may lie over it (a picture not loaded yet is not measured)
+  const labels = [...document.querySelectorAll('.gradio-container [data-testid=block-label]')].filter(box);
+  for (const img of document.querySelectorAll(legend.pictures.map(p => p + ' img').join(','))) {
+    if (!img.naturalWidth || !box(img)) continue;
+    const r = img.getBoundingClientRect(), s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+    const left = r.left + (r.width - s * img.naturalWidth) / 2, top = r.top + (r.height - s * img.naturalHeight) / 2;
+    const line = 1.5 * Math.max(legend.minText, Math.round(img.naturalWidth / legend.textShare));
+    const band = { left, top, right: left + legend.share * s * img.naturalWidth, bottom: top + s * (2 * line + 4) };
+    for (const label of labels) {
+      if (hit(box(label), band)) problems.push(`the label "${name(label)}" covers the colour legend of ${name(img.closest('.block'))}`);
+    }
+  }
   return problems;
 }"""
 
@@ -257,7 +274,10 @@ def tap_problems(page, selector: str = 'button[id^="story-"]', minimum: int = TA
 
 def layout_problems(page) -> list[str]:
     """The layout problems on the page as shown now (see LAYOUT_PROBLEMS_JS)."""
-    return page.evaluate(LAYOUT_PROBLEMS_JS)
+    from densepure_viz.viz.grids import LEGEND_SHARE, MIN_TEXT, TEXT_SHARE
+
+    legend = {"pictures": list(LEGEND_PICTURES), "share": LEGEND_SHARE, "minText": MIN_TEXT, "textShare": TEXT_SHARE}
+    return page.evaluate(LAYOUT_PROBLEMS_JS, legend)
 
 
 def above_the_fold(page, selector: str) -> bool:
@@ -312,8 +332,10 @@ def present_tour(browser, url: str, out: Path, on_view: Callable[[str, object], 
     page.wait_for_selector("#regions-scene .js-plotly-plot .nsewdrag")
     done("regions")
     open_view(page, "density")
+    page.click("#density-run")  # the story gave Purify a new image, which cleared this view's result
     text_contains(page, "#density-summary", "Highest-density point")
     page.wait_for_selector("#density-projection .js-plotly-plot .nsewdrag")
+    idle(page, "#density-summary")
     done("density")
     page.close()
     return shots

@@ -13,11 +13,12 @@ import os
 
 import pytest
 
-from densepure_viz.paths import ASSETS
 from densepure_viz.models.registry import load_models
-from densepure_viz.teaching.stories import FILE, load
-from scripts.screenshots import (CERTIFY_STORY, PHONE_SHOTS, PRESENT_SHOTS, PURIFY_STORY, TABS, VIEWS, above_the_fold,
-                                 chromium, layout_problems, phone_tour, present_tour, serve, tap_problems, tour)
+from densepure_viz.paths import ASSETS
+from densepure_viz.teaching.stories import FILE, for_view, load
+from scripts.screenshots import (CERTIFY_STORY, LEGEND_PICTURES, PHONE, PHONE_SHOTS, PRESENT_SHOTS, PROJECTOR, PURIFY_STORY,
+                                 TABS, VIEWS, above_the_fold, chromium, layout_problems, phone_tour, present_tour, serve,
+                                 tap_problems, text_contains, tour)
 
 SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()
 STORY_TITLES = {"purify": {s.key: s.title for s in load(FILE)}[PURIFY_STORY],  # the stories the tours run
@@ -65,9 +66,35 @@ RESULT_ABOVE_THE_FOLD = {
 }
 
 
+# Presentation mode's Purify, measured: the samples gallery against its pane, the input image and the first setting;
+# the three images (x, x_a, x_a + delta) against the verdict. Boxes as [left, top, right, bottom] in the viewport.
+PRESENT_PURIFY_JS = """() => {
+  const rect = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const gallery = document.querySelector('#purify-samples');
+  let pane = gallery.parentElement;  // the left pane: the gallery's first ancestor that scrolls
+  while (pane && !/auto|scroll/.test(getComputedStyle(pane).overflowY)) pane = pane.parentElement;
+  return {
+    gallery: rect(gallery), pane: [...rect(pane), pane.clientWidth], input: rect(document.querySelector('#purify-image')),
+    sigma: rect([...pane.querySelectorAll('.block')].find(b => /sigma/.test(b.innerText))),
+    images: [...document.querySelector('#purify-clean').parentElement.children].map(rect),
+    verdict: rect(document.querySelector('#purify-verdict')),
+  };
+}"""
+# the picture of a view's image output once drawn (lazily loaded: wait for it), as [width, height] on the page
+PICTURE_JS = """(sel) => { const img = document.querySelector(sel + ' img');
+  if (!img || !img.complete || !img.naturalWidth) return false;
+  const r = img.getBoundingClientRect(), s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+  return [s * img.naturalWidth, s * img.naturalHeight]; }"""
+
+
 def test_presentation_mode_puts_each_result_above_the_fold(browser, server, tmp_path):
     """Fails when a result, or a story's line, ends below y = 720: e.g. with the story line in the body's type
-    under the vote histogram (before the compact story row in ui/components.py it ended at y = 816)."""
+    under the vote histogram (before the compact story row in ui/components.py it ended at y = 816).
+
+    Also, on Purify: the samples gallery comes first in the left pane (after the Run row), whole and as wide as the
+    pane (it was at its bottom, y = 1312, 550 px wide in a 384 px pane), and x, x_a and x_a + delta sit beside the
+    verdict, on the first screen (they came after the trajectory grid, at y = 1833); on High-density, the pictures
+    of x0, the highest-density image and the posterior mean get room (they were a sliver beside their label)."""
     seen = {}
 
     def check(view, page):
@@ -78,6 +105,10 @@ def test_presentation_mode_puts_each_result_above_the_fold(browser, server, tmp_
                                   " #regions-run, #density-run')).fontSize)"),
             "look": page.locator(f"#{view}-story-look").inner_text() if view in STORY_TITLES else None,
         }
+        if view == "purify":
+            seen[view]["layout"] = page.evaluate(PRESENT_PURIFY_JS)
+        if view == "density":
+            seen[view]["pictures"] = page.wait_for_function(PICTURE_JS, arg="#density-pictures").json_value()
 
     shots = present_tour(browser, server, tmp_path, on_view=check)
     assert set(seen) == set(RESULT_ABOVE_THE_FOLD) and set(shots) == set(PRESENT_SHOTS)
@@ -87,6 +118,41 @@ def test_presentation_mode_puts_each_result_above_the_fold(browser, server, tmp_
         assert found["type"] >= 20  # bigger type (Gradio's large button text is 16 px)
         if view in STORY_TITLES:  # the line on screen is the story's that ran
             assert found["look"].startswith(STORY_TITLES[view]), found["look"]
+    at = seen["purify"]["layout"]
+    (gl, gt, gr, gb), (pl, pt, pr, pb, inner) = at["gallery"], at["pane"]
+    assert pl - 1 <= gl and gr <= pr + 1 and gr - gl >= inner - 2, f"gallery x = {gl:.0f}..{gr:.0f} in a pane {pl:.0f}..{pr:.0f}"
+    assert gb <= min(pb, PROJECTOR["height"]) + 1, f"the gallery ends at y = {gb:.0f}, below the first screen"
+    assert gt < at["input"][1] and gt < at["sigma"][1], "the gallery is not the pane's first input"
+    vl, vt, vr, vb = at["verdict"]
+    assert len(at["images"]) == 3
+    for left, top, right, bottom in at["images"]:  # beside the verdict, in its band, on the first screen
+        assert left >= vr - 1 and top < vb and bottom > vt and bottom <= PROJECTOR["height"], (at["images"], at["verdict"])
+    width, height = seen["density"]["pictures"]
+    assert height >= 120 and width >= 400, f"High-density's pictures are {width:.0f}x{height:.0f}"
+
+
+def test_the_projector_in_the_normal_layout_shows_run_and_the_first_result(browser, server):
+    """1280x720 without presentation mode: a compact header (it took 293 px), then Purify's Run button and its
+    first result, x / x_a / x_a + delta, whole on the first screen (Run was at y = 774, the images at y = 1026).
+    And no image label lies over a picture's colour legend (the scrub view's label covered "frame colour = label"):
+    layout_problems measures the legends once the pictures are drawn."""
+    page = browser.new_page(viewport=PROJECTOR)
+    page.goto(server)
+    page.wait_for_selector("#purify-votes .js-plotly-plot")
+    text_contains(page, "#purify-verdict", "DensePure vote")
+    header = page.locator("#views").bounding_box()["y"]
+    images = [f".row:has(> #purify-clean) > .block:nth-child({i})" for i in (1, 2, 3)]
+    hidden = [s for s in ("#purify-run", *images) if not above_the_fold(page, s)]
+    drawn = page.wait_for_function(PICTURE_JS, arg="#purify-clean").json_value()  # the result is there, not a box
+    for picture in LEGEND_PICTURES:  # drawn lazily: bring each into view and wait for it
+        page.locator(picture).scroll_into_view_if_needed()
+        page.wait_for_function(PICTURE_JS, arg=picture)
+    problems = layout_problems(page)
+    page.close()
+    assert header <= 180, f"the header takes {header:.0f} px"
+    assert hidden == [], f"not on the first screen at 1280x720: {hidden}"
+    assert min(drawn) >= 100, drawn
+    assert problems == [], problems
 
 
 def test_presentation_mode_follows_its_checkbox_and_the_address(browser, server):
@@ -110,8 +176,8 @@ def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, serve
     heights, not below every control). Fails with Gradio's 26 px small buttons (without the phone's min-height rule
     in ui/components.py), when the stacked row lets a button spill off the screen, or without the phone's `order`
     rule that lifts the stories above the controls."""
-    problems, tabs, taps, looks, tops = {}, {}, {}, {}, {}
-    first = {"purify": PURIFY_STORIES[0].key, "certify": CERTIFY_STORIES[0].key}
+    problems, tabs, taps, looks, tops, maps = {}, {}, {}, {}, {}, {}
+    first = {view: for_view(view)[0].key for view in ("purify", "certify", "regions")}  # each view's first story
 
     def check(view, page):
         problems[view] = layout_problems(page)
@@ -119,8 +185,12 @@ def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, serve
         if view in STORY_TITLES:
             taps[view] = tap_problems(page)
             looks[view] = page.locator(f"#{view}-story-look").inner_text()
+        if view in first:
             tops[view] = page.evaluate("(sel) => document.querySelector(sel).getBoundingClientRect().top + window.scrollY",
                                        f"#story-{first[view]}")
+        if view == "regions":  # the map's plotting area, and the box it is shown in
+            page.wait_for_selector("#regions-scene .nsewdrag")
+            maps[view] = [page.locator(s).first.bounding_box() for s in ("#regions-scene .nsewdrag", "#regions-scene")]
 
     shots = phone_tour(browser, server, tmp_path, on_view=check)
     assert list(problems) == list(VIEWS) and set(shots) == set(PHONE_SHOTS)
@@ -132,7 +202,11 @@ def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, serve
     for view, title in STORY_TITLES.items():
         assert taps[view] == [], f"{view}'s story buttons at 390x844: {taps[view]}"
         assert looks[view].startswith(title), looks[view]  # the tapped story ran and says what to look at
-        assert tops[view] <= 1.5 * 844, f"{view}'s first story button is {tops[view]:.0f} px down the page"
+    for view, top in tops.items():  # the 2D view's too (it was ~1950 px down, after every control)
+        assert top <= 1.5 * PHONE["height"], f"{view}'s first story button is {top:.0f} px down the page"
+    area, frame = maps["regions"]  # the whole map within its box and the screen (it was cut at the box's right)
+    assert frame["x"] - 1 <= area["x"] and area["x"] + area["width"] <= min(frame["x"] + frame["width"], PHONE["width"]) + 1, (
+        area, frame)
 
 
 def test_the_sketchpad_draws_on_the_first_stroke(browser, server):

@@ -17,6 +17,7 @@ SHOWS = {  # story -> (view, element, text it shows once the story has run)
     "noise-alone-recovers": ("purify", "#purify-verdict", "(8/8 seeds)"),
     "adaptive-fools-both": ("purify", "#purify-verdict", "attacked input x_a"),
     "tie": ("purify", "#purify-verdict", "a tie between 3 and 8"),
+    "certify-wins": ("certify", "#certify-scale", "How big is 0.72?"),
     "certify-robust": ("certify", "#certify-scale", "How big is 0.62?"),
     "certify-abstain": ("certify", "#certify-scale", "No radius to picture"),
     "region-larger-than-ball": ("regions", "#regions-summary", "radius 0.441"),

@@ -264,6 +264,22 @@ def test_each_fault_of_the_file_is_named_in_one_line(tmp_path, caplog, edit, fau
     assert len(lines) == 1 and fault in lines[0] and str(path) in lines[0], lines
 
 
+def test_a_story_checks_its_expected_fields_by_dotted_path():
+    story = Story("s", "certify", "t", "l", {}, {"densepure.radius": 0.5, "densepure.label": None, "tie": True})
+    assert story.mismatches({"densepure": {"radius": 0.50004, "label": None}, "tie": True}) == []
+    assert story.mismatches({"densepure": {"radius": 0.501, "label": 3}, "tie": 1}) == [
+        "s: densepure.radius is 0.501, expected 0.5", "s: densepure.label is 3, expected None",
+        "s: tie is 1, expected True"]
+
+
+def test_the_stories_module_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, densepure_viz.teaching.stories as s; s.load(s.FILE); assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
 @pytest.fixture(scope="module")
 def digits_ctx(digits_models):
     from densepure_viz.serving.ui.session import AppContext, ModelPool

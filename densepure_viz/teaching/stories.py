@@ -51,16 +51,26 @@ class Story:
 
     def args(self) -> tuple:
         """The endpoint's arguments in the order of its inputs, the image path made absolute."""
-        return tuple(str(ROOT / self.controls[p]) if p == "image" else self.controls[p] for p in PARAMETERS[self.view])
+        return endpoint_args(self.view, self.controls)
 
     def mismatches(self, output: dict) -> list[str]:
         """The expected fields the view's JSON output does not have (empty: the story happened)."""
         wrong = []
         for path, want in self.expect.items():
-            got = functools.reduce(lambda d, k: d.get(k) if isinstance(d, dict) else None, path.split("."), output)
+            got = field(output, path)
             if not _same(got, want):
                 wrong.append(f"{self.key}: {path} is {got!r}, expected {want!r}")
         return wrong
+
+
+def endpoint_args(view: str, controls: dict[str, Any]) -> tuple:
+    """A view endpoint's arguments from its controls by name, in the order of its inputs, the image path absolute."""
+    return tuple(str(ROOT / controls[p]) if p == "image" else controls[p] for p in PARAMETERS[view])
+
+
+def field(output: dict, path: str) -> Any:
+    """A field of a JSON output by dotted path ("densepure.radius"); None when absent."""
+    return functools.reduce(lambda d, k: d.get(k) if isinstance(d, dict) else None, path.split("."), output)
 
 
 def _same(got: Any, want: Any) -> bool:

@@ -24,6 +24,7 @@ GRADIO_REWRITES_IN_PLACE_UP_TO = "6.31.0"  # the pinned Gradio: still truncates 
 GRADIO_SAVE_PIL_TO_CACHE = processing_utils.save_pil_to_cache  # Gradio's own, before atomic_image_cache
 PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
 BIG = "big-image"  # CSS class: small images fill their box
+LEGEND = "has-legend"  # CSS class: the picture draws a colour legend at its top-left (grids.legend_band)
 CSS = f"""
 .{PIXELATED} img, .{PIXELATED} canvas {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
 .verdict {{ font-size: 1.05rem; }}
@@ -39,6 +40,49 @@ body .gradio-container .block:has(.icon-button-wrapper) > [data-testid=block-lab
 /* An image shown without a label keeps its top edge (a grid's column titles) clear of those buttons. */
 body .gradio-container .block:has(> [data-testid=block-label].hide) .image-container:has(> .icon-button-wrapper) {
   padding-top: 2.25rem;
+}
+/* A picture with a colour legend at its top-left (a trajectory grid, the scrub view): its label goes above the
+   picture, in the page's flow, instead of floating over the legend ("...he colour = label" was all one saw). */
+body .gradio-container .block.has-legend > [data-testid=block-label]:not(.hide) {
+  position: static; display: inline-flex; margin-bottom: var(--spacing-sm);
+}
+/* High-density's row of pictures has each caption drawn under its image: its label goes above, not over the first. */
+body .gradio-container #density-pictures > [data-testid=block-label] { position: static; display: inline-flex; }
+/* The samples gallery: its columns share the width it has (Gradio's are at least 100 px each, so 5 columns ran past
+   a 480 px column and past presentation mode's pane, which cut the last one off). */
+body .gradio-container #purify-samples .grid-container {
+  grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)); grid-template-rows: none; grid-auto-rows: auto;
+}
+body .gradio-container #purify-samples .gallery-item { aspect-ratio: 1 / 1; height: auto; }
+
+/* A compact header on a screen wider than a phone (the projector's 1280x720 included): the title, then the model,
+   the device and the presentation checkbox on one line beside it (stacked, they left ~300 px of blank page under
+   the title and pushed Run below the bottom of a 720 px screen). */
+@media (min-width: 641px) {
+  body:not(.dp-present) .row:has(> #title) { align-items: center; }
+  body:not(.dp-present) #title h1 { font-size: 1.75rem; margin: 0 0 0.25rem; }
+  body:not(.dp-present) .row:has(> #title) > .column {
+    flex-direction: row; flex-wrap: nowrap; align-items: center; min-width: min(46rem, 60%) !important;
+  }
+  body:not(.dp-present) .row:has(> #title) > .column > .form:has(#model) { flex: 3 1 0; }
+  body:not(.dp-present) .row:has(> #title) > .column > #model-status { flex: 0 1 auto; width: auto; }
+  body:not(.dp-present) .row:has(> #title) > .column > .form:has(#present-toggle) { flex: 2 1 0; }
+}
+
+/* Purify on a wide screen (normal layout): the input and its gallery on the left; on the right the three images of
+   the result (x, x_a, x_a + delta), then the Run row, then the settings; everything else below, full width. At
+   1280x720 the input, Run and the result's images are all on the first screen (before, Run was at y = 774). */
+@media (min-width: 1000px) {
+  body:not(.dp-present) .tabitem > .column:has(#purify-run) {
+    display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); align-items: start;
+    grid-template-rows: auto auto auto 1fr;  /* the last row takes what the left column needs beyond the right one */
+  }
+  body:not(.dp-present) .tabitem > .column:has(#purify-run) > * { grid-column: 1 / -1; }
+  body:not(.dp-present) .tabitem > .column:has(#purify-run) > .row:has(#purify-run) { display: contents; }
+  body:not(.dp-present) .tabitem > .column > .row > .column:has(#purify-image) { grid-column: 1; grid-row: 2 / 5; }
+  body:not(.dp-present) .tabitem > .column > .row:has(> #purify-clean) { grid-column: 2; grid-row: 2; }
+  body:not(.dp-present) .tabitem > .column > .row > .column:has(#purify-run) { grid-column: 2; grid-row: 3; }
+  body:not(.dp-present) .tabitem .row:has(> #purify-run) { order: -1; }  /* Run above the settings */
 }
 
 /* A figure in a row (alone or in a column) keeps the width its titles need: a narrower row puts it on its own line. */
@@ -57,10 +101,22 @@ body .gradio-container .row > :is(.block:has(.js-plotly-plot), .column:has(> .bl
   body .gradio-container button[id^="story-"] { min-height: 44px; }
   /* a view's stories come right after its intro, before the controls (below them they were ~2000 px down) */
   body .gradio-container .tabitem > .column > .column:has(> .story-look) { order: -1; }
-  body .gradio-container .tabitem > .column:has(> .column > .story-look) > .block:first-child { order: -2; }
+  body .gradio-container .tabitem > .column:has(.story-look) > .block:first-child { order: -2; }
+  /* the 2D view's stories sit in the column beside its controls: that row and column dissolve into the view's
+     column, so its stories come right after the intro too (they came after every control, ~1900 px down) */
+  body .gradio-container .tabitem > .column > .row:has(> .column > .column > .story-look),
+  body .gradio-container .tabitem > .column > .row > .column:has(> .column > .story-look) { display: contents; }
+  body .gradio-container .tabitem > .column > .row > .column > .column:has(> .story-look) { order: -1; }
   /* wide figures and tables keep their titles and words whole and scroll sideways inside their box */
   body .gradio-container .block:has(.js-plotly-plot) { overflow-x: auto !important; }
   body .gradio-container .js-plotly-plot { min-width: 600px; }
+  /* ... except the 2D view's map, which takes the screen's width (cut at the right of its box, it hid x_a and the
+     regions there); its two-line title would be cut (Plotly does not wrap it): the summary under the map gives the
+     same areas, and "map shown" above names the map */
+  body .gradio-container #regions-scene .js-plotly-plot { min-width: 0; }
+  body .gradio-container #regions-scene .gtitle { display: none; }
+  /* a stacked row's images keep their height (Gradio's flex-basis 0 squeezed x, x_a and x_a + delta to 2 px) */
+  body .gradio-container .row > .block:has(.image-container) { flex: 0 0 auto; }
   body .gradio-container .prose table { display: block; overflow-x: auto; }
   body .gradio-container .prose :is(th, td) { overflow-wrap: normal; word-break: normal; }
   body .gradio-container .block.pixelated:not(.big-image) .image-container { overflow-x: auto; }
@@ -89,6 +145,7 @@ body.dp-present .row:has(> #title) { align-items: center; }
 body.dp-present .row:has(> #title) :is(.column, .form) { flex-direction: row; align-items: center; flex-wrap: nowrap; }
 body.dp-present .row:has(> #title) > .column { min-width: min(36rem, 60%) !important; }
 body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
+body.dp-present .row:has(> #title) .block { padding-top: 4px; padding-bottom: 4px; }  /* a shorter header */
 @media (min-width: 900px) {
   body.dp-present .tabitem > .column:has(#purify-run, #certify-run, #regions-run, #density-run) {
     display: grid; grid-template-columns: 24rem minmax(0, 1fr) minmax(0, 20rem);
@@ -144,6 +201,48 @@ body.dp-present .row:has(> #title) > .column > * { flex: 1 1 0; }
   body.dp-present .tabitem > .column > .row > .column > #regions-summary { grid-column: 3; grid-row: var(--answer); }
   body.dp-present .tabitem > .column > .row > #density-projection { grid-column: 2; grid-row: var(--answer) / span 2; }
   body.dp-present .tabitem > .column > .row > .column:has(> #density-summary) { grid-column: 3; grid-row: var(--answer); }
+
+  /* Purify: a narrower pane (the verdict gets the width, so it and the story's line end above y = 720); in it the
+     Run row, then the samples gallery at the pane's full width (it sat at the bottom, cut to 384 of its 550 px),
+     the input image, then the settings */
+  body.dp-present .tabitem > .column:has(#purify-run) { grid-template-columns: 20rem minmax(0, 1fr) minmax(0, 20rem); }
+  body.dp-present .tabitem > .column > .row:has(#purify-run) { align-items: stretch; }
+  body.dp-present .tabitem > .column > .row:has(#purify-run) > .column:has(#purify-run) { display: contents; }
+  body.dp-present .tabitem > .column > .row:has(#purify-run) > .column:has(#purify-run) > * { flex-shrink: 0; }
+  body.dp-present .tabitem .row:has(> #purify-run) { order: -2; }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-image) { order: -1; width: 100%; }
+  body.dp-present .tabitem .column:has(> #purify-image) > .tabs { order: -1; }
+  body.dp-present #purify-samples .caption-label { display: none; }  /* "label 3" covered most of a 56 px thumbnail */
+  /* ... and the answer: the verdict (slightly smaller type), beside it x, x_a and x_a + delta over the vote
+     histogram (they came after the trajectory grid, at y ~ 1950), the story's line under the verdict */
+  body.dp-present .tabitem > .column > #purify-verdict .prose { font-size: 18px; }
+  body.dp-present .tabitem > .column > .row:has(> #purify-clean) {
+    grid-column: 3; grid-row: var(--answer); flex-wrap: nowrap; gap: var(--spacing-md);
+  }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-votes) { grid-row: calc(var(--answer) + 1) / span 2; }
+  body.dp-present .tabitem #purify-story-look { grid-column: 2; grid-row: calc(var(--answer) + 2); }
+  body.dp-present .tabitem > .column > .row > .column:has(> #purify-grid) { grid-row: calc(var(--answer) + 3); }
+  /* the three images: square, their label one line under the picture (cut with an ellipsis), no buttons */
+  body.dp-present .tabitem > .column > .row:has(> #purify-clean) > .block {
+    height: auto !important; min-width: 0 !important; display: flex; flex-direction: column; padding: 0;
+  }
+  body.dp-present .tabitem > .column > .row:has(> #purify-clean) > .block > [data-testid=block-label] {
+    position: static; order: 1; display: block; max-width: 100%; border: none; font-size: var(--text-xs);
+    white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  }
+  body.dp-present .tabitem > .column > .row:has(> #purify-clean) > .block > [data-testid=block-label] > span { display: none; }
+  body.dp-present .tabitem > .column > .row:has(> #purify-clean) .icon-button-wrapper { display: none; }
+  body.dp-present .tabitem > .column > .row:has(> #purify-clean) .image-container { height: auto; aspect-ratio: 1 / 1; }
+
+  /* High-density: x0, x_a, x + delta, the highest-density image and the posterior mean get the result's full width
+     under the projection (in the 20rem column they were a sliver beside their label); the label mass and the
+     summary stay beside the projection */
+  body.dp-present .tabitem > .column > .row > .column:has(> #density-summary) { display: contents; }
+  body.dp-present .tabitem .column:has(> #density-summary) > .block:has(.js-plotly-plot) { grid-column: 3; grid-row: var(--answer); }
+  body.dp-present .tabitem .column > #density-summary { grid-column: 3; grid-row: calc(var(--answer) + 1); }
+  body.dp-present .tabitem .column > #density-pictures { grid-column: 2 / 4; grid-row: var(--below); margin-bottom: var(--layout-gap); }
+  body.dp-present #density-pictures .image-container { height: 11rem; }
+  body.dp-present #density-pictures img { width: 100%; height: 100%; object-fit: contain; }
 }
 """
 
@@ -272,10 +371,15 @@ def image_input(label: str, value: str | None = None, height: int = 256, elem_id
 
 
 def image_output(label: str, height: int | None = 200, elem_id: str | None = None, big: bool = True,
-                 show_label: bool = True) -> gr.Image:
-    """A PNG (lossless) image output shown with nearest-neighbour scaling (filling its box when `big`)."""
+                 show_label: bool = True, legend: bool = False) -> gr.Image:
+    """A PNG (lossless) image output shown with nearest-neighbour scaling (filling its box when `big`).
+
+    `legend`: the picture draws a colour legend band at its top-left (grids.legend_band), so its label sits
+    above the picture instead of over that corner (LAYOUT_CSS).
+    """
+    classes = [PIXELATED] + ([BIG] if big else []) + ([LEGEND] if legend else [])
     return gr.Image(label=label, type="pil", format="png", height=height, interactive=False, show_label=show_label,
-                    elem_classes=[PIXELATED, BIG] if big else [PIXELATED], elem_id=elem_id, buttons=["download", "fullscreen"])
+                    elem_classes=classes, elem_id=elem_id, buttons=["download", "fullscreen"])
 
 
 def sigma_slider(value: float, label: str = "sigma (smoothing std on [0, 1] pixels)") -> gr.Slider:

@@ -134,7 +134,8 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
         fig = gr.Plot(label="PCA of the training images", elem_id="density-projection")
         with gr.Column():
             pictures = gr.Image(label="x0, x_a, x + delta, highest-density training image, posterior mean",
-                                type="pil", format="png", interactive=False, elem_classes=["pixelated"])
+                                type="pil", format="png", interactive=False, elem_classes=["pixelated"],
+                                elem_id="density-pictures")
             mass = gr.Plot(label="label mass")
             text = gr.Markdown(elem_id="density-summary")
     scene = gr.State(None)

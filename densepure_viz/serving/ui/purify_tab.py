@@ -339,11 +339,12 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
         with gr.Column(scale=3):
             gr.Markdown("**Reverse trajectories** - rows: seeds k; columns: steps t; each cell: x_t above the predicted "
                         "x0, framed in the colour of its label; last column: the purified images (the votes).")
-            grid = image_output("reverse trajectories", height=None, elem_id="purify-grid", big=False, show_label=False)
+            grid = image_output("reverse trajectories", height=None, elem_id="purify-grid", big=False, show_label=False,
+                                legend=True)
         with gr.Column(scale=2):
             votes = gr.Plot(label="Vote histogram", elem_id="purify-votes")
     scrub = gr.Slider(0, 1, value=0, step=1, label="scrub through the reverse steps", visible=False)
-    scrub_img = image_output("the K seeds at the chosen step", height=None, big=False)
+    scrub_img = image_output("the K seeds at the chosen step", height=None, elem_id="purify-scrub", big=False, legend=True)
     scrub_state = gr.State(None)
     with gr.Accordion("Result as JSON (as the CLI's --json)", open=False):
         result = gr.JSON(label="result")

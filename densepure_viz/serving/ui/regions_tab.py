@@ -88,7 +88,8 @@ def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler
     trajectory_seeds = np.random.SeedSequence(seed).generate_state(k).tolist()  # one stream per trajectory
     traj = reverse_trajectories(p.mixture, x_tilde, sigma, trajectory_seeds, steps=steps or None, method=method)
     scene = scene_figure(maps, labeler, robust, traj, cells)
-    scene.update_layout(height=620, clickmode="event")
+    # narrow side margins: on a phone the map (equal axes) takes the screen's width, not a third of it
+    scene.update_layout(height=620, clickmode="event", margin={"l": 50, "r": 20})
     cert, cert_a = robust.certificate, robust.certificate_x_a
     vote = int(traj.votes.argmax())
 
