@@ -1,4 +1,7 @@
-"""Pick the app's "where the vote wins" example from the study's records and check it in the Purify view.
+"""Pick the study's "where the vote wins" example from its records and check it in the Purify view.
+
+(The app's story of that name comes from scripts/find_stories.py, which also asks that the bare classifier on
+the same noisy input be wrong.)
 
 From assets/results/study/records.jsonl, take the held-out image where the K-seed vote is right and
 one-shot wrong on the largest share of its smoothing draws (densepure_viz.experiments.study.vote_wins). The study's
