@@ -304,7 +304,7 @@ def engine_seconds(image: Path, threads: int, repeats: int = 5, model: str = "di
 
     from densepure_viz.models.registry import load_models
     from densepure_viz.engine.purify import PurifyConfig, purify
-    from densepure_viz.serving.ui.requests import run_prepare
+    from densepure_viz.attacks.prepare import run_prepare
 
     torch.set_num_threads(threads)
     models = load_models(model, device="cpu")

@@ -102,3 +102,13 @@ def test_the_check_sees_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from densepure_viz.serving.ui import app\n")
     assert _folder("densepure_viz.serving.ui.app") == "serving" and "densepure_viz.serving.ui" in _imports(bad)
     assert LAYERS.index("serving") > LAYERS.index("engine")
+
+
+def test_the_ui_runs_no_network():
+    """The engine classifies (frames carry their labels; experiments build the High-density view): files that
+    import gradio lay out and format only."""
+    ui = [p for p in MODULES if "gradio" in {n.split(".")[0] for n in _imports(p)}]
+    assert len(ui) > 5
+    for path in ui:
+        text = path.read_text()
+        assert ".predict(" not in text and "inference_mode" not in text, path.relative_to(PACKAGE)

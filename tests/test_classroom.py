@@ -23,7 +23,7 @@ from densepure_viz.serving.reports import certificate_json, purify_json
 from densepure_viz.serving.ui import build_app
 from densepure_viz.serving.ui.certify_tab import card, fixed_row
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs, attack_line, verdict
-from densepure_viz.serving.ui.requests import PreparedInput
+from densepure_viz.attacks.prepare import PreparedInput
 
 LABELS = tuple(str(c) for c in range(10))
 X = torch.zeros(1, 4, 4)

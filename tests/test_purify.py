@@ -100,6 +100,18 @@ def test_stream_yields_each_step_then_the_result(tiny_models, image):
     assert sum(result.votes.values()) == 2 and result.label == majority_vote(torch.tensor(result.per_seed), 10).item()
 
 
+def test_frames_carry_the_labels_of_the_steps_asked_for(tiny_models, image):
+    """The viewer's trajectory colours come from the engine: the classifier on each asked step's x0, nothing else."""
+    cfg = PurifyConfig(sigma=0.25, seeds=3, sampler="fast", steps=6)
+    *frames, result = purify_stream(tiny_models, image, cfg, seed=1, label_steps={0, 2, 5})
+    for frame in frames:
+        expected = tiny_models.predict(frame.x0).tolist() if frame.step in (0, 2, 5) else None
+        assert frame.labels == expected
+    assert frames[-1].labels == result.per_seed  # the last step's x0 is the purified image
+    plain = purify(tiny_models, image, cfg, seed=1)
+    assert plain.per_seed == result.per_seed and all(f.labels is None for f in plain.frames)  # labels change nothing
+
+
 def test_purify_equals_engine_labels(tiny_models, image):
     cfg = PurifyConfig(sigma=0.5, seeds=5, sampler="fast", steps=3)
     result = purify(tiny_models, image, cfg, seed=2)

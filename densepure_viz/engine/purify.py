@@ -17,7 +17,7 @@ run (precision, batch size, counting) lives in `runtime`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -233,6 +233,7 @@ class PurifyFrame:
     t: int  # the timestep whose UNet output produced this frame
     x_t: torch.Tensor  # (K, C, H, W) the sample entering the step, shown as x_t / sqrt(ab_t)
     x0: torch.Tensor  # (K, C, H, W) the predicted clean image at this step
+    labels: list[int] | None = None  # the classifier's K labels of x0, at the steps asked for (label_steps)
 
 
 @dataclass
@@ -254,9 +255,14 @@ class PurifyResult:
 
 @torch.inference_mode()
 def purify_stream(
-    models: DensePureModels, x01: torch.Tensor, cfg: PurifyConfig, seed: int = 0, counter: EvalCounter | None = None
+    models: DensePureModels, x01: torch.Tensor, cfg: PurifyConfig, seed: int = 0, counter: EvalCounter | None = None,
+    label_steps: Collection[int] = (),
 ) -> Iterator[PurifyFrame | PurifyResult]:
-    """Purify image x01 (C, H, W) in [0, 1]: yield a PurifyFrame per reverse step, then the PurifyResult."""
+    """Purify image x01 (C, H, W) in [0, 1]: yield a PurifyFrame per reverse step, then the PurifyResult.
+
+    The frames of `label_steps` (0-based step indices) carry the classifier's labels of their predicted x0:
+    what a viewer shows as the trajectory's colours, classified once, here.
+    """
     t_star, timesteps = cfg.plan(models)
     traj = start_draws(models, x01, cfg.sigma, t_star, seed, Stream.PURIFY, torch.zeros(1, dtype=torch.long))
     x_t, frames = traj.x_start.repeat_interleave(cfg.seeds, dim=0), []
@@ -264,6 +270,8 @@ def purify_stream(
     for i, (t, out) in enumerate(zip(timesteps, steps)):
         ab = models.scheduler.alphas_cumprod[t].item()
         frame = PurifyFrame(i, len(timesteps), t, to_unit(x_t / ab**0.5).cpu(), to_unit(out.pred_original_sample).cpu())
+        if i in label_steps:
+            frame.labels = models.predict(frame.x0).cpu().tolist()
         frames.append(frame)
         yield frame
         x_t = out.prev_sample

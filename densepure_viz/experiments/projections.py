@@ -32,6 +32,7 @@ from densepure_viz.errors import InputError
 from densepure_viz.models.registry import DensePureModels
 from densepure_viz.engine.purify import PurifyConfig, reverse, start_draws
 from densepure_viz.engine.seeding import Stream
+from densepure_viz.engine.votes import majority_vote
 
 MAX_DIMS = 3  # projections are drawn in 2D or 3D
 MAX_TRAIN_POINTS = 5000  # training images kept for a projection (evenly subsampled beyond this)
@@ -203,3 +204,34 @@ def project_scene(
         highest_density_label=posterior.label,
         explained=pca.explained.float(),
     )
+
+
+@dataclass
+class HighDensity:
+    """One input told like the 2D world: the scene on the PCA axes, the ideal posterior of draw 0, DensePure's votes."""
+
+    scene: ProjectedScene
+    posterior: PointMassPosterior  # the training set's exact posterior given draw 0's x + delta
+    train_size: int  # training images the posterior weighs
+    votes: list[int]  # (C,) DensePure's K votes per class on draw 0
+    shares: list[float]  # (C,) the same as shares of K
+    majority: list[int]  # (n,) DensePure's vote on each draw
+    pictures: torch.Tensor  # (5, C, H, W) x0, the purifier's input, x + delta, the highest-density image, the posterior mean
+    picture_labels: list[int]  # the classifier's label of each picture
+
+
+@torch.inference_mode()
+def high_density(models: DensePureModels, train: TrainingSet, pca: PCA, clean: torch.Tensor, clean_label: int,
+                 purifier_input: torch.Tensor, attacked: bool, cfg: PurifyConfig, seed: int, draws: int) -> HighDensity:
+    """DensePure's samples of `draws` noise draws of purifier_input (C, H, W) beside the exact posterior of the finite
+    training set for draw 0, projected with `pca`; x0 is `clean` (labelled clean_label), x_a's origin when `attacked`."""
+    rs = reversed_samples(models, purifier_input, cfg, seed, draws)
+    post = point_mass_posterior(train, rs.noisy[0], cfg.sigma, models.num_classes)
+    scene = project_scene(pca, train, clean, purifier_input if attacked else None, rs, post)
+    votes = torch.bincount(rs.labels[0], minlength=models.num_classes)
+    pictures = torch.stack([clean, purifier_input, rs.noisy[0].clamp(0, 1), train.images[post.index], post.mean])
+    input_label, noisy_label = models.predict(torch.stack([purifier_input, rs.noisy[0]])).tolist()
+    mean_label = int(models.predict(post.mean[None])[0])
+    return HighDensity(scene, post, len(train.images), votes.tolist(), (votes.float() / cfg.seeds).tolist(),
+                       majority_vote(rs.labels, models.num_classes).tolist(), pictures,
+                       [clean_label, input_label, noisy_label, post.label, mean_label])

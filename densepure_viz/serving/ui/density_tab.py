@@ -13,28 +13,19 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import gradio as gr
-import torch
 
 from densepure_viz.attacks.pgd import AttackConfig
 from densepure_viz.engine.diffusion import SAMPLERS
 from densepure_viz.errors import InputError
 from densepure_viz.viz.grids import image_row
 from densepure_viz.viz.plots.images import label_mass_figure, projection_figure
-from densepure_viz.experiments.projections import (
-    PCA,
-    TrainingSet,
-    fit_pca,
-    point_mass_posterior,
-    project_scene,
-    reversed_samples,
-    training_set,
-)
+from densepure_viz.experiments.projections import PCA, TrainingSet, fit_pca, high_density, training_set
 from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.ui.components import new_input_note, seed_input, sigma_slider
-from densepure_viz.serving.ui.requests import check_budget, input_name, parse_attack, parse_purify, run_prepare
+from densepure_viz.attacks.prepare import run_prepare
+from densepure_viz.serving.ui.requests import check_budget, input_name, parse_attack, parse_purify
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.serving.ui.validation import LIMITS, choice, integer, model_id, user_errors
-from densepure_viz.engine.votes import majority_vote
 
 DEFAULT_DRAWS = 8
 NEW_INPUT = new_input_note("Compute", "projections")
@@ -67,35 +58,28 @@ def make_handler(ctx: AppContext):
         progress(0.2, desc="input (and attack)")
         prep = run_prepare(models, path, attack_cfg)
         progress(0.4, desc=f"{draws} x {cfg.seeds} reverse trajectories")
-        rs = reversed_samples(models, prep.purifier_input, cfg, seed, draws)
-        post = point_mass_posterior(train, rs.noisy[0], cfg.sigma, models.num_classes)
-        scene = project_scene(pca, train, prep.clean, prep.purifier_input if prep.attack is not None else None, rs, post)
-        labels = models.labels
-        fig = projection_figure(scene, labels, dims)
-        shares = torch.bincount(rs.labels[0], minlength=models.num_classes).float() / cfg.seeds
-        mass = label_mass_figure(post.label_mass.tolist(), labels, shares.tolist(),
+        view = high_density(models, train, pca, prep.clean, prep.clean_label, prep.purifier_input, prep.attack is not None,
+                            cfg, seed, draws)
+        post, labels = view.posterior, models.labels
+        fig = projection_figure(view.scene, labels, dims)
+        mass = label_mass_figure(post.label_mass.tolist(), labels, view.shares,
                                  title="Ideal denoiser of the training set<br>vs DensePure's K votes (draw 0)")
-        with torch.inference_mode():
-            mean_label = int(models.predict(post.mean[None])[0])
-            input_label, noisy_label = models.predict(torch.stack([prep.purifier_input, rs.noisy[0]])).tolist()
-        row = torch.stack([prep.clean, prep.purifier_input, rs.noisy[0].clamp(0, 1), train.images[post.index], post.mean])
-        pictures = image_row(row, [prep.clean_label, input_label, noisy_label, post.label, mean_label],
+        pictures = image_row(view.pictures, view.picture_labels,
                              ["x0", "x_a" if prep.attack is not None else "input", "x + delta", "highest density", "posterior mean"],
                              scale=max(1, 96 // models.image_size))
-        majority = majority_vote(rs.labels, models.num_classes)  # (n,) DensePure's vote per draw
         whose = "its attacked version x_a" if prep.attack is not None else "no attack"
         text = "\n".join([
             f"**Image: {input_name(path)}**, the Purify view's input ({whose}), at sigma {cfg.sigma:g}.",
             "",
-            f"- **Highest-density point** of the {len(train.images)} training images under sigma = {cfg.sigma:g} "
+            f"- **Highest-density point** of the {view.train_size} training images under sigma = {cfg.sigma:g} "
             f"(model-space std {post.model_std:g}): training image #{post.index}, label **{labels[post.label]}**, "
             f"weight {float(post.weights[post.index]):.3f} (effective number of images {post.effective_size:.1f}).",
             f"- **Label mass** (the ideal vote): {labels[post.vote_label]} with {float(post.label_mass.max()):.3f}; "
-            f"the posterior mean (ideal one-shot denoiser) is classified **{labels[mean_label]}**.",
-            f"- **DensePure** on the same draw: votes {shares.mul(cfg.seeds).int().tolist()} -> "
-            f"**{labels[int(shares.argmax())]}**; over {draws} draws its votes are {majority.tolist()}.",
+            f"the posterior mean (ideal one-shot denoiser) is classified **{labels[view.picture_labels[-1]]}**.",
+            f"- **DensePure** on the same draw: votes {view.votes} -> **{labels[view.majority[0]]}**; over {draws} "
+            f"draws its votes are {view.majority}.",
         ])
-        return fig, pictures, mass, text, {"scene": scene, "labels": labels}
+        return fig, pictures, mass, text, {"scene": view.scene, "labels": labels}
 
     return density
 

@@ -29,7 +29,8 @@ from densepure_viz.serving.reports import attack_json, purify_json
 from densepure_viz.serving.sharing import file_digest
 from densepure_viz.serving.ui.components import (PIXELATED, glossary_accordion, image_input, image_output, new_input_note, seed_input,
                                          sigma_slider)
-from densepure_viz.serving.ui.requests import ATTACKS, PreparedInput, check_budget, parse_attack, parse_purify, prepare_input
+from densepure_viz.attacks.prepare import PreparedInput, prepare_input
+from densepure_viz.serving.ui.requests import ATTACKS, check_budget, parse_attack, parse_purify
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.serving.ui.shared_answers import answer_once
 from densepure_viz.serving.ui.story_buttons import story_row
@@ -183,11 +184,11 @@ def make_handler(ctx: AppContext):
         yield PurifyOutputs(clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None).as_list()
 
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
+        keep = column_indices(len(timesteps), MAX_SCRUB_FRAMES)
         scale = choose_scale(size, len(shown) + 1)
         cols_t, cols_x0, cols_lab, cols_ts = [], [], [], []
-        step_labels_of: dict[int, list[int]] = {}  # step -> the K labels of its predicted x0, computed once
         last, result = time.monotonic(), None
-        for item in purify_stream(models, prep.purifier_input, cfg, seed):
+        for item in purify_stream(models, prep.purifier_input, cfg, seed, label_steps=shown | set(keep)):
             if isinstance(item, PurifyResult):
                 result = item
                 break
@@ -195,16 +196,14 @@ def make_handler(ctx: AppContext):
             progress((frame.step + 1, frame.total), desc=f"reverse step t = {frame.t}", unit="steps")
             if frame.step not in shown:
                 continue
-            with torch.inference_mode():
-                step_labels = step_labels_of[frame.step] = models.predict(frame.x0).cpu().tolist()
             cols_t.append(frame.x_t)
             cols_x0.append(frame.x0)
-            cols_lab.append(step_labels)
+            cols_lab.append(frame.labels)
             cols_ts.append(frame.t)
             if time.monotonic() - last >= STREAM_INTERVAL:
                 last = time.monotonic()
                 grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, label_names=labels, scale=scale)
-                counts = [step_labels.count(c) for c in range(len(labels))]
+                counts = [frame.labels.count(c) for c in range(len(labels))]
                 fig = vote_histogram_figure(counts, labels, title=f"Labels of the predicted x0 at t = {frame.t} (live)")
                 yield PurifyOutputs(grid=grid, votes=fig).as_list()
         assert result is not None
@@ -215,17 +214,14 @@ def make_handler(ctx: AppContext):
                  if len(tied) > 1 else f"DensePure's vote: {labels[result.label]} ({result.votes[result.label]}/{cfg.seeds} seeds)")
         fig = vote_histogram_figure(result.votes, labels, title=title, winner=result.label,
                                     reference=prep.true_label if prep.true_label >= 0 else None)
-        keep = column_indices(len(result.frames), MAX_SCRUB_FRAMES)
-        with torch.inference_mode():
-            scrub = {
-                "t": [result.frames[i].t for i in keep],
-                "x_t": [result.frames[i].x_t for i in keep],
-                "x0": [result.frames[i].x0 for i in keep],
-                "labels": [step_labels_of[i] if i in step_labels_of else models.predict(result.frames[i].x0).cpu().tolist()
-                           for i in keep],
-                "scale": max(1, min(6, 96 // size)),
-                "names": list(labels),
-            }
+        scrub = {
+            "t": [result.frames[i].t for i in keep],
+            "x_t": [result.frames[i].x_t for i in keep],
+            "x0": [result.frames[i].x0 for i in keep],
+            "labels": [result.frames[i].labels for i in keep],
+            "scale": max(1, min(6, 96 // size)),
+            "names": list(labels),
+        }
         last_i = len(keep) - 1
         slider = gr.update(visible=True, minimum=0, maximum=max(last_i, 1), value=last_i, step=1, interactive=last_i > 0)
         scrub_img = step_view(scrub["x_t"][-1], scrub["x0"][-1], scrub["labels"][-1], scrub["t"][-1], scrub["scale"],
