@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -180,10 +181,28 @@ def test_the_live_certificate_is_anytime_valid_and_stops_when_decided(tiny_model
     assert "anytime-valid" in table and "had n been fixed in advance" in table
 
 
+def _traces(figure) -> list[dict]:
+    """The traces of a gr.Plot's value (Gradio keeps a figure as its JSON)."""
+    plot = json.loads(figure["plot"]) if isinstance(figure, dict) and "plot" in figure else figure.to_plotly_json()
+    return [{"xaxis": t.get("xaxis"), "name": t.get("name", ""), "x": t.get("x", []), "y": t.get("y", [])}
+            for t in plot["data"]]
+
+
 def test_the_about_view_shows_the_vote_study(app):
     plots = {b.elem_id: b for b in app.blocks.values() if isinstance(b, gr.Plot)}
     figure = plots["about-study"].value
-    assert figure is not None and "sigma = 1" in str(figure)
+    assert figure is not None
+    from densepure_viz.experiments.study import load_study
+    from densepure_viz.serving.ui.about_tab import STUDY
+
+    study = load_study(STUDY / "results.json")  # the shipped study: every plotted accuracy is one of its numbers
+    plotted = {(trace["name"], x): y for trace in _traces(figure) if trace["name"].startswith("vote, ")
+               for x, y in zip(trace["x"], trace["y"]) if trace["xaxis"] in ("x", None)}
+    sigma = study.sigmas[0]  # the first subplot's
+    for a in study.accuracies:
+        if a.sigma == sigma and a.k is not None:
+            assert plotted[(f"vote, {a.method}", a.k)] == pytest.approx(100 * a.accuracy)
+    assert plotted and len(plotted) == sum(1 for a in study.accuracies if a.sigma == sigma and a.k is not None)
 
 
 def test_the_2d_scene_says_what_it_shows():

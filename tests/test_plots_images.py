@@ -33,9 +33,13 @@ def test_confidence_sequence_carries_the_bounds_and_the_threshold():
     assert sorted(shape.y0 for shape in fig.layout.shapes) == [0.5, 0.69]  # 1/2 and Phi(R / sigma)
 
 
-def test_label_mass_and_certificates():
-    assert len(label_mass_figure([0.1] * 10, LABELS, [0.1] * 10).data) == 2
-    assert len(certificates_figure([("DensePure", 0.9, 0.5), ("bare", 0.6, 0.1)]).data) == 2
+def test_label_mass_and_certificates_plot_the_numbers_they_are_given():
+    mass, shares = [0.05, 0.6, 0.0, 0.35, 0, 0, 0, 0, 0, 0], [0.0, 0.5, 0.125, 0.375, 0, 0, 0, 0, 0, 0]
+    bars, marks = label_mass_figure(mass, LABELS, shares).data
+    assert list(bars.y) == mass and list(marks.y) == shares and list(bars.x) == list(marks.x) == list(range(10))
+    p_lower, radius = certificates_figure([("DensePure", 0.9, 0.5), ("bare", 0.6, 0.1)]).data
+    assert list(p_lower.x) == list(radius.x) == ["DensePure", "bare"]
+    assert list(p_lower.y) == [0.9, 0.6] and list(radius.y) == [0.5, 0.1]
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -49,5 +53,17 @@ def test_projection_figure(dims):
     names = [t.name for t in fig.data]
     assert "x_a (adversarial)" in names and any(n.startswith("highest-density") for n in names)
     assert all(isinstance(t, go.Scatter3d if dims == 3 else go.Scatter) for t in fig.data)
+    axes = ("x", "y", "z")[:dims]
+
+    def plotted(trace) -> torch.Tensor:
+        return torch.tensor([list(getattr(trace, a)) for a in axes]).T
+
+    traces = {t.name: t for t in fig.data}
+    torch.testing.assert_close(plotted(traces["reversed samples (by label)"]), scene.samples[:, :dims])
+    torch.testing.assert_close(plotted(traces["x + delta (noised input)"]), scene.noisy[:, :dims])
+    torch.testing.assert_close(plotted(traces["x_a (adversarial)"]), scene.adversarial[None, :dims])
+    train = torch.cat([plotted(t) for t in fig.data if t.legendgroup == "train"])  # one trace per class, in class order
+    order = torch.cat([torch.nonzero(scene.train_labels == c).flatten() for c in range(10)])
+    torch.testing.assert_close(train, scene.train[order, :dims])
     with pytest.raises(ValueError):
         projection_figure(scene, LABELS, 4)
