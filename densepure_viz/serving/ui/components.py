@@ -55,10 +55,10 @@ body .gradio-container #purify-samples .grid-container {
 }
 body .gradio-container #purify-samples .gallery-item { aspect-ratio: 1 / 1; height: auto; }
 
-/* A compact header on a screen wider than a phone (the projector's 1280x720 included): the title, then the model,
-   the device and the presentation checkbox on one line beside it (stacked, they left ~300 px of blank page under
-   the title and pushed Run below the bottom of a 720 px screen). */
-@media (min-width: 641px) {
+/* A compact header on a wide screen (the projector's 1280x720 included): the title, then the model, the device and
+   the presentation checkbox on one line beside it (stacked, they left ~300 px of blank page under the title and
+   pushed Run below the bottom of a 720 px screen). Narrower, they would be squeezed: they stay stacked. */
+@media (min-width: 1000px) {
   body:not(.dp-present) .row:has(> #title) { align-items: center; }
   body:not(.dp-present) #title h1 { font-size: 1.75rem; margin: 0 0 0.25rem; }
   body:not(.dp-present) .row:has(> #title) > .column {
