@@ -39,7 +39,7 @@ def runner(models) -> Run:
     """The views' endpoint handlers on `models`: (view, controls) -> the view's JSON output."""
     ctx = AppContext(pool=ModelPool(lambda name, device: models, ("digits",), "cpu"))
     quiet = {"progress": lambda *a, **k: None}
-    purify, certify = purify_tab.make_handler(ctx), certify_tab.make_handler(ctx)
+    purify, certify, regions = (tab.make_handler(ctx) for tab in (purify_tab, certify_tab, regions_tab))
 
     def run(view: str, controls: dict) -> dict:
         args = endpoint_args(view, controls)
@@ -49,7 +49,7 @@ def runner(models) -> Run:
         if view == "certify":
             *_, (*_, out) = certify(*args, **quiet)
             return out
-        return regions_tab.regions(*args)[-1]
+        return regions(*args)[-1]
 
     return run
 

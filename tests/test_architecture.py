@@ -112,3 +112,9 @@ def test_the_ui_runs_no_network():
     for path in ui:
         text = path.read_text()
         assert ".predict(" not in text and "inference_mode" not in text, path.relative_to(PACKAGE)
+
+
+def test_caches_live_on_the_apps_context_not_in_the_ui_modules():
+    for path in (PACKAGE / "serving" / "ui").rglob("*.py"):
+        if path.name != "session.py":  # where AppContext and its ViewCaches live
+            assert "lru_cache" not in path.read_text(), f"{path.name}: keep caches on AppContext.caches"

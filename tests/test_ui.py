@@ -213,9 +213,13 @@ def test_certify_handler_caps_the_work(ctx, sample):
         list(make_handler(ctx)(sample, "digits", 0.5, 16, "full", 2, 0, 1000, 10_000, 0.001, False, progress=lambda *a, **k: None))
 
 
-def test_regions_handler_and_its_validation():
+def test_regions_handler_and_its_validation(tiny_models):
     from densepure_viz.toy2d import PRESETS
-    from densepure_viz.serving.ui.regions_tab import regions
+    from densepure_viz.serving.ui.regions_tab import make_handler
+
+    ctx = AppContext(pool=ModelPool(lambda name, device: tiny_models, ("digits",), "cpu"))
+    regions = make_handler(ctx)
+    assert ctx.caches.regions.cache_info().currsize == 0  # each app keeps its own caches, empty when built
 
     p = PRESETS["clusters"]
     scene, maps, votes, summary, data = regions("clusters", p.sigma, *p.x0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
@@ -223,6 +227,10 @@ def test_regions_handler_and_its_validation():
     assert len(scene.data) > 3 and "robust region" in summary
     with pytest.raises(gr.Error, match="x0 x"):
         regions("clusters", p.sigma, 99.0, 0.0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
+    regions("clusters", p.sigma, *p.x0, *p.x_a, 4, 20, "ddim", "bayes", 1, 200)  # the same maps: from the cache
+    info = ctx.caches.regions.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    assert AppContext(pool=ctx.pool).caches.regions.cache_info().currsize == 0  # another app: its own, empty
     with pytest.raises(gr.Error, match="preset"):
         regions("../moons", p.sigma, *p.x0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
 

@@ -60,6 +60,12 @@ def training_set(model_name: str, size: int | None = None) -> TrainingSet:
     raise InputError(f"no local training set for model {model_name!r}; projections are available for 'digits'")
 
 
+def training_pca(model_name: str, size: int) -> tuple[TrainingSet, PCA]:
+    """A model's training images at `size` pixels and their PCA on the projections' axes (MAX_DIMS)."""
+    train = training_set(model_name, size)
+    return train, fit_pca(train.images, MAX_DIMS)
+
+
 @dataclass(frozen=True)
 class PCA:
     """Principal axes of a set of images (flattened), as from an SVD of the centred data."""

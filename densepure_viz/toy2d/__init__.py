@@ -21,7 +21,7 @@ from .mixture import (
     posterior_modes,
     score,
 )
-from .presets import PRESETS, Preset
+from .presets import PRESETS, Preset, preset_maps
 from .regions import (
     LABELERS,
     GridSpec,
@@ -73,6 +73,7 @@ __all__ = [
     "posterior_modes",
     "power_diagram_assignment",
     "power_diagram_cells",
+    "preset_maps",
     "region_maps",
     "reverse_trajectories",
     "robust_region",

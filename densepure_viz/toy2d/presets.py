@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .mixture import GaussianMixture
-from .regions import GridSpec
+from .regions import GridSpec, PowerCell, RegionMaps, power_diagram_cells, region_maps
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,9 @@ PRESETS: dict[str, Preset] = {
         point_masses=True,
     ),
 }
+
+
+def preset_maps(name: str, sigma: float) -> tuple[RegionMaps, list[PowerCell] | None]:
+    """The region maps of preset `name` at sigma on its own grid, and its power cells when they are worth outlining."""
+    p = PRESETS[name]
+    return region_maps(p.mixture, p.grid, sigma), power_diagram_cells(p.mixture, sigma, p.grid) if p.point_masses else None

@@ -10,7 +10,6 @@ on that set would return - with its label masses next to DensePure's vote shares
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 
 import gradio as gr
 
@@ -19,7 +18,7 @@ from densepure_viz.engine.diffusion import SAMPLERS
 from densepure_viz.errors import InputError
 from densepure_viz.viz.grids import image_row
 from densepure_viz.viz.plots.images import label_mass_figure, projection_figure
-from densepure_viz.experiments.projections import PCA, TrainingSet, fit_pca, high_density, training_set
+from densepure_viz.experiments.projections import high_density
 from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.ui.components import new_input_note, seed_input, sigma_slider
 from densepure_viz.attacks.prepare import run_prepare
@@ -29,12 +28,6 @@ from densepure_viz.serving.ui.validation import LIMITS, choice, integer, model_i
 
 DEFAULT_DRAWS = 8
 NEW_INPUT = new_input_note("Compute", "projections")
-
-
-@lru_cache(maxsize=4)
-def _training(name: str, size: int) -> tuple[TrainingSet, PCA]:
-    train = training_set(name, size)
-    return train, fit_pca(train.images, 3)
 
 
 def make_handler(ctx: AppContext):
@@ -52,7 +45,7 @@ def make_handler(ctx: AppContext):
         models = ctx.pool.get(model)
         check_budget(models, cfg, draws, LIMITS.purify_evals, "this projection")
         progress(0.05, desc="training set and PCA")
-        train, pca = _training(model, models.image_size)
+        train, pca = ctx.caches.training(model, models.image_size)
         if tuple(train.images.shape[1:]) != (models.channels, models.image_size, models.image_size):
             raise InputError(f"the training images do not match the model's {models.channels}x{models.image_size}x{models.image_size} inputs")
         progress(0.2, desc="input (and attack)")

@@ -8,14 +8,13 @@ x0's robust region and the certified circles of the smoothed vote at x0 and x_a.
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import gradio as gr
 import numpy as np
 
 from densepure_viz.smoothing.certify import CertifyConfig
 from densepure_viz.viz.plots.toy2d import MAP_TITLES, region_maps_figure, scene_figure, vote_histogram_figure
-from densepure_viz.toy2d import LABELERS, PRESETS, power_diagram_cells, region_maps, reverse_trajectories, robust_region, smoothed_input
+from densepure_viz.toy2d import LABELERS, PRESETS, reverse_trajectories, robust_region, smoothed_input
 from densepure_viz.serving.ui.session import AppContext
 from densepure_viz.serving.ui.story_buttons import story_row
 from densepure_viz.serving.ui.validation import LIMITS, choice, integer, number, positive, user_errors
@@ -52,78 +51,71 @@ CLICK_JS = """
 """
 
 
-@lru_cache(maxsize=32)
-def _maps(preset: str, sigma: float):
-    p = PRESETS[preset]
-    return region_maps(p.mixture, p.grid, sigma)
-
-
-@lru_cache(maxsize=32)
-def _cells(preset: str, sigma: float):
-    p = PRESETS[preset]
-    return power_diagram_cells(p.mixture, sigma, p.grid) if p.point_masses else None
-
-
 def _point(x, y, name: str, preset: str) -> np.ndarray:
     g = PRESETS[preset].grid
     return np.array([number(x, f"{name} x", *g.x_range), number(y, f"{name} y", *g.y_range)], dtype=np.float64)
 
 
-@user_errors
-def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n):
-    """The `regions` endpoint: scene, four maps, vote histogram, summary and JSON."""
-    preset = choice(preset, "preset", tuple(PRESETS))
-    sigma = round(positive(sigma, "sigma", LIMITS.toy_sigma_max), 4)
-    x0, x_a = _point(x0_x, x0_y, "x0", preset), _point(xa_x, xa_y, "x_a", preset)
-    k = integer(seeds, "K (trajectories)", 1, LIMITS.toy_seeds)
-    steps = integer(steps, "steps (0 = full chain)", 0, LIMITS.toy_steps)
-    method = choice(method, "method", ("ddpm", "ddim"))
-    labeler = choice(labeler, "map", LABELERS)
-    seed = integer(seed, "seed", 0, LIMITS.seed)
-    n = integer(n, "n (certification draws)", 10, LIMITS.toy_n)
-    p = PRESETS[preset]
-    maps, cells = _maps(preset, sigma), _cells(preset, sigma)
-    robust = robust_region(p.mixture, maps, x0, x_a, np.random.default_rng([seed, 2]), CertifyConfig(n0=CERTIFY_N0, n=n))
-    x_tilde = smoothed_input(x_a, sigma, np.random.default_rng([seed, 1]))
-    trajectory_seeds = np.random.SeedSequence(seed).generate_state(k).tolist()  # one stream per trajectory
-    traj = reverse_trajectories(p.mixture, x_tilde, sigma, trajectory_seeds, steps=steps or None, method=method)
-    scene = scene_figure(maps, labeler, robust, traj, cells)
-    # narrow side margins: on a phone the map (equal axes) takes the screen's width, not a third of it
-    scene.update_layout(height=620, clickmode="event", margin={"l": 50, "r": 20})
-    cert, cert_a = robust.certificate, robust.certificate_x_a
-    vote = int(traj.votes.argmax())
+def make_handler(ctx: AppContext):
+    """The `regions` endpoint (its maps and cells from the app's caches)."""
 
-    def lab(c):
-        return "abstain" if c is None else str(c)
+    @user_errors
+    def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n):
+        """The `regions` endpoint: scene, four maps, vote histogram, summary and JSON."""
+        preset = choice(preset, "preset", tuple(PRESETS))
+        sigma = round(positive(sigma, "sigma", LIMITS.toy_sigma_max), 4)
+        x0, x_a = _point(x0_x, x0_y, "x0", preset), _point(xa_x, xa_y, "x_a", preset)
+        k = integer(seeds, "K (trajectories)", 1, LIMITS.toy_seeds)
+        steps = integer(steps, "steps (0 = full chain)", 0, LIMITS.toy_steps)
+        method = choice(method, "method", ("ddpm", "ddim"))
+        labeler = choice(labeler, "map", LABELERS)
+        seed = integer(seed, "seed", 0, LIMITS.seed)
+        n = integer(n, "n (certification draws)", 10, LIMITS.toy_n)
+        p = PRESETS[preset]
+        maps, cells = ctx.caches.regions(preset, sigma)
+        robust = robust_region(p.mixture, maps, x0, x_a, np.random.default_rng([seed, 2]), CertifyConfig(n0=CERTIFY_N0, n=n))
+        x_tilde = smoothed_input(x_a, sigma, np.random.default_rng([seed, 1]))
+        trajectory_seeds = np.random.SeedSequence(seed).generate_state(k).tolist()  # one stream per trajectory
+        traj = reverse_trajectories(p.mixture, x_tilde, sigma, trajectory_seeds, steps=steps or None, method=method)
+        scene = scene_figure(maps, labeler, robust, traj, cells)
+        # narrow side margins: on a phone the map (equal axes) takes the screen's width, not a third of it
+        scene.update_layout(height=620, clickmode="event", margin={"l": 50, "r": 20})
+        cert, cert_a = robust.certificate, robust.certificate_x_a
+        vote = int(traj.votes.argmax())
 
-    summary = "\n".join([
-        f"**{p.description}**",
-        f"- x0 lies in the robust region of label **{robust.label}**: the connected region of map (c), where the "
-        f"posterior's highest-density point has that label; its area is {robust.area:.2f}"
-        f"{' or more (the plotted window clips it)' if robust.clipped else ''}, and it changes only when x0 moves "
-        f"into another region.",
-        f"- The smoothed vote (map (d), randomized smoothing of the majority vote) certifies a ball of radius "
-        f"**{cert.radius:.3f}** around x0 for label {lab(cert.label)} (area {robust.ball_area:.2f})"
-        + ("." if cert.label in (None, robust.label) else
-           f": a different classifier, so near a boundary its label can differ from the region's."),
-        f"- x_a is {'inside' if robust.x_a_in_region else 'outside'} the robust region and "
-        f"{'inside' if robust.x_a_in_ball else 'outside'} the certified ball (|x_a - x0| = {np.linalg.norm(x_a - x0):.3f}); "
-        f"smoothed vote at x_a: {lab(cert_a.label)}, radius {cert_a.radius:.3f}.",
-        f"- {k} {method} trajectories from x~ = x_a + sigma * eps ({len(traj.timesteps)} steps): vote **{vote}** "
-        f"({int(traj.votes[vote])}/{k}); exact label masses {np.round(traj.exact_probabilities, 3).tolist()}.",
-    ])
-    data = {
-        "preset": preset, "sigma": sigma, "sigma_effective": traj.sigma, "x0": x0.tolist(), "x_a": x_a.tolist(),
-        "x_tilde": traj.x_tilde.tolist(), "votes": traj.votes.tolist(), "vote": vote,
-        "exact_probabilities": traj.exact_probabilities.tolist(),
-        "labels_x0": {m: int(maps.labels(m)[maps.cell_of(x0)]) for m in LABELERS},
-        "labels_x_a": {m: int(maps.labels(m)[maps.cell_of(x_a)]) for m in LABELERS},
-        "robust_region": {"label": robust.label, "area": robust.area, "clipped": robust.clipped, "x_a_inside": robust.x_a_in_region},
-        "certificate_x0": {"label": cert.label, "radius": cert.radius, "p_lower": cert.p_lower, "x_a_inside": robust.x_a_in_ball},
-        "certificate_x_a": {"label": cert_a.label, "radius": cert_a.radius, "p_lower": cert_a.p_lower},
-        "seed": seed, "n": n, "K": k, "steps": len(traj.timesteps), "method": method,
-    }
-    return scene, region_maps_figure(maps), vote_histogram_figure(traj), summary, data
+        def lab(c):
+            return "abstain" if c is None else str(c)
+
+        summary = "\n".join([
+            f"**{p.description}**",
+            f"- x0 lies in the robust region of label **{robust.label}**: the connected region of map (c), where the "
+            f"posterior's highest-density point has that label; its area is {robust.area:.2f}"
+            f"{' or more (the plotted window clips it)' if robust.clipped else ''}, and it changes only when x0 moves "
+            f"into another region.",
+            f"- The smoothed vote (map (d), randomized smoothing of the majority vote) certifies a ball of radius "
+            f"**{cert.radius:.3f}** around x0 for label {lab(cert.label)} (area {robust.ball_area:.2f})"
+            + ("." if cert.label in (None, robust.label) else
+               f": a different classifier, so near a boundary its label can differ from the region's."),
+            f"- x_a is {'inside' if robust.x_a_in_region else 'outside'} the robust region and "
+            f"{'inside' if robust.x_a_in_ball else 'outside'} the certified ball (|x_a - x0| = {np.linalg.norm(x_a - x0):.3f}); "
+            f"smoothed vote at x_a: {lab(cert_a.label)}, radius {cert_a.radius:.3f}.",
+            f"- {k} {method} trajectories from x~ = x_a + sigma * eps ({len(traj.timesteps)} steps): vote **{vote}** "
+            f"({int(traj.votes[vote])}/{k}); exact label masses {np.round(traj.exact_probabilities, 3).tolist()}.",
+        ])
+        data = {
+            "preset": preset, "sigma": sigma, "sigma_effective": traj.sigma, "x0": x0.tolist(), "x_a": x_a.tolist(),
+            "x_tilde": traj.x_tilde.tolist(), "votes": traj.votes.tolist(), "vote": vote,
+            "exact_probabilities": traj.exact_probabilities.tolist(),
+            "labels_x0": {m: int(maps.labels(m)[maps.cell_of(x0)]) for m in LABELERS},
+            "labels_x_a": {m: int(maps.labels(m)[maps.cell_of(x_a)]) for m in LABELERS},
+            "robust_region": {"label": robust.label, "area": robust.area, "clipped": robust.clipped, "x_a_inside": robust.x_a_in_region},
+            "certificate_x0": {"label": cert.label, "radius": cert.radius, "p_lower": cert.p_lower, "x_a_inside": robust.x_a_in_ball},
+            "certificate_x_a": {"label": cert_a.label, "radius": cert_a.radius, "p_lower": cert_a.p_lower},
+            "seed": seed, "n": n, "K": k, "steps": len(traj.timesteps), "method": method,
+        }
+        return scene, region_maps_figure(maps), vote_histogram_figure(traj), summary, data
+
+    return regions
 
 
 def preset_defaults(preset):
@@ -184,6 +176,7 @@ def build(ctx: AppContext) -> tuple:
         data = gr.JSON(label="regions")
     inputs = [preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n]
     outputs = [scene, maps, votes, summary, data]
+    regions = make_handler(ctx)
     run.click(regions, inputs, outputs, api_name="regions", concurrency_id="toy2d", concurrency_limit=2)
     with stories:
         story_row("regions", inputs,

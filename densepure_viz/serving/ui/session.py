@@ -10,17 +10,20 @@ Face Spaces), heavy handlers are wrapped in `spaces.GPU`.
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from densepure_viz.experiments.projections import training_pca
 from densepure_viz.models.inputs import true_label
 from densepure_viz.models.images import list_images
 from densepure_viz.paths import ASSETS
 from densepure_viz.models.registry import REGISTRY, DensePureModels, ModelLoadError, default_device, load_models
 from densepure_viz.serving.sharing import SharedResults
+from densepure_viz.toy2d import preset_maps
 
 Loader = Callable[[str, torch.device], DensePureModels]  # (registry name, device) -> loaded models
 SAMPLES = ASSETS / "samples" / "digits"  # shipped test digits (scripts/export_samples.py)
@@ -102,6 +105,14 @@ def gpu(fn: Callable) -> Callable:
     return spaces.GPU(fn)
 
 
+@dataclass(frozen=True)
+class ViewCaches:
+    """Slow, pure results the views reuse, kept per app (each built app starts empty), least recently used out."""
+
+    regions: Callable = field(default_factory=lambda: lru_cache(maxsize=32)(preset_maps))  # (preset, sigma) -> maps, cells
+    training: Callable = field(default_factory=lambda: lru_cache(maxsize=4)(training_pca))  # (model, size) -> set, PCA
+
+
 @dataclass
 class AppContext:
     """Shared by every tab builder."""
@@ -110,6 +121,7 @@ class AppContext:
     samples: list[Sample] = field(default_factory=list_samples)  # gallery images
     engine_concurrency: int = 1  # simultaneous interactive model requests (1 on CPU, 2 on a GPU)
     shared: SharedResults = field(default_factory=SharedResults)  # identical requests' outputs, computed once
+    caches: ViewCaches = field(default_factory=ViewCaches)  # the 2D maps, the training set's PCA
 
     @property
     def default_image(self) -> str | None:
