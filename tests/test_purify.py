@@ -141,3 +141,19 @@ def test_a_batch_of_images_equals_one_call_per_image(tiny_models):
     for i in range(5):
         alone = densepure_labels(tiny_models, images[i], cfg, 0, Stream.ESTIMATE, draws[i : i + 1])
         assert batched[i].tolist() == alone[0].tolist()
+
+
+def test_every_draw_comes_from_a_cpu_generator_whatever_the_device():
+    """The same seed tells the same story on a GPU: noise is drawn on the CPU and moved. A device that cannot hold a
+    generator at all (meta, like CUDA initialised nowhere) still receives the draws, with the CPU's shapes."""
+    from densepure_viz.engine.seeding import BlockNoise, gaussian_stream, make_generator
+
+    assert make_generator(0, Stream.PURIFY).device.type == "cpu"
+    draws = torch.tensor([0, 1, 40])
+    cpu = BlockNoise(3, Stream.ESTIMATE, draws, (1, 4, 4), torch.device("cpu"))
+    meta = BlockNoise(3, Stream.ESTIMATE, draws, (1, 4, 4), torch.device("meta"))
+    assert meta.smoothing().device.type == "meta" and meta.smoothing().shape == cpu.smoothing().shape == (3, 1, 4, 4)
+    stream = gaussian_stream((2, 3), make_generator(5, Stream.ATTACK_EOT), torch.device("meta"))
+    assert next(stream).device.type == "meta"
+    again = gaussian_stream((2, 3), make_generator(5, Stream.ATTACK_EOT), torch.device("cpu"))
+    assert torch.equal(next(again), torch.randn((2, 3), generator=make_generator(5, Stream.ATTACK_EOT)))

@@ -39,7 +39,7 @@ from densepure_viz.engine.diffusion import (
 )
 from densepure_viz.models.registry import DensePureModels
 from densepure_viz.engine.reverse import reverse_steps
-from densepure_viz.engine.seeding import Stream, gaussian_stream, make_generator
+from densepure_viz.engine.seeding import Stream, gaussian_stream, make_generator, rand, randn
 from densepure_viz.engine.votes import majority_vote
 
 Norm = Literal["linf", "l2"]
@@ -158,10 +158,10 @@ def project(x: torch.Tensor, x_adv: torch.Tensor, norm: Norm, eps: float) -> tor
 def random_start(x: torch.Tensor, norm: Norm, eps: float, generator: torch.Generator) -> torch.Tensor:
     """A uniform point of the ball around each image (L2: Gaussian direction, radius eps * U^(1/d)), in the box."""
     if norm == "linf":
-        delta = (2 * torch.rand(x.shape, generator=generator, device=x.device) - 1) * eps
+        delta = (2 * rand(x.shape, generator, x.device) - 1) * eps
     else:
-        direction = torch.randn(x.shape, generator=generator, device=x.device)
-        u = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=generator, device=x.device)
+        direction = randn(x.shape, generator, x.device)
+        u = rand((x.shape[0],) + (1,) * (x.dim() - 1), generator, x.device)
         delta = direction / _flat_norm(direction).clamp_min(1e-12) * eps * u ** (1.0 / x[0].numel())
     return project(x, x + delta.to(x.dtype), norm, eps)
 
@@ -256,7 +256,7 @@ def purifier_logits(
     t_star = timestep_for_sigma(cfg.sigma, models.scheduler.alphas_cumprod, DATA_SCALE)
     timesteps = sampler_timesteps(cfg.adaptive_sampler, t_star, cfg.adaptive_steps)
     x = x01.float().unsqueeze(0).expand(e, *x01.shape).flatten(0, 1)  # (E*B, C, H, W)
-    delta = torch.randn(x.shape, generator=generator, device=x.device) * cfg.sigma
+    delta = randn(x.shape, generator, x.device) * cfg.sigma
     x_start = noised_start(x + delta, models.scheduler.alphas_cumprod[t_star].item())
     *_, last = reverse_steps(models, x_start, timesteps, gaussian_stream(x.shape, generator, x.device))
     return models.logits(to_unit(last.prev_sample)).view(e, x01.shape[0], -1)
@@ -273,7 +273,7 @@ def attack_loss(models: DensePureModels, labels: torch.Tensor, cfg: AttackConfig
         return lambda x, step: goal_loss(models.logits(x), labels, targeted)
 
     def eot(x: torch.Tensor, step: int) -> torch.Tensor:
-        logits = purifier_logits(models, x, cfg, make_generator(cfg.seed, Stream.ATTACK_EOT, step, device=x.device))
+        logits = purifier_logits(models, x, cfg, make_generator(cfg.seed, Stream.ATTACK_EOT, step))
         losses = goal_loss(logits.flatten(0, 1), labels.repeat(cfg.eot_samples), targeted)  # (E * B,)
         return losses.view(cfg.eot_samples, -1).mean(0)
 
@@ -293,7 +293,7 @@ def goal_rate(
     if cfg.threat == "classifier":
         hit = reached(models.predict(x_adv), labels, targeted)
         return hit, hit.float()
-    generator = make_generator(cfg.seed, Stream.ATTACK_EOT, cfg.steps, device=x_adv.device)
+    generator = make_generator(cfg.seed, Stream.ATTACK_EOT, cfg.steps)
     predicted = purifier_logits(models, x_adv, cfg, generator).argmax(-1)  # (E, B)
     vote = majority_vote(predicted.T, models.num_classes)  # (B,)
     return reached(vote, labels, targeted), reached(predicted, labels, targeted).float().mean(0)
@@ -325,7 +325,7 @@ def attack_stream(
     _check_input(models, x01, label, cfg)
     x = x01.detach().clone().to(models.device, torch.float32).unsqueeze(0)  # (1, C, H, W)
     goal = torch.tensor([label if cfg.target is None else cfg.target], device=models.device)
-    generator = make_generator(cfg.seed, Stream.ATTACK_START, device=models.device)
+    generator = make_generator(cfg.seed, Stream.ATTACK_START)
     x_adv = x
     loss_fn = attack_loss(models, goal, cfg)
     steps = pgd_steps(loss_fn, x, cfg.norm, cfg.eps, cfg.steps, cfg.alpha, cfg.random_start, generator)

@@ -6,6 +6,10 @@ reverse seeds) and never on what else shares its batch. This is what lets the en
 resume and stop decided draws early while giving exactly the same trajectories, votes and radius.
 `BlockNoise` lays the engine's Gaussian draws out on those generators; `gaussian_stream` is the
 single-generator stream of the attacker. The global RNG is never touched.
+
+Every generator is a CPU generator and every draw is made on the CPU, then moved to the device: torch's CUDA
+generators draw other numbers from the same seed, so drawing on the device would tell another story (another
+noise, another vote) on a GPU than on a laptop for the same seed.
 """
 
 from __future__ import annotations
@@ -38,9 +42,19 @@ def derive_seed(seed: int, *keys: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
-def make_generator(seed: int, *keys: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch.Generator on `device` seeded by derive_seed(seed, *keys)."""
-    return torch.Generator(device=device).manual_seed(derive_seed(seed, *keys))
+def make_generator(seed: int, *keys: int) -> torch.Generator:
+    """A CPU torch.Generator seeded by derive_seed(seed, *keys) (draw with it on the CPU, then move: `draw`)."""
+    return torch.Generator().manual_seed(derive_seed(seed, *keys))
+
+
+def randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """Standard normal draws of `shape` from a CPU generator, on `device`: the same numbers on every device."""
+    return torch.randn(shape, generator=generator).to(device)
+
+
+def rand(shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """Uniform [0, 1) draws of `shape` from a CPU generator, on `device`: the same numbers on every device."""
+    return torch.rand(shape, generator=generator).to(device)
 
 
 class BlockNoise:
@@ -58,19 +72,19 @@ class BlockNoise:
         self.rows = (draws % DRAW_BLOCK).to(device)
 
     def _block(self, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(DRAW_BLOCK, *self.shape, generator=generator, device=self.device)
+        return randn((DRAW_BLOCK, *self.shape), generator, self.device)
 
     def smoothing(self) -> torch.Tensor:
         """Standard normal delta/sigma for each draw, (m, *shape)."""
-        gens = [make_generator(self.seed, self.phase, Stream.SMOOTHING, int(b), device=self.device) for b in self.blocks]
+        gens = [make_generator(self.seed, self.phase, Stream.SMOOTHING, int(b)) for b in self.blocks]
         return torch.stack([self._block(g) for g in gens])[self.block_pos, self.rows]
 
     def chains(self, rows: torch.Tensor, seeds: torch.Tensor) -> Iterator[torch.Tensor]:
         """Per reverse step, the noise (P, *shape) of the chains (draw rows[p], reverse seed seeds[p])."""
         nb = len(self.blocks)
         keys, key_pos = torch.unique(seeds * nb + self.block_pos[rows], return_inverse=True)  # (seed, block) pairs
-        gens = [make_generator(self.seed, self.phase, Stream.REVERSE, key // nb, int(self.blocks[key % nb]),
-                               device=self.device) for key in keys.tolist()]
+        gens = [make_generator(self.seed, self.phase, Stream.REVERSE, key // nb, int(self.blocks[key % nb]))
+                for key in keys.tolist()]
         row_in_block = self.rows[rows]
         while True:
             yield torch.stack([self._block(g) for g in gens])[key_pos, row_in_block]
@@ -79,4 +93,4 @@ class BlockNoise:
 def gaussian_stream(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
     """Standard normal draws of `shape`, one per next(), all from `generator` in order (drawn lazily)."""
     while True:
-        yield torch.randn(shape, generator=generator, device=device)
+        yield randn(shape, generator, device)
