@@ -1,11 +1,9 @@
-"""densepure-viz: `python app.py` serves the explorer (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT honoured).
+"""densepure-viz: `python app.py` serves the explorer; `python app.py --help` lists its options (the model,
+as local folders or hub ids, and where to serve). Nothing is loaded or launched on import."""
 
-build_app() configures the queue (a concurrency limit per model, a bounded waiting line); nothing is
-loaded or launched on import, so tests and Hugging Face Spaces can import this file safely.
-"""
+import sys
 
-from densepure_viz.serving.ui import build_app
-from densepure_viz.serving.ui.app import launch_options
+from densepure_viz.serving.ui.app import main
 
 if __name__ == "__main__":
-    build_app().launch(**launch_options())
+    sys.exit(main())

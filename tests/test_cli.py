@@ -68,6 +68,8 @@ BAD_INPUT = [  # (argv, the one line on stderr must contain)
     (["certify", "SAMPLE", "--n", "0"], "n must"),
     (["certify", "SAMPLE", "--alpha", "1.5"], "alpha"),
     (["purify", "SAMPLE", "--model", "nope"], "unknown model"),
+    (["purify", "SAMPLE", "--diffusion", "somewhere"], "--diffusion and --classifier go together"),
+    (["purify", "SAMPLE", "--labels", "a,,b"], "--labels"),
 ]
 
 
@@ -176,3 +178,24 @@ def test_study_report_only_rebuilds_the_shipped_table(tmp_path, capsys):
     assert main(["study", "--out", str(tmp_path), "--sigma", "0.25", "0.5", "0.75", "1.0", "--draws", "3",
                  "--report-only", "--no-page", "--device", "cpu"]) == 0
     assert (tmp_path / "results.md").read_text() == (shipped / "results.md").read_text()
+
+
+def test_a_preset_with_local_sources_keeps_its_class_names(tiny_dirs, capsys):
+    """--model cifar10 --diffusion DIR --classifier DIR: the preset's names (label_name "ship", not "8") on other
+    weights; without --model the pair names its classes from --labels, else from the classifier."""
+    from densepure_viz.models.registry import CIFAR10_LABELS, REGISTRY, model_spec
+
+    unet, classifier = map(str, tiny_dirs)
+    spec = model_spec("cifar10", unet, classifier)
+    assert (spec.name, spec.labels, spec.diffusion, spec.classifier) == ("cifar10", CIFAR10_LABELS, unet, classifier)
+    assert REGISTRY["cifar10"].diffusion == "google/ddpm-cifar10-32"  # the registry itself is untouched
+    custom = model_spec(None, unet, classifier, tuple("abcdefghij"))
+    assert custom.labels == tuple("abcdefghij") and not custom.dark_background and custom.name != "digits"
+    assert model_spec() is REGISTRY["digits"]
+    image = str(sample(2))
+    out = run_json(capsys, "purify", image, "--model", "cifar10", "--diffusion", unet, "--classifier", classifier,
+                   "--seeds", "2", "--steps", "2")
+    assert out["label_name"] == CIFAR10_LABELS[out["label"]] and out["model"] == "cifar10"
+    out = run_json(capsys, "purify", image, "--diffusion", unet, "--classifier", classifier, "--labels", "a,b,c,d,e,f,g,h,i,j",
+                   "--seeds", "2", "--steps", "2")
+    assert out["label_name"] == "abcdefghij"[out["label"]]

@@ -62,10 +62,42 @@ def test_named_endpoints_are_public(app):
 
 
 def test_app_module_is_thin():
+    """app.py only calls the UI's main, under __main__: importing it starts nothing."""
     tree = ast.parse((PACKAGE.parent / "app.py").read_text())
-    launches = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "launch"]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "main"]
     guards = [n for n in tree.body if isinstance(n, ast.If)]
-    assert launches and guards and all(any(n is m for m in ast.walk(guards[0])) for n in launches)
+    assert calls and guards and all(any(n is m for m in ast.walk(guards[0])) for n in calls)
+
+
+def test_the_apps_command_line(tmp_path, capsys):
+    """python app.py --help prints its options and exits; the model options are the CLI's; a bad one is one line."""
+    import subprocess
+    import sys
+
+    from densepure_viz.models.registry import REGISTRY
+    from densepure_viz.serving.ui.app import main, parse_args
+
+    out = subprocess.run([sys.executable, str(PACKAGE.parent / "app.py"), "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and all(f"--{o}" in out.stdout for o in ("model", "diffusion", "classifier", "labels",
+                                                                         "host", "port", "share"))
+    args = parse_args(["--model", "cifar10", "--diffusion", "D", "--classifier", "C", "--host", "0.0.0.0", "--port",
+                       "7870", "--share"])
+    assert (args.model, args.diffusion, args.classifier, args.host, args.port, args.share) == (
+        "cifar10", "D", "C", "0.0.0.0", 7870, True)
+    assert main(["--diffusion", "D"]) == 2 and "--diffusion and --classifier go together" in capsys.readouterr().err
+    assert main(["--model", "imagenet"]) == 2 and "unknown model 'imagenet'" in capsys.readouterr().err
+    assert main(["--labels", "a,,b"]) == 2 and "--labels" in capsys.readouterr().err
+    assert set(REGISTRY) == {"digits", "cifar10"}
+
+
+def test_a_model_from_the_command_line_opens_the_page_beside_the_presets(tiny_models, tiny_dirs):
+    from densepure_viz.models.registry import model_spec
+
+    spec = model_spec(None, str(tiny_dirs[0]), str(tiny_dirs[1]), ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j"))
+    demo = build_app(loader=lambda name, device: tiny_models, device="cpu", specs={spec.name: spec})
+    dropdown = next(b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.elem_id == "model")
+    assert dropdown.value == spec.name and [c[1] for c in dropdown.choices] == [spec.name, "digits", "cifar10"]
 
 
 @pytest.mark.parametrize("value, expected", [(3, 3), (3.0, 3), ("3", 3), (" 7 ", 7)])

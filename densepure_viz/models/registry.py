@@ -17,7 +17,7 @@ import json
 import socket
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -297,3 +297,31 @@ def custom_spec(diffusion: str, classifier: str, labels: tuple[str, ...] | None 
     """A ModelSpec for any diffusers DDPM and timm classifier (local folders or hub ids)."""
     return ModelSpec(name=f"{diffusion} + {classifier}", diffusion=diffusion, classifier=classifier, labels=labels)
 
+
+def parse_labels(text: str | None) -> tuple[str, ...] | None:
+    """Class names from "a,b,c" (None when not given); empty names are refused."""
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise InputError(f"--labels must be comma-separated class names, got {text!r}")
+    return names
+
+
+def model_spec(model: str | None = None, diffusion: str | None = None, classifier: str | None = None,
+               labels: tuple[str, ...] | None = None) -> ModelSpec:
+    """The model a command line asks for: a preset (default: the embedded digits), a preset with its sources
+    replaced (--model with --diffusion/--classifier: its class names, preprocessing and name kept, so its caps
+    still apply), or a custom pair (--diffusion/--classifier alone, class names from --labels or the classifier)."""
+    if bool(diffusion) != bool(classifier):
+        raise InputError("--diffusion and --classifier go together")
+    if model is None and diffusion:
+        return custom_spec(diffusion, classifier, labels)
+    model = model or "digits"
+    if model not in REGISTRY:
+        raise ModelLoadError(f"unknown model {model!r}; choose one of {sorted(REGISTRY)}")
+    preset = REGISTRY[model]
+    if not diffusion:
+        return preset if labels is None else replace(preset, labels=labels)
+    return replace(preset, diffusion=diffusion, classifier=classifier, labels=labels or preset.labels, embedded=False,
+                   description=f"{preset.description.split(':')[0]}: {diffusion} + {classifier}")

@@ -41,12 +41,10 @@ if TYPE_CHECKING:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model / --diffusion / --classifier / --device, shared by every command."""
-    from densepure_viz.models.registry import REGISTRY
+    """--model / --diffusion / --classifier / --labels (as `python app.py`) and --device, shared by every command."""
+    from densepure_viz.serving.options import add_model_options
 
-    parser.add_argument("--model", default="digits", help=f"registry model: {', '.join(REGISTRY)} (default digits)")
-    parser.add_argument("--diffusion", help="any diffusers DDPM: local folder or hub id (with --classifier)")
-    parser.add_argument("--classifier", help="any timm classifier: local folder or hub id (with --diffusion)")
+    add_model_options(parser)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
 
 
@@ -96,13 +94,11 @@ def writable(path: str) -> Path:
 
 
 def models_from_args(args: argparse.Namespace, device: torch.device | str | None = None) -> DensePureModels:
-    """The models of --model or --diffusion/--classifier, on `device` (default: --device)."""
-    from densepure_viz.models.registry import custom_spec, load_models
+    """The models of --model, --diffusion/--classifier and --labels, on `device` (default: --device)."""
+    from densepure_viz.models.registry import load_models
+    from densepure_viz.serving.options import model_from_options
 
-    if bool(args.diffusion) != bool(args.classifier):
-        raise InputError("--diffusion and --classifier go together")
-    spec = custom_spec(args.diffusion, args.classifier) if args.diffusion else args.model
-    return load_models(spec, device=device or args.device)
+    return load_models(model_from_options(args), device=device or args.device)
 
 
 def purify_config(args: argparse.Namespace) -> PurifyConfig:

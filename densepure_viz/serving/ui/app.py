@@ -2,14 +2,17 @@
 
 `build_app()` lays out the page and wires the events; it loads no model and launches nothing (models
 load on first use; the first view's preset is computed on the first page load and then cached).
-`launch()` adds the queue and the page options (CSS, the map-click script) and serves it; app.py
-calls it under `__main__`, honouring GRADIO_SERVER_NAME / GRADIO_SERVER_PORT as Gradio does.
+`main()` is `python app.py`: its command line chooses the model (a preset, or local folders / hub ids) and
+where to serve, then it launches with the page options (CSS, the map-click script, what may be served).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
@@ -18,6 +21,8 @@ import torch
 from densepure_viz.attacks.pgd import AttackConfig
 from densepure_viz.errors import InputError
 from densepure_viz.models.images import MAX_BYTES
+from densepure_viz.models.registry import ModelSpec
+from densepure_viz.serving.options import add_model_options, model_from_options
 from densepure_viz.paths import ASSETS, PACKAGE
 from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
@@ -47,14 +52,16 @@ def build_app(
     loader: Loader | None = None,
     names: tuple[str, ...] | None = None,
     device: torch.device | str | None = None,
+    specs: Mapping[str, ModelSpec] | None = None,
 ) -> gr.Blocks:
     """The Blocks of the explorer, with its queue configured; nothing is loaded or launched.
 
     loader(name, device) -> DensePureModels replaces the registry loader (tests pass tiny models);
-    names restricts the model choices (default: the registry); device defaults to CUDA when present.
+    names restricts the model choices (default: the registry); device defaults to CUDA when present;
+    specs add models beside the registry's (the command line's), offered first and opened with.
     """
     atomic_image_cache()  # identical outputs for simultaneous visitors must not truncate each other's downloads
-    pool = ModelPool(loader, names, device)
+    pool = ModelPool(loader, names, device, specs)
     ctx = AppContext(pool=pool, samples=list_samples(SAMPLES), engine_concurrency=2 if pool.device.type == "cuda" else 1)
     first_view_cache: dict[str, tuple] = {}
     first_view_lock = threading.Lock()
@@ -64,8 +71,8 @@ def build_app(
             gr.Markdown(f"# {TITLE}\nDiffusion purification with K seeded reverse trajectories and a majority vote, "
                         "and the certificate it earns (Xiao et al., ICLR 2023).", elem_id="title")
             with gr.Column(scale=0, min_width=320):
-                model = gr.Dropdown([(f"{n}", n) for n in pool.names], value=pool.embedded, label="model",
-                                    info=pool.describe(pool.embedded), elem_id="model")
+                model = gr.Dropdown([(f"{n}", n) for n in pool.names], value=pool.default, label="model",
+                                    info=pool.describe(pool.default), elem_id="model")
                 model_status = gr.Markdown(_device_line(pool), elem_id="model-status")
                 present = gr.Checkbox(False, label="presentation mode", elem_id="present-toggle",
                                       info="bigger type, the result beside the controls (or open the page with ?mode=present)")
@@ -127,7 +134,7 @@ def _first_view(ctx: AppContext, handler) -> list:
         return PurifyOutputs(verdict="No sample images found: run `python scripts/export_samples.py`.").as_list()
     d, a = PurifyConfig(), AttackConfig()
     try:
-        *_, last = handler(ctx.default_image, ctx.pool.embedded, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
+        *_, last = handler(ctx.default_image, ctx.pool.default, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
                            a.norm, a.eps, a.steps, a.threat, progress=_NoProgress())
         return last
     except Exception as exc:  # noqa: BLE001 - the page must open even without a model
@@ -160,9 +167,28 @@ def launch_options() -> dict:
     }
 
 
-def launch(**kwargs: Any) -> None:
-    """Build and serve the explorer (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio)."""
-    build_app().launch(**{**launch_options(), **kwargs})
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """`python app.py`'s options: the model (as every `python -m densepure_viz` command takes it) and the server."""
+    parser = argparse.ArgumentParser(prog="python app.py", description="Serve the DensePure explorer (Gradio).")
+    add_model_options(parser)
+    parser.add_argument("--host", default=None, help="address to listen on (default: Gradio's, 127.0.0.1 or "
+                        "GRADIO_SERVER_NAME; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true", help="also serve through a temporary public Gradio link")
+    return parser.parse_args(argv)
 
 
-__all__ = ["build_app", "launch", "launch_options"]
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, then build and serve the explorer; a bad model option is one line and status 2."""
+    args = parse_args(argv)
+    try:
+        spec = model_from_options(args)
+    except InputError as exc:
+        print(f"python app.py: error: {exc}", file=sys.stderr)
+        return 2
+    build_app(specs={spec.name: spec}).launch(server_name=args.host, server_port=args.port, share=args.share,
+                                              **launch_options())
+    return 0
+
+
+__all__ = ["build_app", "launch_options", "main", "parse_args"]

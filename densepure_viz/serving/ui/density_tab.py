@@ -130,7 +130,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
         """The view for the first sample at the defaults, no attack (a message instead when it fails)."""
         a = AttackConfig()
         try:
-            return handler(ctx.default_image, ctx.pool.embedded, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
+            return handler(ctx.default_image, ctx.pool.default, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
                            a.norm, a.eps, a.steps, a.threat, DEFAULT_DRAWS, 2, progress=lambda *args, **kw: None)
         except Exception as exc:  # noqa: BLE001 - the page must open even without a model
             message = getattr(exc, "message", None) or str(exc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from densepure_viz.experiments.projections import training_pca
 from densepure_viz.models.inputs import true_label
 from densepure_viz.models.images import list_images
 from densepure_viz.paths import ASSETS
-from densepure_viz.models.registry import REGISTRY, DensePureModels, ModelLoadError, default_device, load_models
+from densepure_viz.models.registry import REGISTRY, DensePureModels, ModelLoadError, ModelSpec, default_device, load_models
 from densepure_viz.serving.sharing import SharedResults
 from densepure_viz.toy2d import preset_maps
 
@@ -33,20 +33,20 @@ INTERACTIVE = "interactive"
 LONG = "long"
 
 
-def default_loader(name: str, device: torch.device) -> DensePureModels:
-    """Registry entry `name` on `device`, in the device's default dtype."""
-    return load_models(name, device=device)
-
-
 class ModelPool:
     """Models loaded once per (name, device), on first use; thread-safe."""
 
-    def __init__(self, loader: Loader | None = None, names: tuple[str, ...] | None = None, device: torch.device | str | None = None):
-        self.loader = loader or default_loader
-        self.names = names or tuple(REGISTRY)
+    def __init__(self, loader: Loader | None = None, names: tuple[str, ...] | None = None,
+                 device: torch.device | str | None = None, specs: Mapping[str, ModelSpec] | None = None):
+        """loader(name, device) replaces loading each name's spec (tests pass tiny models); specs add or replace
+        registry entries (the app's command-line model) and come first in `names` unless names is given."""
+        self.specs = {**REGISTRY, **(specs or {})}
+        self.loader = loader or (lambda name, device: load_models(self.specs[name], device=device))
+        self.names = names or tuple(dict.fromkeys([*(specs or {}), *REGISTRY]))
         self.device = torch.device(device) if device is not None else default_device()
-        embedded = [n for n in self.names if n in REGISTRY and REGISTRY[n].embedded]
-        self.embedded = embedded[0] if embedded else self.names[0]
+        self.default = self.names[0]  # the model the page opens with
+        embedded = [n for n in self.names if n in self.specs and self.specs[n].embedded]
+        self.embedded = embedded[0] if embedded else self.names[0]  # the fallback when a model cannot be loaded
         self._models: dict[tuple[str, str], DensePureModels] = {}
         self._loading: dict[tuple[str, str], threading.Lock] = {}  # one lock per model
         self._lock = threading.Lock()  # guards _loading
@@ -71,9 +71,9 @@ class ModelPool:
             return self._models[key]
 
     def describe(self, name: str) -> str:
-        """One line on a registry entry."""
-        spec = REGISTRY.get(name)
-        return spec.description if spec is not None else name
+        """One line on a model."""
+        spec = self.specs.get(name)
+        return spec.description if spec is not None and spec.description else name
 
 
 @dataclass(frozen=True)
