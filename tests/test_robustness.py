@@ -509,19 +509,20 @@ def test_sessions_kept_in_memory_are_capped(tiny_models, monkeypatch):
 
 @pytest.mark.slow
 def test_identical_outputs_for_simultaneous_users_download_whole(server):
-    """Gradio names cached images by content; rewriting one while another user downloads it must not cut it."""
-    from gradio import processing_utils
-    from gradio.utils import get_upload_folder
+    """Cached images are named by content; the page's image components rewrite one (every request producing the same
+    picture does) while another user downloads it, and the download must not be cut (components.written_whole)."""
+    import gradio as gr
     from PIL import Image
 
+    image = next(b for b in server.demo.blocks.values() if isinstance(b, gr.Image) and b.elem_id == "purify-grid")
     img = Image.fromarray(np.arange(128 * 128, dtype=np.uint8).reshape(128, 128))  # a ~16 kB PNG
-    path = processing_utils.save_pil_to_cache(img, get_upload_folder(), format="png")
+    path = image.postprocess(img).path
     size = Path(path).stat().st_size
     stop, rewrites = threading.Event(), [0]
 
     def rewrite():  # what every request producing the same picture does
         while not stop.is_set():
-            processing_utils.save_pil_to_cache(img, get_upload_folder(), format="png")
+            image.postprocess(img)
             rewrites[0] += 1
 
     writer = threading.Thread(target=rewrite)

@@ -316,32 +316,38 @@ def test_image_inputs_hand_over_the_file_untouched(tmp_path):
     junk.write_bytes(b"not an image")  # gr.Image would fail here with a generic error; to_tensor explains it
     assert image.preprocess(ImageData(path=str(junk), orig_name="junk.png")) == str(junk)
     assert image.preprocess(None) is None
-    assert not (Path(__file__).resolve().parent.parent / "densepure_viz" / "ui" / "components.pyi").exists()
+    assert not (Path(__file__).resolve().parent.parent / "densepure_viz" / "serving" / "ui" / "components.pyi").exists()
 
 
 def test_gradio_still_rewrites_cached_images_in_place(tmp_path):
-    """Why components.atomic_image_cache exists. When this fails, the installed Gradio writes its cached images
-    atomically itself: delete atomic_image_cache and GRADIO_REWRITES_IN_PLACE_UP_TO."""
-    from PIL import Image
-
-    from densepure_viz.serving.ui.components import GRADIO_SAVE_PIL_TO_CACHE
-
-    img = Image.new("L", (8, 8), 3)
-    path = Path(GRADIO_SAVE_PIL_TO_CACHE(img, str(tmp_path), format="png"))
-    inode = path.stat().st_ino
-    GRADIO_SAVE_PIL_TO_CACHE(img, str(tmp_path), format="png")
-    assert path.stat().st_ino == inode  # the same file truncated and rewritten: a reader can catch it empty
-
-
-def test_the_patched_cache_replaces_files_whole(tmp_path, app):
-    """build_app (the `app` fixture) installed the atomic writer: a rewrite is a new file renamed over the old."""
+    """Why the app's image components write their pictures themselves (components.written_whole). When this fails,
+    the installed Gradio writes its cached images atomically: written_whole can go."""
     from gradio import processing_utils
     from PIL import Image
 
-    img = Image.new("L", (8, 8), 5)
+    img = Image.new("L", (8, 8), 3)
     path = Path(processing_utils.save_pil_to_cache(img, str(tmp_path), format="png"))
     inode = path.stat().st_ino
-    assert Path(processing_utils.save_pil_to_cache(img, str(tmp_path), format="png")) == path
-    assert path.stat().st_ino != inode and Image.open(path).getpixel((0, 0)) == 5
-    assert sorted(p.name for p in path.parent.iterdir()) == ["image.png"]  # no partial file left behind
+    processing_utils.save_pil_to_cache(img, str(tmp_path), format="png")
+    assert path.stat().st_ino == inode  # the same file truncated and rewritten: a reader can catch it empty
+
+
+def test_every_image_of_the_page_is_written_whole_and_gradio_is_not_patched(app):
+    """Each image component writes a picture aside and renames it into Gradio's cache (a reader sees the old file or
+    the new, both complete); nothing process-wide is replaced."""
+    from gradio import processing_utils
+    from PIL import Image
+
+    from densepure_viz.serving.ui.components import _written_whole
+
+    assert processing_utils.save_pil_to_cache.__module__.startswith("gradio")  # Gradio's own function, unpatched
+    images = [b for b in app.blocks.values() if isinstance(b, gr.Image)]
+    assert len(images) >= 9 and all(b.postprocess.__func__ is _written_whole for b in images)
+    img = Image.new("L", (8, 8), 5)
+    first = images[0].postprocess(img)
+    path = Path(first.path)
+    assert path.is_relative_to(Path(images[0].GRADIO_CACHE).resolve()) and path.name == "image.png"
+    inode = path.stat().st_ino
+    assert Path(images[0].postprocess(img).path) == path and path.stat().st_ino != inode  # replaced, not rewritten
+    assert Image.open(path).getpixel((0, 0)) == 5 and sorted(p.name for p in path.parent.iterdir()) == ["image.png"]
 

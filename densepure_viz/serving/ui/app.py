@@ -26,7 +26,7 @@ from densepure_viz.serving.options import add_model_options, model_from_options
 from densepure_viz.paths import ASSETS, PACKAGE
 from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
-from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, atomic_image_cache, guard_numbers
+from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, guard_numbers
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs
 from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
 from densepure_viz.serving.ui.validation import model_id
@@ -60,7 +60,6 @@ def build_app(
     names restricts the model choices (default: the registry); device defaults to CUDA when present;
     specs add models beside the registry's (the command line's), offered first and opened with.
     """
-    atomic_image_cache()  # identical outputs for simultaneous visitors must not truncate each other's downloads
     pool = ModelPool(loader, names, device, specs)
     ctx = AppContext(pool=pool, samples=list_samples(SAMPLES), engine_concurrency=2 if pool.device.type == "cuda" else 1)
     first_view_cache: dict[str, tuple] = {}

@@ -13,15 +13,12 @@ import gradio as gr
 from gradio_client import handle_file
 from gradio import processing_utils
 from gradio.data_classes import ImageData
-from gradio.profiling import traced_sync
-from packaging.version import Version
+from PIL import Image as PILImage
 
 from densepure_viz.errors import InputError
 from densepure_viz.teaching.glossary import glossary_markdown
 from densepure_viz.serving.ui.validation import LIMITS, number
 
-GRADIO_REWRITES_IN_PLACE_UP_TO = "6.31.0"  # the pinned Gradio: still truncates cached images while serving them
-GRADIO_SAVE_PIL_TO_CACHE = processing_utils.save_pil_to_cache  # Gradio's own, before atomic_image_cache
 PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
 BIG = "big-image"  # CSS class: small images fill their box
 LEGEND = "has-legend"  # CSS class: the picture draws a colour legend at its top-left (grids.legend_band)
@@ -337,18 +334,19 @@ def save_pil_atomically(img, cache_dir: str, name: str = "image", format: str = 
     return str(path)
 
 
-def atomic_image_cache() -> None:
-    """Make Gradio write output images atomically (see save_pil_atomically); idempotent.
+def _written_whole(self: gr.Image, value: Any) -> ImageData | None:
+    """gr.Image postprocessing that writes a PIL picture into the component's cache with save_pil_atomically, then
+    hands Gradio the file (already in its cache: served as is). Gradio's own writer rewrites a cached picture in
+    place, so a visitor downloading it while another request produces the same picture could receive nothing."""
+    if isinstance(value, PILImage.Image):
+        value = save_pil_atomically(value, self.GRADIO_CACHE, format=self.format)
+    return gr.Image.postprocess(self, value)
 
-    Gradio's image, gallery and annotated-image components all save through this module function. The
-    replacement keeps Gradio's profiling wrapper, and is installed only on the Gradio versions known to
-    rewrite in place (up to GRADIO_REWRITES_IN_PLACE_UP_TO, the pinned one); a test fails as soon as the
-    installed Gradio writes atomically itself, so this patch is then removed.
-    """
-    if Version(gr.__version__) > Version(GRADIO_REWRITES_IN_PLACE_UP_TO):
-        return
-    if processing_utils.save_pil_to_cache is GRADIO_SAVE_PIL_TO_CACHE:
-        processing_utils.save_pil_to_cache = traced_sync("postprocess_save_pil_to_cache")(save_pil_atomically)
+
+def written_whole(image: gr.Image) -> gr.Image:
+    """`image` with its output pictures written atomically (set on the instance: nothing process-wide changes)."""
+    image.postprocess = types.MethodType(_written_whole, image)
+    return image
 
 
 def image_input(label: str, value: str | None = None, height: int = 256, elem_id: str | None = None) -> gr.Image:
@@ -363,6 +361,7 @@ def image_input(label: str, value: str | None = None, height: int = 256, elem_id
         sources=["upload", "clipboard"], elem_classes=[PIXELATED, BIG], elem_id=elem_id,
     )
     image.preprocess = types.MethodType(_file_preprocess, image)
+    written_whole(image)  # a drawing arrives here as a picture
     if value is not None:
         example = os.path.relpath(value) if Path(value).is_relative_to(Path.cwd()) else str(value)
         image.example_payload = lambda: {**handle_file(example), "url": example}  # Gradio's API page reads the url
@@ -378,8 +377,9 @@ def image_output(label: str, height: int | None = 200, elem_id: str | None = Non
     above the picture instead of over that corner (LAYOUT_CSS).
     """
     classes = [PIXELATED] + ([BIG] if big else []) + ([LEGEND] if legend else [])
-    return gr.Image(label=label, type="pil", format="png", height=height, interactive=False, show_label=show_label,
-                    elem_classes=classes, elem_id=elem_id, buttons=["download", "fullscreen"])
+    return written_whole(gr.Image(label=label, type="pil", format="png", height=height, interactive=False,
+                                  show_label=show_label, elem_classes=classes, elem_id=elem_id,
+                                  buttons=["download", "fullscreen"]))
 
 
 def sigma_slider(value: float, label: str = "sigma (smoothing std on [0, 1] pixels)") -> gr.Slider:

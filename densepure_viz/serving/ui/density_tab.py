@@ -20,7 +20,7 @@ from densepure_viz.viz.grids import image_row
 from densepure_viz.viz.plots.images import label_mass_figure, projection_figure
 from densepure_viz.experiments.projections import high_density
 from densepure_viz.engine.purify import PurifyConfig
-from densepure_viz.serving.ui.components import new_input_note, seed_input, sigma_slider
+from densepure_viz.serving.ui.components import new_input_note, seed_input, sigma_slider, written_whole
 from densepure_viz.attacks.prepare import run_prepare
 from densepure_viz.serving.ui.requests import check_budget, input_name, parse_attack, parse_purify
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
@@ -110,9 +110,9 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
     with gr.Row():
         fig = gr.Plot(label="PCA of the training images", elem_id="density-projection")
         with gr.Column():
-            pictures = gr.Image(label="x0, x_a, x + delta, highest-density training image, posterior mean",
-                                type="pil", format="png", interactive=False, elem_classes=["pixelated"],
-                                elem_id="density-pictures")
+            pictures = written_whole(gr.Image(label="x0, x_a, x + delta, highest-density training image, posterior mean",
+                                              type="pil", format="png", interactive=False, elem_classes=["pixelated"],
+                                              elem_id="density-pictures"))
             mass = gr.Plot(label="label mass")
             text = gr.Markdown(elem_id="density-summary")
     scene = gr.State(None)
