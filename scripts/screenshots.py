@@ -361,6 +361,9 @@ def phone_tour(browser, url: str, out: Path, on_view: Callable[[str, object], No
     page.evaluate("document.querySelector('#story-%s').parentElement.scrollIntoView({block: 'start'})" % PURIFY_STORY)
     shots["phone-stories"] = snap(page, "phone-stories", out)
     page.evaluate("document.querySelector('#purify-verdict').scrollIntoView({block: 'start'})")
+    page.wait_for_function(  # the grid's picture loads lazily, once scrolled near: an empty box until then
+        "() => { const img = document.querySelector('#purify-grid img'); return img && img.complete && img.naturalWidth > 0; }",
+        timeout=TIMEOUT_MS)
     shots["phone-verdict"] = snap(page, "phone-verdict", out)
     for view, ready in (("certify", "#certify-run"), ("regions", "#regions-summary .prose"),
                         ("density", "#density-summary .prose"), ("about", "#about-study, .tabitem .prose")):
