@@ -9,7 +9,7 @@ denoising and DensePure's vote. Afterwards a slider scrubs through the stored re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import gradio as gr
@@ -181,7 +181,7 @@ def make_handler(ctx: AppContext):
                             label="attacked x_a (the purifier's input)" if prep.attack else "x (no attack: the purifier's input)")
         intro = input_line(prep, size, models.channels) + "\n\n" + attack_line(prep, attack, attack_cfg)
         status = intro + f"\n\nPurifying: t\\* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
-        yield PurifyOutputs(clean_img, adv_img, None, None, None, status, None, gr.update(visible=False), None, None).as_list()
+        yield replace(cleared(status), clean=clean_img, adversarial=adv_img).as_list()
 
         shown = set(column_indices(len(timesteps), MAX_GRID_COLUMNS))
         keep = column_indices(len(timesteps), MAX_SCRUB_FRAMES)
@@ -262,9 +262,9 @@ def shared(ctx: AppContext, handler):
 NEW_INPUT = new_input_note("Run DensePure", "results")
 
 
-def cleared(note: str) -> list:
-    """Every result emptied and the verdict saying why: what was shown belonged to another input."""
-    return PurifyOutputs(None, None, None, None, None, note, None, gr.update(visible=False), None, None).as_list()
+def cleared(note: str) -> PurifyOutputs:
+    """Every result emptied and the verdict saying `note` (a new input, or a run starting over)."""
+    return PurifyOutputs(None, None, None, None, None, note, None, gr.update(visible=False), None, None)
 
 
 def scrub_view(index, scrub):
@@ -371,7 +371,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
         return str(ctx.samples[evt.index].path) if 0 <= evt.index < len(ctx.samples) else gr.skip()
 
     # results belong to the input they were computed for: a new image (picked, uploaded, drawn) clears them
-    new_input = {"fn": lambda: cleared(NEW_INPUT), "inputs": None, "outputs": outputs.as_list(), "queue": False,
+    new_input = {"fn": lambda: cleared(NEW_INPUT).as_list(), "inputs": None, "outputs": outputs.as_list(), "queue": False,
                  "api_visibility": "private", "show_progress": "hidden"}
     image.input(**new_input)
     gallery.select(pick, None, image, api_visibility="private").then(**new_input)
