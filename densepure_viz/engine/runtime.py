@@ -81,12 +81,13 @@ def is_compiled(module: torch.nn.Module) -> bool:
 
 def _unet(models: DensePureModels, x: torch.Tensor, t: int) -> torch.Tensor:
     """The UNet's output (float32) on x (B, C, H, W) at timestep t; a compiled UNet sees a bucketed batch."""
-    n = len(x)
-    if is_compiled(models.unet) and batch_bucket(n) > n:
+    n, compiled = len(x), is_compiled(models.unet)
+    if compiled and batch_bucket(n) > n:
         x = torch.cat([x, x.new_zeros(batch_bucket(n) - n, *x.shape[1:])])
     timesteps = torch.full((len(x),), t, dtype=torch.long, device=x.device)
     with models.autocast():
-        return models.unet(x.to(models.dtype), timesteps).sample[:n].float()
+        out = models.unet(x.to(models.dtype), timesteps).sample[:n]
+    return out.to(torch.float32, copy=compiled)  # a CUDA graph's next replay overwrites its output: keep a copy
 
 
 def unet_eps(models: DensePureModels, x: torch.Tensor, t: int, counter: EvalCounter | None = None) -> torch.Tensor:
