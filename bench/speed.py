@@ -1,6 +1,7 @@
 """Speed of the DensePure engine beside the per-seed reference and the bare networks (issues 2 and 5).
 
-    python -m bench.speed [--quick] [--device cpu|cuda] [--models digits,cifar10] [--dtype D] [--compile]
+    python -m bench.speed [--quick] [--device cpu|cuda] [--models digits,cifar10] [--dtype D] [--compile [MODE]]
+    python -m bench.speed --sweep [--batches 256,512,...] [--compile MODE] [--peak-tflops P]
 
 On the same inputs and seeds, each case runs (a) the engine (`purify`, or CERTIFY with
 `densepure_base`), (b) the per-seed reference structure (densepure_viz/experiments/reference.py: one pass per seed), and
@@ -11,6 +12,11 @@ times, and the share of wall time spent inside the UNet. Models: "digits" (the s
 "cifar10", a random-weight UNet with google/ddpm-cifar10-32's architecture (cifar10_ddpm.json,
 35.7M parameters, no download) and a random timm ResNet-18 for 3x32x32. Thread count: torch's
 default, or set OMP_NUM_THREADS. `--quick` is a smoke run of about a minute.
+
+`--sweep` (issue 23) measures the bare UNet instead, per model and batch size, eager and compiled: FLOPs per
+evaluation (counted by torch.utils.flop_counter.FlopCounterMode: 2 per multiply-add of convolutions, matmuls
+and attention), evaluations per second, TFLOP/s and MFU, the share of the device's dense bf16 peak
+(`PEAK_TFLOPS`; none on a CPU). On CUDA the batches double from 256 until memory runs out.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import ctypes
 import datetime
 import json
 import platform
+import re
 import sys
 import threading
 import time
@@ -31,12 +38,13 @@ from pathlib import Path
 import timm
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from densepure_viz.smoothing.certify import CertifyConfig, CertifyResult, certify
 from densepure_viz.models.registry import DensePureModels, default_dtype, load_models
 from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify
 from densepure_viz.smoothing.base import densepure_base
-from densepure_viz.engine.runtime import EvalCounter, accelerate, auto_batch
+from densepure_viz.engine.runtime import COMPILE_MODES, EvalCounter, accelerate, auto_batch, unet_eps
 from densepure_viz.engine.seeding import Stream
 from densepure_viz.experiments.reference import per_seed_certify, per_seed_labels, replay
 
@@ -62,6 +70,14 @@ PLANS = {  # (model, quick) -> Plan; CIFAR on CPU stays small (a 35.7M UNet eval
     ("cifar10", True): Plan((4,), (1, 10), (2, 4, 4, 2), (2, 4, (1,), 2)),
 }
 CUDA_CIFAR = Plan((1, 4, 8, 16), (1, 10), (100, 1000, 10, 10), (100, 1000, (1, 4), 10))
+# Dense (no 2:4 sparsity) bf16 tensor-core peaks in TFLOP/s from NVIDIA's datasheets, matched on the device name
+# in order (H100 PCIe before H100 SXM; "A10" is not "A10G", whose figure NVIDIA does not publish). T4: fp16.
+PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
+    (r"H200", 989.0), (r"H100 PCIe", 756.0), (r"H100", 989.0), (r"A100", 312.0), (r"L40S", 362.0),
+    (r"\bL4\b", 121.0), (r"\bA10\b", 125.0), (r"\bT4\b", 65.0),
+)
+SWEEP_BATCHES = {"cpu": (8, 32), "cuda": tuple(256 * 2**i for i in range(8))}  # cuda: 256 .. 32768, until OOM
+SWEEP_SECONDS = 2.0  # time each batch size for at least this long (after its warm-up call)
 
 
 @dataclass
@@ -175,8 +191,9 @@ def cifar10_models(device: torch.device, dtype: torch.dtype) -> DensePureModels:
     )
 
 
-def setup(name: str, device: torch.device, dtype: torch.dtype, compile: bool) -> tuple[DensePureModels, torch.Tensor]:
-    """(models, the input image) of a benchmark model, with the engine's speed options applied."""
+def setup(name: str, device: torch.device, dtype: torch.dtype, compile: bool | str | None) -> tuple[DensePureModels, torch.Tensor]:
+    """(models, the input image) of a benchmark model, with the engine's speed options applied (compile: as
+    `runtime.compile_mode` reads it; None follows DENSEPURE_COMPILE)."""
     if name == "digits":
         from densepure_viz.models.data import split_digits
 
@@ -184,7 +201,7 @@ def setup(name: str, device: torch.device, dtype: torch.dtype, compile: bool) ->
     else:
         models = cifar10_models(device, dtype)
         image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
-    return accelerate(models, compile=compile or None), image
+    return accelerate(models, compile=compile), image
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -267,6 +284,107 @@ def _share(run: Run) -> str:
     return f"{100 * run.counter.unet_seconds / run.seconds:.0f}% in UNet"
 
 
+# --- the bare UNet: FLOPs, throughput, MFU (issue 23) --------------------------------------------------
+
+
+def peak_for_name(gpu: str) -> float | None:
+    """The dense bf16 peak (TFLOP/s) of a GPU by its name (PEAK_TFLOPS), or None when it is not listed."""
+    return next((peak for pattern, peak in PEAK_TFLOPS if re.search(pattern, gpu)), None)
+
+
+def peak_tflops(device: torch.device) -> float | None:
+    """The device's dense bf16 peak, or None on a CPU or an unlisted GPU."""
+    return peak_for_name(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *_, out_shape=None, **__) -> int:
+    """torch's counter knows the CUDA attention kernels but not the CPU one: the same formula, for the CPU's."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+
+
+def flops_per_call(fn: Callable[[], object]) -> int:
+    """FLOPs (2 per multiply-add) of one call of fn, counted by torch's FlopCounterMode."""
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def unet_flops(models: DensePureModels, batch: int) -> int:
+    """FLOPs of one UNet call on `batch` images (the eager network: count before compiling)."""
+    x = torch.zeros(batch, models.channels, models.image_size, models.image_size, device=models.device)
+    with torch.inference_mode():
+        return flops_per_call(lambda: unet_eps(models, x, 0))
+
+
+@dataclass
+class Throughput:
+    """The bare UNet on one batch size."""
+
+    batch: int  # images per call
+    first_s: float  # the first call (for a compiled UNet: compiling it for this batch bucket)
+    evals_per_s: float  # image-evaluations per second after the first call
+
+
+def unet_throughput(models: DensePureModels, batch: int, seconds: float = SWEEP_SECONDS) -> Throughput:
+    """Time UNet calls on `batch` images at t = 500 (the work does not depend on t) for at least `seconds`."""
+    x = torch.randn(batch, models.channels, models.image_size, models.image_size, generator=torch.Generator().manual_seed(0))
+    x = x.to(models.device)
+    with torch.inference_mode():
+        first = timed(models.device, lambda _: unet_eps(models, x, 500))
+        calls, start = 0, time.perf_counter()
+        while calls == 0 or time.perf_counter() - start < seconds:
+            unet_eps(models, x, 500)
+            calls += 1
+            if models.device.type == "cuda" and calls % 4 == 0:
+                torch.cuda.synchronize(models.device)  # keep the clock honest: the queue never runs far ahead
+        if models.device.type == "cuda":
+            torch.cuda.synchronize(models.device)
+        return Throughput(batch, first.seconds, calls * batch / (time.perf_counter() - start))
+
+
+def mfu_cell(flops_per_s: float, peak: float | None) -> str:
+    """MFU as a percentage of `peak` TFLOP/s, or n/a without one."""
+    return f"{100 * flops_per_s / (peak * 1e12):.1f}%" if peak else "n/a"
+
+
+def sweep(models: DensePureModels, batches: tuple[int, ...], seconds: float = SWEEP_SECONDS) -> list[Throughput]:
+    """unet_throughput per batch size, stopping at the first that runs out of GPU memory."""
+    points = []
+    for batch in batches:
+        try:
+            points.append(unet_throughput(models, batch, seconds))
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            break
+    return points
+
+
+def sweep_rows(name: str, mode: str, flops: int, points: list[Throughput], peak: float | None) -> list[str]:
+    """The sweep's Markdown rows of one model and mode."""
+    return [_row([name, mode, p.batch, f"{flops / 1e9:.3f}", f"{p.first_s:.1f}", f"{p.evals_per_s:,.0f}",
+                  f"{p.evals_per_s * flops / 1e12:.2f}", mfu_cell(p.evals_per_s * flops, peak)]) for p in points]
+
+
+SWEEP_HEADER = ["| model | mode | batch | GFLOP / eval | first call s | evals/s | TFLOP/s | MFU |",
+                "|---|---|---:|---:|---:|---:|---:|---:|"]
+
+
+def sweep_table(names: list[str], device: torch.device, dtype: torch.dtype, batches: tuple[int, ...],
+                compile: str | None, peak: float | None) -> str:
+    """The sweep of every model: eager, then (when `compile` names a mode) compiled in that mode."""
+    rows = list(SWEEP_HEADER)
+    for name in names:
+        models, _ = setup(name, device, dtype, False)
+        flops = unet_flops(models, 1)
+        rows += sweep_rows(name, "eager", flops, sweep(models, batches), peak)
+        if compile:
+            rows += sweep_rows(name, compile, flops, sweep(accelerate(models, compile=compile), batches), peak)
+    return "\n".join(rows)
+
+
 def header(device: torch.device, dtype: torch.dtype, quick: bool, argv: str) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
@@ -283,11 +401,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="digits,cifar10", help="comma-separated: digits, cifar10")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                         help="network dtype (auto: models.default_dtype, float32 on CPU)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (accelerate)")
+    parser.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, default=None,
+                        help="torch.compile the networks (accelerate) in this mode (default: %(const)s)")
+    parser.add_argument("--sweep", action="store_true", help="the bare UNet over batch sizes: FLOPs, evals/s, MFU")
+    parser.add_argument("--batches", default=None, help="comma-separated batch sizes of --sweep "
+                        f"(default: {SWEEP_BATCHES['cpu']} on CPU; on CUDA 256, 512, ... until memory runs out)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's dense peak for MFU "
+                        "(default: from PEAK_TFLOPS by GPU name)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     dtype = default_dtype(device) if args.dtype == "auto" else getattr(torch, args.dtype)
     print(header(device, dtype, args.quick, " ".join(["python -m bench.speed", *(sys.argv[1:] if argv is None else argv)])) + "\n")
+    if args.sweep:
+        batches = tuple(map(int, args.batches.split(","))) if args.batches else SWEEP_BATCHES[device.type]
+        peak = args.peak_tflops or peak_tflops(device)
+        print(f"## The bare UNet (peak {peak or 'n/a'} TFLOP/s)\n\n"
+              + sweep_table(args.models.split(","), device, dtype, batches, args.compile, peak))
+        return
     purify_table = ["| model | K | b | (a) engine s | (b) per-seed s | (c) networks s | a/b | a/c | a/b CPU | a/c CPU | "
                     "UNet evals a / b | peak MB a / b | same labels |",
                     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
