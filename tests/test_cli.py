@@ -181,8 +181,8 @@ def test_study_report_only_rebuilds_the_shipped_table(tmp_path, capsys):
 
 
 def test_a_preset_with_local_sources_keeps_its_class_names(tiny_dirs, capsys):
-    """--model cifar10 --diffusion DIR --classifier DIR: the preset's names (label_name "ship", not "8") on other
-    weights; without --model the pair names its classes from --labels, else from the classifier."""
+    """--model cifar10 --diffusion DIR --classifier DIR: the preset's names on other weights (run on the RGB replicas in
+    test_rgb.py); without --model the pair names its classes from --labels, else from the classifier."""
     from densepure_viz.models.registry import CIFAR10_LABELS, REGISTRY, model_spec
 
     unet, classifier = map(str, tiny_dirs)
@@ -192,10 +192,61 @@ def test_a_preset_with_local_sources_keeps_its_class_names(tiny_dirs, capsys):
     custom = model_spec(None, unet, classifier, tuple("abcdefghij"))
     assert custom.labels == tuple("abcdefghij") and not custom.dark_background and custom.name != "digits"
     assert model_spec() is REGISTRY["digits"]
-    image = str(sample(2))
-    out = run_json(capsys, "purify", image, "--model", "cifar10", "--diffusion", unet, "--classifier", classifier,
-                   "--seeds", "2", "--steps", "2")
-    assert out["label_name"] == CIFAR10_LABELS[out["label"]] and out["model"] == "cifar10"
-    out = run_json(capsys, "purify", image, "--diffusion", unet, "--classifier", classifier, "--labels", "a,b,c,d,e,f,g,h,i,j",
-                   "--seeds", "2", "--steps", "2")
+    out = run_json(capsys, "purify", str(sample(2)), "--diffusion", unet, "--classifier", classifier,
+                   "--labels", "a,b,c,d,e,f,g,h,i,j", "--seeds", "2", "--steps", "2")
     assert out["label_name"] == "abcdefghij"[out["label"]]
+
+
+def write_bad_model_folders(root: Path, tiny_dirs: tuple[Path, Path]) -> None:
+    """Model folders under `root` that must be refused: empty, malformed JSON, truncated weights, missing config."""
+    import shutil
+
+    unet, classifier = tiny_dirs
+    (root / "empty").mkdir(parents=True)
+    for name in ("unet-json", "unet-truncated"):
+        shutil.copytree(unet, root / name)
+    for name in ("classifier-json", "classifier-truncated", "classifier-no-config"):
+        shutil.copytree(classifier, root / name)
+    (root / "unet-json" / "unet" / "config.json").write_text("{not json")
+    weights = root / "unet-truncated" / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    (root / "classifier-json" / "config.json").write_text('{"architecture": "resnet18",')
+    (root / "classifier-truncated" / "model.safetensors").write_bytes(b"\x10" * 100)
+    (root / "classifier-no-config" / "config.json").unlink()
+
+
+BAD_MODELS = [  # (model options, the one line on stderr must contain); {unet}, {classifier}: the tiny grey 8x8 pair
+    ("--diffusion {tmp}/missing --classifier {classifier}", "does not exist"),
+    ("--diffusion missing/folder --classifier {classifier}", "hf download missing/folder --local-dir DIR"),
+    ("--model cifar10", "hf download google/ddpm-cifar10-32 --local-dir DIR"),  # the hub, unreachable
+    ("--diffusion {bad}/empty --classifier {classifier}", "lacks config.json"),
+    ("--diffusion {bad}/unet-json --classifier {classifier}", "not a valid JSON"),
+    ("--diffusion {bad}/unet-truncated --classifier {classifier}", "not a diffusers DDPM"),
+    ("--diffusion {classifier} --classifier {unet}", "lacks diffusion_pytorch_model.safetensors"),  # swapped
+    ("--diffusion {unet} --classifier {bad}/empty", "has no model.safetensors"),
+    ("--diffusion {unet} --classifier {bad}/classifier-json", "not a loadable timm classifier"),
+    ("--diffusion {unet} --classifier {bad}/classifier-truncated", "not a loadable timm classifier"),
+    ("--diffusion {unet} --classifier {bad}/classifier-no-config", "not a loadable timm classifier"),
+    ("--diffusion {unet} --classifier {classifier} --labels a,b,c", "--labels names 3 classes, but the classifier"),
+    ("--model cifar10 --diffusion {unet} --classifier {classifier}", "is for 3x32x32 images"),
+    ("--diffusion {unet} --classifier {rgb}/classifier", "takes 3-channel input"),
+]
+
+
+@pytest.mark.parametrize("options, message", BAD_MODELS)
+def test_bad_models_exit_2_with_one_line(options, message, tiny_dirs, tmp_path, capsys, monkeypatch):
+    """Every model the loader cannot use is one line (status 2), never a traceback, and the hub is never contacted."""
+    from conftest import save_tiny_models
+    from densepure_viz.models import registry
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(registry, "_hub_reachable", lambda timeout=3.0: False)
+    write_bad_model_folders(tmp_path / "bad", tiny_dirs)
+    if "{rgb}" in options:
+        save_tiny_models(tmp_path / "rgb", channels=3)
+    places = {"unet": tiny_dirs[0], "classifier": tiny_dirs[1], "tmp": tmp_path, "bad": tmp_path / "bad",
+              "rgb": tmp_path / "rgb"}
+    assert main(["purify", str(sample(2)), *options.format(**places).split(), "--device", "cpu"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err

@@ -130,3 +130,62 @@ def test_registry_embedded_entry_points_inside_assets():
 def test_folder_that_is_not_a_model_is_refused(tmp_path):
     with pytest.raises(ModelLoadError, match="not a diffusers DDPM"):
         load_models(custom_spec(str(tmp_path), str(tmp_path)))
+
+
+def _shape(**changes) -> "PairShape":
+    """The cifar10 preset's shapes (3x32x32 UNet, 224x224 RGB classifier, 10 classes), with `changes`."""
+    from dataclasses import replace
+
+    from densepure_viz.models.registry import PairShape
+
+    return replace(PairShape(3, 32, 3, (224, 224), (3, 3), 10, 10), **changes)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({}, None),
+    ({"classifier_size": (32, 32)}, None),  # the UNet's own size
+    ({"classifier_size": (64, 64)}, None),  # a whole multiple: upsampled, as CIFAR classifiers trained at 224
+    ({"classifier_size": (16, 16)}, "nor a whole multiple"),  # would shrink what the diffusion model restored
+    ({"classifier_size": (48, 48)}, "nor a whole multiple"),
+    ({"classifier_size": (224, 192)}, "nor a whole multiple"),  # not square: the resize would distort
+    ({"classifier_channels": 1, "stats": (1, 1)}, "takes 1-channel input"),
+    ({"stats": (3, 1)}, "mean and std have 3 and 1 values"),
+    ({"labels": 9}, "names 9 classes, but the classifier"),
+])
+def test_check_pair_accepts_only_pairs_that_fit(changes, message):
+    from densepure_viz.models.registry import check_pair, custom_spec
+
+    spec = custom_spec("unet-dir", "classifier-dir", tuple("abcdefghij"))
+    if message is None:
+        check_pair(spec, _shape(**changes))
+    else:
+        with pytest.raises(ModelLoadError, match=message):
+            check_pair(spec, _shape(**changes))
+
+
+def test_a_preset_with_replaced_sources_must_make_its_images():
+    """--model cifar10 with a 1x16x16 DDPM: refused even though the pair itself fits (grey 16 with grey 16)."""
+    from densepure_viz.models.registry import check_pair, model_spec
+
+    fitting_grey_pair = _shape(unet_channels=1, unet_side=16, classifier_channels=1, classifier_size=(16, 16), stats=(1, 1))
+    check_pair(model_spec(None, "unet-dir", "classifier-dir"), fitting_grey_pair)
+    with pytest.raises(ModelLoadError, match="the preset 'cifar10' is for 3x32x32 images, but .* makes 1x16x16"):
+        check_pair(model_spec("cifar10", "unet-dir", "classifier-dir"), fitting_grey_pair)
+
+
+def test_class_count_is_the_classifiers_outputs_not_its_source_config(tmp_path, tiny_dirs):
+    """A fine-tuned timm model keeps its source's pretrained_cfg num_classes (often 1000): the outputs count."""
+    import json
+    import shutil
+
+    diffusion, classifier = tiny_dirs
+    edited = tmp_path / "classifier"
+    shutil.copytree(classifier, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["pretrained_cfg"]["num_classes"] = 1000
+    (edited / "config.json").write_text(json.dumps(config))
+    assert load_models(custom_spec(str(diffusion), str(edited)), device="cpu").num_classes == 10
+    config["pretrained_cfg"]["mean"] = [0.5, 0.5, 0.5]  # ImageNet-like stats left on a grey classifier
+    (edited / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="1-channel input, but its pretrained_cfg's mean and std have 3 and 1 values"):
+        load_models(custom_spec(str(diffusion), str(edited)), device="cpu")

@@ -5,6 +5,9 @@ a hub id is first resolved to a local snapshot folder (the cache, or a download 
 and JSON files), then loaded exactly like a local folder. Loading is safe by construction: weights
 are read from safetensors only (no pickle is ever downloaded or opened) and nothing runs remote code.
 Offline, a hub id that is not cached fails at once with a message naming the local-folder route.
+Before a pair is used, `check_pair` holds it together: the UNet's images have the classifier's channels and
+a size it takes (its input side is the UNet's or a whole multiple of it, like a CIFAR-10 classifier trained
+at 224 = 7 x 32), a preset's replaced sources make its images, and there is one class name per output.
 
 Loaded models are shared by concurrent requests and never changed by one: a DensePureModels freezes
 both networks when it is created (attacks differentiate with respect to the input only) and, on
@@ -50,6 +53,7 @@ class ModelSpec:
     labels: tuple[str, ...] | None = None  # class names; default: the classifier's label_names
     embedded: bool = False  # shipped in assets/ (works offline)
     dark_background: bool = False  # trained on light strokes on black: invert light-background inputs
+    image_shape: tuple[int, int] | None = None  # (channels, side) of a preset's images; replaced sources must match
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -60,6 +64,7 @@ REGISTRY: dict[str, ModelSpec] = {
         description="Embedded: 16x16 handwritten digits, DDPM + ResNet trained by this project (offline)",
         embedded=True,
         dark_background=True,
+        image_shape=(1, 16),
     ),
     "cifar10": ModelSpec(
         name="cifar10",
@@ -67,6 +72,7 @@ REGISTRY: dict[str, ModelSpec] = {
         classifier="grodino/resnet18_cifar10",
         description="Hub: google/ddpm-cifar10-32 (35.7M UNet) + timm ResNet-18 for CIFAR-10 (needs network once)",
         labels=CIFAR10_LABELS,
+        image_shape=(3, 32),
     ),
 }
 
@@ -118,8 +124,7 @@ class DensePureModels:
 
     @property
     def image_size(self) -> int:
-        size = self.unet.config.sample_size
-        return int(size if isinstance(size, int) else size[0])
+        return _side(self.unet.config.sample_size)
 
     @property
     def num_classes(self) -> int:
@@ -183,7 +188,8 @@ def resolve_source(source: str) -> Path:
         raise ModelLoadError(f"embedded model files are missing at {path}; rebuild them with "
                              f"`python -m densepure_viz.models.train` (or restore assets/ from git)")
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
-        raise ModelLoadError(f"model source {source!r} is neither a folder nor a hub id like 'org/name'")
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise ModelLoadError(f"model source {source!r} {what}, and it is not a hub id like 'org/name'")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -193,7 +199,8 @@ def resolve_source(source: str) -> Path:
         pass
     if not _hub_reachable():
         raise ModelLoadError(
-            f"cannot reach the Hugging Face hub to download {source!r} and it is not in the local cache. "
+            f"cannot reach the Hugging Face hub to download {source!r} (no local folder of that name either, "
+            f"and it is not in the local cache). "
             f"Where you have network, run `hf download {source} --local-dir DIR` and pass DIR instead "
             f"(a local folder; CLI: --diffusion DIR --classifier DIR), or use the embedded model 'digits'."
         )
@@ -208,6 +215,14 @@ def load_diffusion(source: str, dtype: torch.dtype = torch.float32) -> tuple[UNe
     root = resolve_source(source)
     sub = "unet" if (root / "unet").is_dir() else None
     sched_sub = "scheduler" if (root / "scheduler").is_dir() else None
+    needed = [Path(sub or "") / "config.json", Path(sub or "") / "diffusion_pytorch_model.safetensors",
+              Path(sched_sub or "") / "scheduler_config.json"]
+    missing_files = [str(name) for name in needed if not (root / name).is_file()]
+    if missing_files:  # said here, before diffusers logs its own search for them
+        raise ModelLoadError(
+            f"{source!r} is not a diffusers DDPM folder: it lacks {', '.join(missing_files)} (expected config.json and "
+            "diffusion_pytorch_model.safetensors, flat or in unet/, and scheduler_config.json, flat or in scheduler/)"
+        )
     try:
         unet, info = UNet2DModel.from_pretrained(
             root, subfolder=sub, use_safetensors=True, low_cpu_mem_usage=False, torch_dtype=dtype,
@@ -255,12 +270,86 @@ def _label_names(cfg: dict, root_config: Path, num_classes: int) -> tuple[str, .
     return tuple(names) if names else tuple(str(i) for i in range(num_classes))
 
 
+def classifier_channels(classifier: torch.nn.Module, cfg: dict) -> int:
+    """Channels the classifier takes: its first convolution's (as pretrained_cfg names it), else cfg's input_size."""
+    try:
+        return int(classifier.get_submodule(cfg["first_conv"]).in_channels)
+    except (AttributeError, KeyError, TypeError):  # no such layer, no first_conv, or several named
+        return int(cfg["input_size"][0])
+
+
+@dataclass(frozen=True)
+class PairShape:
+    """What `check_pair` compares: the shapes and class counts of a loaded DDPM and classifier."""
+
+    unet_channels: int  # channels of the UNet's images
+    unet_side: int  # side of its (square) images
+    classifier_channels: int  # channels the classifier takes
+    classifier_size: tuple[int, int]  # (H, W) it takes; inputs are resized to it
+    stats: tuple[int, int]  # values in its normalisation mean and std (one per channel each)
+    outputs: int  # classes it scores
+    labels: int  # class names the model was given
+
+
+def _labels_origin(spec: ModelSpec) -> str:
+    """Where a spec's class names come from, as the message about a count mismatch names it."""
+    preset = REGISTRY.get(spec.name)
+    if spec.labels is None:
+        return "the classifier's config.json (label_names)"
+    if preset is not None and spec.labels == preset.labels:
+        return f"the preset {spec.name!r}"
+    return "--labels"
+
+
+def check_pair(spec: ModelSpec, shape: PairShape) -> None:
+    """Refuse (ModelLoadError, one line saying what to pair) a DDPM and classifier that do not fit together.
+
+    A preset's replaced sources must make its images; the UNet's images must have the classifier's channels
+    (else normalisation would silently broadcast a grey image to colour) and a size the classifier takes: its
+    square input side equals the UNet's or is a whole multiple of it (upsampled, like CIFAR-10 classifiers
+    trained at 224 = 7 x 32), never a reduction of what the diffusion model restored; one name per class.
+    """
+    unet = f"{shape.unet_channels}x{shape.unet_side}x{shape.unet_side}"
+    if spec.image_shape and spec.image_shape != (shape.unet_channels, shape.unet_side):
+        channels, side = spec.image_shape
+        raise ModelLoadError(
+            f"the preset {spec.name!r} is for {channels}x{side}x{side} images, but the diffusion model "
+            f"{spec.diffusion!r} makes {unet}: pass a DDPM made for {channels}x{side}x{side} images, or leave out --model"
+        )
+    if shape.unet_channels != shape.classifier_channels:
+        raise ModelLoadError(
+            f"the diffusion model {spec.diffusion!r} makes {unet} images, but the classifier {spec.classifier!r} takes "
+            f"{shape.classifier_channels}-channel input: pair models made for the same images"
+        )
+    if set(shape.stats) != {shape.classifier_channels}:
+        raise ModelLoadError(
+            f"the classifier {spec.classifier!r} takes {shape.classifier_channels}-channel input, but its "
+            f"pretrained_cfg's mean and std have {' and '.join(map(str, shape.stats))} values: fix its config.json"
+        )
+    height, width = shape.classifier_size
+    if height != width or height % shape.unet_side:
+        raise ModelLoadError(
+            f"the classifier {spec.classifier!r} takes {height}x{width} input, which is not the diffusion model's "
+            f"{shape.unet_side}x{shape.unet_side} nor a whole multiple of it (like 224 = 7 x 32): pair models made "
+            f"for the same images"
+        )
+    if shape.labels != shape.outputs:
+        raise ModelLoadError(
+            f"{_labels_origin(spec)} names {shape.labels} classes, but the classifier {spec.classifier!r} has "
+            f"{shape.outputs} outputs: give {shape.outputs} class names with --labels, or a classifier with "
+            f"{shape.labels} classes"
+        )
+
+
 def load_models(
     spec: ModelSpec | str,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> DensePureModels:
-    """Load a registry entry (or a ModelSpec) onto `device` (default: CUDA if present, else CPU)."""
+    """Load a registry entry (or a ModelSpec) onto `device` (default: CUDA if present, else CPU).
+
+    ModelLoadError (one line) when a source is missing, unreachable or malformed, or the pair does not fit.
+    """
     if isinstance(spec, str):
         if spec not in REGISTRY:
             raise ModelLoadError(f"unknown model {spec!r}; choose one of {sorted(REGISTRY)}")
@@ -269,28 +358,32 @@ def load_models(
     dtype = dtype or default_dtype(device)
     unet, scheduler = load_diffusion(spec.diffusion, dtype)
     classifier, cfg = load_classifier(spec.classifier)
-    num_classes = int(cfg.get("num_classes") or classifier.num_classes)
+    num_classes = int(classifier.num_classes)  # the outputs it has (a pretrained_cfg may keep its source's count)
     labels = spec.labels or _label_names(cfg, resolve_source(spec.classifier) / "config.json", num_classes)
-    if len(labels) != num_classes:
-        raise ModelLoadError(f"{len(labels)} label names for a classifier with {num_classes} outputs")
-    channels = unet.config.in_channels
-    mean = torch.tensor(cfg.get("mean", (0.5,) * channels), dtype=dtype, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(cfg.get("std", (0.5,) * channels), dtype=dtype, device=device).view(1, -1, 1, 1)
-    size = tuple(cfg.get("input_size", (channels, unet.config.sample_size, unet.config.sample_size))[1:])
+    channels, side = int(unet.config.in_channels), _side(unet.config.sample_size)
+    size = tuple(cfg.get("input_size", (channels, side, side))[1:])
+    mean, std = cfg.get("mean", (0.5,) * channels), cfg.get("std", (0.5,) * channels)
+    check_pair(spec, PairShape(channels, side, classifier_channels(classifier, cfg), size,
+                               (len(mean), len(std)), num_classes, len(labels)))
     return DensePureModels(
         name=spec.name,
         unet=unet.to(device),
         scheduler=scheduler,
         classifier=classifier.to(device, dtype),
         labels=tuple(labels),
-        mean=mean,
-        std=std,
+        mean=torch.tensor(mean, dtype=dtype, device=device).view(1, -1, 1, 1),
+        std=torch.tensor(std, dtype=dtype, device=device).view(1, -1, 1, 1),
         classifier_size=size,
         classifier_interpolation=cfg.get("interpolation", "bilinear"),
         dark_background=spec.dark_background,
         device=device,
         dtype=dtype,
     )
+
+
+def _side(sample_size: int | list[int] | tuple[int, ...]) -> int:
+    """The side of a UNet's square samples (diffusers stores an int or an (H, W) pair)."""
+    return int(sample_size if isinstance(sample_size, int) else sample_size[0])
 
 
 def custom_spec(diffusion: str, classifier: str, labels: tuple[str, ...] | None = None) -> ModelSpec:
