@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from functools import partial
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from densepure_viz.viz.plots.evaluation import certified_accuracy_figure
 from densepure_viz.smoothing.base import bare_base
 from densepure_viz.experiments.results import load_results, markdown_table, save_results
 from densepure_viz.engine.seeding import derive_seed
+from densepure_viz.experiments.records import read_records
 
 pytestmark = pytest.mark.slow  # whole evaluations on tiny models: seconds to a minute each
 
@@ -211,3 +213,16 @@ def test_evaluate_cli_sequential_writes_its_table_and_draws_figure(tiny_dirs, tm
     assert 'src="http' not in (tmp_path / "sequential_draws.html").read_text()
     assert "Sequential CERTIFY" in (tmp_path / "results.md").read_text()
     assert main(argv[:-2] + ["0.25", "0"]) == 2  # radii must increase
+
+
+def test_records_of_another_image_source_are_not_reused(tiny_models, data, full_run, tmp_path):
+    """A folder's run (cfg.data) never resumes from the digits' records in the same folder, and vice versa; the
+    digits' settings keep their keys, so existing records (assets/results) still resume."""
+    _, out = full_run
+    assert "data" not in CFG.settings("certify", "bare", "m")
+    folder_cfg = replace(CFG, data="/some/cifar10-export")
+    assert folder_cfg.settings("certify", "bare", "m") == {**CFG.settings("certify", "bare", "m"), "data": "/some/cifar10-export"}
+    (tmp_path / "records.jsonl").write_bytes((out / "records.jsonl").read_bytes())
+    settings = partial(folder_cfg.settings, model=tiny_models.name)
+    assert read_records(tmp_path / "records.jsonl", settings) == {}
+    assert len(read_records(tmp_path / "records.jsonl", partial(CFG.settings, model=tiny_models.name))) == 4 * (6 + 4)

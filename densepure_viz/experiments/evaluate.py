@@ -71,6 +71,7 @@ class EvaluationConfig:
     adaptive_sampler: AdaptiveSampler = "one-shot"  # adaptive attack: purifier it differentiates
     adaptive_steps: int = 2  # adaptive attack: steps of that purifier when "fast"
     seed: int = 0  # base seed; image i uses derive_seed(seed, i) for all its draws
+    data: str = ""  # where the images come from: "" the held-out digits, else a labelled folder (its records apart)
 
     def __post_init__(self) -> None:
         if not self.sigmas:
@@ -102,7 +103,7 @@ class EvaluationConfig:
 
     def settings(self, kind: str, name: str, model: str) -> dict:
         """What a record of `kind` ("certify"/"robust") for method or threat `name` depends on, besides its keys."""
-        common = {"model": model, "seed": self.seed}
+        common = {"model": model, "seed": self.seed, **({"data": self.data} if self.data else {})}
         denoiser = {"seeds": self.seeds, "steps": self.steps} if name == "densepure" else {}
         if kind == "certify":
             return {**common, "n0": self.n0, "n": self.n, "alpha": self.alpha, **denoiser}

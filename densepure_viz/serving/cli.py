@@ -3,8 +3,9 @@
 purify   K seeded reverse trajectories from one smoothing draw, and their majority vote;
 certify  randomized-smoothing CERTIFY with DensePure as the base classifier (an image, or a folder -> TSV);
 attack   FGSM/PGD against the bare classifier or, adaptively, through the purifier;
-evaluate the certified- and empirical-accuracy tables on the held-out digits (resumable; under torchrun,
-         the images are shared among the ranks: `torchrun --nproc-per-node 2 -m densepure_viz evaluate ...`);
+evaluate the certified- and empirical-accuracy tables on the held-out digits or a folder of labelled images
+         (resumable; under torchrun, the images are shared among the ranks: `torchrun --nproc-per-node 2 -m
+         densepure_viz evaluate ...`);
 study    per-draw accuracy of one-shot, one sample and the K-seed vote against the ideal posterior (resumable).
 
 Arguments become frozen configs at this edge; their defaults are the configs' own defaults, and the
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from densepure_viz.engine.purify import PurifyConfig
     from densepure_viz.smoothing.sequential import SequentialConfig, SequentialResult
 
+
+DIGITS_IMAGES = 50  # evaluate's default count of held-out digits
 
 # --- arguments ------------------------------------------------------------------------------------
 
@@ -99,6 +102,11 @@ def models_from_args(args: argparse.Namespace, device: torch.device | str | None
     from densepure_viz.serving.options import model_from_options
 
     return load_models(model_from_options(args), device=device or args.device)
+
+
+def label_name(models: DensePureModels, label: int | None) -> str | None:
+    """The model's name of class `label` (None for an abstention), as JSON's label_name fields give it."""
+    return None if label is None else models.labels[label]
 
 
 def purify_config(args: argparse.Namespace) -> PurifyConfig:
@@ -218,8 +226,7 @@ def certify_one(models: DensePureModels, x: torch.Tensor, cfg: PurifyConfig, ccf
 
 
 def run_certify(args: argparse.Namespace) -> None:
-    from densepure_viz.models.images import list_images
-    from densepure_viz.models.inputs import load_input
+    from densepure_viz.models.inputs import folder_images, load_input
     from densepure_viz.serving.reports import certificate_json, sequential_json
 
     cfg = purify_config(args)
@@ -229,9 +236,7 @@ def run_certify(args: argparse.Namespace) -> None:
     out = writable(args.out) if args.out else None
     models = models_from_args(args)
     t_star, _ = cfg.plan(models)
-    paths = list_images(source) if folder else [source]
-    if not paths:
-        raise InputError(f"no image files in folder {source}")
+    paths = folder_images(source) if folder else [source]
     inputs = [load_input(p, models) for p in paths]  # fail before any long work
     rows = []
     with progress_bar(total=len(paths) * (ccfg.n0 + ccfg.n), desc="certify", unit="draw") as bar:
@@ -242,7 +247,8 @@ def run_certify(args: argparse.Namespace) -> None:
         write_tsv(rows, out)
     if args.json:
         to_json = sequential_json if args.sequential else certificate_json
-        objects = [{"image": str(p), **to_json(r, cfg, t_star, s)} for _, p, r, s in rows]
+        objects = [{"image": str(p), **to_json(r, cfg, t_star, s), "label_name": label_name(models, r.label)}
+                   for _, p, r, s in rows]
         print(json.dumps({"results": objects} if folder else objects[0]))
     elif not folder or out:
         for _, path, r, s in rows:
@@ -329,7 +335,10 @@ def run_attack(args: argparse.Namespace) -> None:
     assert result is not None
     save_image(result.adversarial, out_path)
     if args.json:
-        print(json.dumps({**attack_json(result, cfg, label, label_source), "out": str(out_path), "model": models.name}))
+        names = {"label_name": label_name(models, label), "clean_label_name": label_name(models, result.clean_label),
+                 "adversarial_label_name": label_name(models, result.adversarial_label)}
+        print(json.dumps({**attack_json(result, cfg, label, label_source), **names, "out": str(out_path),
+                          "model": models.name}))
         return
     goal = f"target {cfg.target}" if cfg.target is not None else f"leave label {label} (from {label_source})"
     print(f"bare classifier: {result.clean_label} ({models.labels[result.clean_label]}) -> "
@@ -352,7 +361,10 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add_certify_arguments(parser, CertifyConfig(n0=d.n0, n=d.n, alpha=d.alpha))
     parser.add_argument("--seeds", type=int, default=d.seeds, help="DensePure's K reverse seeds")
     parser.add_argument("--steps", type=int, default=d.steps, help="DensePure's b fast-sampler steps")
-    parser.add_argument("--images", type=int, default=50, help="the first N images of the held-out split")
+    parser.add_argument("--folder", help="labelled images <name>_label<k>.png (as certify FOLDER reads them) instead "
+                                         "of the held-out digits, e.g. a CIFAR-10 export (scripts/export_cifar10.py)")
+    parser.add_argument("--images", type=int, default=None,
+                        help=f"the first N images (default: {DIGITS_IMAGES} of the held-out digits, every image of --folder)")
     parser.add_argument("--radii", type=float, nargs="+", default=list(d.radii),
                         help="L2 radii of the certified-accuracy table (with --sequential: the radii it decides at)")
     parser.add_argument("--sequential", action="store_true",
@@ -366,7 +378,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    """The tables on the held-out digits; under torchrun, one rank per process (see densepure_viz.experiments.distributed)."""
+    """The tables on the held-out digits or a labelled folder; under torchrun, one rank per process (see
+    densepure_viz.experiments.distributed)."""
     from densepure_viz.experiments.distributed import process_group, rank_device, rank_from_env
 
     rank = rank_from_env()
@@ -377,7 +390,6 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 def _evaluate_on(args: argparse.Namespace, rank: Rank, device: torch.device) -> None:
     """Evaluate as `rank` on `device`; rank 0 writes the outputs and prints."""
-    from densepure_viz.models.data import split_digits
     from densepure_viz.experiments.evaluate import EvaluationConfig, evaluate
     from densepure_viz.viz.plots.evaluation import certified_accuracy_figure, sequential_draws_figure
     from densepure_viz.experiments.records import RECORDS
@@ -387,16 +399,12 @@ def _evaluate_on(args: argparse.Namespace, rank: Rank, device: torch.device) -> 
         sigmas=tuple(args.sigma), n0=args.n0, n=args.n, alpha=args.alpha, seeds=args.seeds, steps=args.steps,
         radii=tuple(args.radii), sequential=args.sequential, eps=tuple(args.eps), norm=args.norm, attack_steps=args.attack_steps, eot_samples=args.eot,
         adaptive_sampler=args.adaptive_sampler, adaptive_steps=args.adaptive_steps, seed=args.seed,
+        data=str(Path(args.folder).resolve()) if args.folder else "",
     )
     models = models_from_args(args, device)
-    if models.channels != 1:
-        raise InputError(f"evaluate uses the held-out digits split (grayscale); this model takes {models.channels}-channel images")
-    split = split_digits(size=models.image_size)
-    if not 1 <= args.images <= len(split.test_labels):
-        raise InputError(f"--images must be in 1..{len(split.test_labels)} (the held-out split), got {args.images}")
+    images, labels = evaluation_images(args.folder, args.images, models)
     start = time.perf_counter()
-    result = evaluate(models, split.test_images[: args.images], split.test_labels[: args.images], cfg, args.out,
-                      rank=rank)
+    result = evaluate(models, images, labels, cfg, args.out, rank=rank)
     if not rank.main:
         return
     markdown, results_json = save_results(result, args.out)
@@ -413,6 +421,32 @@ def _evaluate_on(args: argparse.Namespace, rank: Rank, device: torch.device) -> 
         return
     print(markdown.read_text())
     print("wrote " + ", ".join(files.values()))
+
+
+def evaluation_images(folder: str | None, count: int | None, models: DensePureModels) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `count` images (N, C, H, W) and labels (N,) of a labelled folder, else of the held-out digits."""
+    from densepure_viz.models.data import split_digits
+    from densepure_viz.models.inputs import folder_images, load_labelled
+
+    if folder:
+        paths = folder_images(folder)
+        count = image_count(count, len(paths), len(paths), f"the images of {folder}")
+        data = load_labelled(paths[:count], models, models.num_classes)
+        return data.images, data.labels
+    if models.channels != 1:
+        raise InputError(f"without --folder, evaluate uses the held-out digits (grey); this model takes "
+                         f"{models.channels}-channel images: give --folder DIR of labelled images <name>_label<k>.png")
+    split = split_digits(size=models.image_size)
+    count = image_count(count, DIGITS_IMAGES, len(split.test_labels), "the held-out split")
+    return split.test_images[:count], split.test_labels[:count]
+
+
+def image_count(count: int | None, default: int, available: int, source: str) -> int:
+    """--images, or its default, checked against the images `source` holds."""
+    count = default if count is None else count
+    if not 1 <= count <= available:
+        raise InputError(f"--images must be in 1..{available} ({source}), got {count}")
+    return count
 
 
 # --- study ----------------------------------------------------------------------------------------
@@ -487,8 +521,8 @@ COMMANDS: dict[str, Command] = {
     "certify": Command("certify an image (or folder) with randomized smoothing", _certify_arguments, run_certify),
     "attack": Command("adversarially perturb an image (FGSM/PGD, bare classifier or adaptive EOT)", _attack_arguments,
                       run_attack),
-    "evaluate": Command("certified and empirical robust accuracy on the held-out digits", _evaluate_arguments,
-                        run_evaluate),
+    "evaluate": Command("certified and empirical robust accuracy on the held-out digits or a folder of labelled images",
+                        _evaluate_arguments, run_evaluate),
     "study": Command("where the vote matters: per-draw accuracy of one-shot, one sample, the K-vote, the ideal",
                      _study_arguments, run_study),
 }
