@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from scipy.stats import beta, norm
 
 from densepure_viz.engine.purify import PurifyConfig, purify
-from densepure_viz.models.inputs import load_input
+from densepure_viz.models.inputs import folder_images, load_input, load_labelled
 from densepure_viz.models.registry import CIFAR10_LABELS, DensePureModels, ModelLoadError, load_models, model_spec
 from densepure_viz.paths import ROOT
 from densepure_viz.serving.cli import main
@@ -166,16 +166,31 @@ def test_a_classifier_with_another_class_count_than_the_preset_is_refused(tmp_pa
     assert load_models(model_spec(None, str(replicas.diffusion), str(five), names), device="cpu").labels == names
 
 
-def test_export_script_writes_the_folder_evaluate_reads(tmp_path, rgb_models):
-    """scripts/export_cifar10.py's writer makes <name>_label<k>.png files that load as the images they hold."""
+def export_script():
+    """scripts/export_cifar10.py as a module (scripts/ is no package)."""
     spec = importlib.util.spec_from_file_location("export_cifar10", ROOT / "scripts" / "export_cifar10.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    pictures = [write_rgb(tmp_path / f"p{i}.png", 20 + i) for i in range(2)]
-    written = script.write_images([(p.read_bytes(), label) for p, label in zip(pictures, (8, 9))], tmp_path / "out", 5)
-    assert [p.name for p in written] == ["test_0005_label8.png", "test_0006_label9.png"]
-    from densepure_viz.models.inputs import folder_images, load_labelled
+    return script
 
+
+def test_export_script_writes_the_folder_evaluate_reads(tmp_path, rgb_models):
+    """The script's writer makes <name>_label<k>.png files that load as the images they hold, with their labels."""
+    pictures = [write_rgb(tmp_path / f"p{i}.png", 20 + i) for i in range(2)]
+    written = export_script().write_images([(p.read_bytes(), k) for p, k in zip(pictures, (8, 9))], tmp_path / "out", 5)
+    assert [p.name for p in written] == ["test_0005_label8.png", "test_0006_label9.png"]
     data = load_labelled(folder_images(tmp_path / "out"), rgb_models, 10)
     assert data.labels.tolist() == [8, 9]
     assert torch.equal(data.images[0], load_input(pictures[0], rgb_models))
+
+
+def test_export_script_offline_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    """No network and nothing cached: status 2 and one line, before any download (which would retry for 20 s)."""
+    from densepure_viz.models import registry
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(registry, "_hub_reachable", lambda timeout=3.0: False)
+    assert export_script().main(["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the Hugging Face hub" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
