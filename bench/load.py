@@ -49,22 +49,25 @@ from typing import Any
 
 import numpy as np
 
+from densepure_viz.serving.api import CertifyRequest, PurifyRequest, arguments
+
 SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "samples" / "digits" / "test_0008_label3.png"
 POLL = 0.2  # seconds between status polls of a waiting request (its answer is seen at once)
 SERVER_START = 180  # seconds allowed for the server subprocess to answer
 
 
-def purify_args(image, seed: int, model: str = "digits") -> tuple:
+def purify_request(image, seed: int, model: str = "digits") -> PurifyRequest:
     """/purify: K=4 seeds, fast sampler with b=5 steps, no attack."""
-    return (image, model, 0.5, 4, "fast", 5, seed, "none", "linf", 0.1, 10, "classifier")
+    return PurifyRequest(image, model, sigma=0.5, seeds=4, sampler="fast", steps=5, seed=seed)
 
 
-def certify_args(image, seed: int, model: str = "digits") -> tuple:
+def certify_request(image, seed: int, model: str = "digits") -> CertifyRequest:
     """/certify: K=2, b=5, n0=10 selection and n=50 estimation draws, DensePure only."""
-    return (image, model, 0.5, 2, "fast", 5, seed, 10, 50, 0.001, False)
+    return CertifyRequest(image, model, sigma=0.5, seeds=2, sampler="fast", steps=5, seed=seed, n0=10, n=50,
+                          alpha=0.001, compare=False)
 
 
-ENDPOINTS = {"purify": purify_args, "certify": certify_args}
+ENDPOINTS = {"purify": purify_request, "certify": certify_request}
 
 
 def default_image() -> Path:
@@ -74,40 +77,33 @@ def default_image() -> Path:
     return list_samples()[0].path
 
 
-def default_purify_args(image, seed: int = 0, model: str = "digits") -> tuple:
-    """/purify with the Purify view's defaults (PurifyConfig, AttackConfig, seed 0)."""
-    from densepure_viz.attacks.pgd import AttackConfig
-    from densepure_viz.engine.purify import PurifyConfig
-
-    d, a = PurifyConfig(), AttackConfig()
-    return (image, model, d.sigma, d.seeds, d.sampler, d.steps, seed, "none", a.norm, a.eps, a.steps, a.threat)
+def default_purify_request(image, seed: int = 0, model: str = "digits") -> PurifyRequest:
+    """/purify with the Purify view's defaults."""
+    return PurifyRequest(image, model, seed=seed)
 
 
-def default_certify_args(image, seed: int = 0, model: str = "digits") -> tuple:
+def default_certify_request(image, seed: int = 0, model: str = "digits") -> CertifyRequest:
     """/certify with the Certify view's defaults (CERTIFY_PURIFIER, CLASSROOM, the comparison runs, no target)."""
-    from densepure_viz.engine.purify import CERTIFY_PURIFIER as d
-    from densepure_viz.serving.ui.certify_tab import CLASSROOM as c
-
-    return (image, model, d.sigma, d.seeds, d.sampler, d.steps, seed, c.n0, c.n, c.alpha, True, 0.0, True)
+    return CertifyRequest(image, model, seed=seed)
 
 
-Plan = Callable[[int, int, Any, str], tuple[str, tuple]]  # (user, request index, image, model) -> (endpoint, args)
+Plan = Callable[[int, int, Any, str], tuple[str, Any]]  # (user, request index, image, model) -> (endpoint, request)
 
 
-def mixed_plan(user: int, i: int, image, model: str) -> tuple[str, tuple]:
+def mixed_plan(user: int, i: int, image, model: str) -> tuple[str, Any]:
     """Issue 6's users: alternating endpoints, half of the users starting with each, a seed per request."""
     endpoint = list(ENDPOINTS)[(user + i) % 2]
     return endpoint, ENDPOINTS[endpoint](image, seed=user * 100 + i, model=model)
 
 
-def classroom_plan(user: int, i: int, image, model: str) -> tuple[str, tuple]:
+def classroom_plan(user: int, i: int, image, model: str) -> tuple[str, Any]:
     """Issue 12's class: every request is the Purify view's defaults."""
-    return "purify", default_purify_args(image, model=model)
+    return "purify", default_purify_request(image, model=model)
 
 
-def own_seeds_plan(user: int, i: int, image, model: str) -> tuple[str, tuple]:
+def own_seeds_plan(user: int, i: int, image, model: str) -> tuple[str, Any]:
     """A class where each request has its own seed: the Purify view's defaults otherwise, nothing to share."""
-    return "purify", default_purify_args(image, seed=1 + user * 100 + i, model=model)
+    return "purify", default_purify_request(image, seed=1 + user * 100 + i, model=model)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -168,14 +164,14 @@ def _where(exc: BaseException) -> str:
     return frames[-1].name if frames else "the load script"
 
 
-def _request(client, endpoint: str, args: tuple, deadline: float) -> Request:
+def _request(client, endpoint: str, request, deadline: float) -> Request:
     """Submit one request and wait for its final output, noting the highest queue position shown."""
     from gradio_client.utils import Status
 
     begin = time.monotonic()
     position = None
     try:
-        job = client.submit(*args, api_name=f"/{endpoint}")
+        job = client.submit(**arguments(request), api_name=f"/{endpoint}")
         while True:
             try:
                 job.result(timeout=POLL)  # returns the moment it is answered
@@ -373,16 +369,16 @@ def run_contention(url: str, image_path: Path, deadline_s: float, model: str = "
     student, teacher = Client(url, verbose=False), Client(url, verbose=False)
     image = handle_file(str(image_path))
     try:
-        idle = [_request(student, "purify", default_purify_args(image, seed=1 + i, model=model), deadline)
+        idle = [_request(student, "purify", default_purify_request(image, seed=1 + i, model=model), deadline)
                 for i in range(repeats)]
         begin = time.monotonic()
-        job = teacher.submit(*default_certify_args(image, model=model), api_name="/certify")
+        job = teacher.submit(**arguments(default_certify_request(image, model=model)), api_name="/certify")
         while not job.done() and job.status().code != Status.PROCESSING and time.monotonic() < deadline:
             time.sleep(POLL)
         time.sleep(1.0)  # well into the certification
         busy, overlapped = [], []
         for i in range(repeats):
-            busy.append(_request(student, "purify", default_purify_args(image, seed=11 + i, model=model), deadline))
+            busy.append(_request(student, "purify", default_purify_request(image, seed=11 + i, model=model), deadline))
             overlapped.append(not job.done())
         try:
             job.result(timeout=max(1.0, deadline - time.monotonic()))
@@ -438,8 +434,8 @@ def warm_up(url: str) -> None:
 
     client = Client(url, verbose=False)
     try:
-        for endpoint, args in ENDPOINTS.items():
-            client.predict(*args(handle_file(str(SAMPLE)), seed=0), api_name=f"/{endpoint}")
+        for endpoint, request in ENDPOINTS.items():
+            client.predict(**arguments(request(handle_file(str(SAMPLE)), seed=0)), api_name=f"/{endpoint}")
     finally:
         client.close()
 

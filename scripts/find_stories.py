@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 from densepure_viz.models.images import list_images  # noqa: E402
 from densepure_viz.models.inputs import true_label  # noqa: E402
 from densepure_viz.models.registry import load_models  # noqa: E402
-from densepure_viz.teaching.stories import endpoint_args, field  # noqa: E402
+from densepure_viz.serving.api import arguments, request_of  # noqa: E402
+from densepure_viz.teaching.stories import field  # noqa: E402
 from densepure_viz.serving.ui import certify_tab, purify_tab, regions_tab  # noqa: E402
 from densepure_viz.serving.ui.session import AppContext, ModelPool  # noqa: E402
 
@@ -38,18 +39,17 @@ Run = Callable[[str, dict], dict]  # (view, controls) -> the view's JSON output
 def runner(models) -> Run:
     """The views' endpoint handlers on `models`: (view, controls) -> the view's JSON output."""
     ctx = AppContext(pool=ModelPool(lambda name, device: models, ("digits",), "cpu"))
-    quiet = {"progress": lambda *a, **k: None}
     purify, certify, regions = (tab.make_handler(ctx) for tab in (purify_tab, certify_tab, regions_tab))
 
     def run(view: str, controls: dict) -> dict:
-        args = endpoint_args(view, controls)
+        request = arguments(request_of(view, controls))
         if view == "purify":
-            *_, last = purify(*args, **quiet)
+            *_, last = purify(**request)
             return purify_tab.PurifyOutputs(*last).result
         if view == "certify":
-            *_, (*_, out) = certify(*args, **quiet)
+            *_, (*_, out) = certify(**request)
             return out
-        return regions(*args)[-1]
+        return regions(**request)[-1]
 
     return run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gradio_client import Client, handle_file
 from densepure_viz.serving import cli
 from densepure_viz.paths import ASSETS
 from densepure_viz.models.registry import load_models
+from densepure_viz.serving.api import CertifyRequest, PurifyRequest, RegionsRequest, arguments
 from densepure_viz.serving.ui import build_app
 from densepure_viz.serving.ui.app import launch_options
 
@@ -49,14 +51,14 @@ def run_cli(capsys, argv: list[str]) -> dict:
 
 
 def purify_api(client: Client, image: Path, sigma=0.5, seeds=4, sampler="fast", steps=5, seed=3) -> dict:
-    out = client.predict(handle_file(str(image)), "digits", sigma, seeds, sampler, steps, seed,
-                         "none", "linf", 0.1, 10, "classifier", api_name="/purify")
+    request = PurifyRequest(handle_file(str(image)), "digits", sigma, seeds, sampler, steps, seed, attack="none")
+    out = client.predict(**arguments(request), api_name="/purify")
     return out[6]
 
 
 def certify_api(client: Client, image: Path, seeds=2, steps=3, n0=10, n=60, seed=1) -> dict:
-    out = client.predict(handle_file(str(image)), "digits", 0.5, seeds, "fast", steps, seed, n0, n, 0.001, True,
-                         api_name="/certify")
+    request = CertifyRequest(handle_file(str(image)), "digits", 0.5, seeds, "fast", steps, seed, n0, n, 0.001, True)
+    out = client.predict(**arguments(request), api_name="/certify")
     return out[3]
 
 
@@ -88,13 +90,11 @@ def test_purify_and_certify_match_the_cli(tiny_server, tiny_dirs, capsys):
     ({"image": None}, "no input image"),
 ])
 def test_bad_parameters_are_refused_and_the_server_keeps_answering(tiny_server, args, message):
-    call = {"image": handle_file(str(SAMPLES[0])), "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast",
-            "steps": 2, "seed": 0, "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"}
-    call.update(args)
+    call = PurifyRequest(handle_file(str(SAMPLES[0])), "digits", 0.5, 2, "fast", 2, 0, attack_steps=2)
     with pytest.raises(Exception, match=message):
-        tiny_server.predict(*call.values(), api_name="/purify")
-    assert tiny_server.predict("clusters", 0.75, -1.8, -0.3, -0.4, 0.2, 4, 10, "ddpm", "mode", 0, 100,
-                               api_name="/regions")[4]["K"] == 4
+        tiny_server.predict(**arguments(replace(call, **args)), api_name="/purify")
+    regions = RegionsRequest("clusters", 0.75, -1.8, -0.3, -0.4, 0.2, seeds=4, steps=10, n=100)
+    assert tiny_server.predict(**arguments(regions), api_name="/regions")[4]["K"] == 4
 
 
 def test_bad_files_are_refused(tiny_server, tmp_path):

@@ -163,13 +163,16 @@ def test_the_density_view_has_its_own_settings_and_opens_computed(app):
 
 
 def test_the_live_certificate_is_anytime_valid_and_stops_when_decided(tiny_models):
+    from densepure_viz.serving.api import CertifyRequest, arguments
     from densepure_viz.serving.ui.certify_tab import make_handler
+    from densepure_viz.serving.ui.requests import no_progress
     from densepure_viz.serving.ui.session import AppContext, ModelPool
 
     ctx = AppContext(pool=ModelPool(lambda name, device: tiny_models, ("digits",), "cpu"))
     image = str(sorted((Path(__file__).resolve().parent.parent / "assets" / "samples" / "digits").glob("*.png"))[0])
-    frames = list(make_handler(ctx)(image, "digits", 0.5, 1, "one-shot", 1, 0, 5, 1000, 0.01, False, 0.1, True,
-                                    progress=lambda *a, **k: None))
+    request = CertifyRequest(image, "digits", 0.5, 1, "one-shot", 1, 0, n0=5, n=1000, alpha=0.01, compare=False,
+                             target=0.1, stop_early=True)
+    frames = list(make_handler(ctx)(**arguments(request), progress=no_progress))
     fig, status, table, out = frames[-1]
     result = out["densepure"]
     upper, lower, fixed = fig.data

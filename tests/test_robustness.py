@@ -16,6 +16,7 @@ import time
 import re
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -35,6 +36,7 @@ from densepure_viz.models import images
 from densepure_viz.models import registry as models_module
 from densepure_viz.models.registry import ModelLoadError, custom_spec, load_models
 from densepure_viz.paths import ASSETS
+from densepure_viz.serving.api import CertifyRequest, DensityRequest, PurifyRequest, RegionsRequest, arguments
 from densepure_viz.serving.ui import build_app
 from densepure_viz.serving.ui import app as app_module
 from densepure_viz.serving.ui import certify_tab
@@ -92,14 +94,19 @@ def image():
     return handle_file(str(SAMPLES[0]))
 
 
-PURIFY = {"image": None, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
-          "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"}
-CERTIFY = {"image": None, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
-           "n0": 10, "n": 20, "alpha": 0.001, "compare": False, "target": 0.0, "stop_early": True}
-REGIONS = {"preset": "clusters", "sigma": 0.75, "x0_x": -1.8, "x0_y": -0.3, "xa_x": -0.4, "xa_y": 0.2, "seeds": 4,
-           "steps": 10, "method": "ddpm", "labeler": "mode", "seed": 0, "n": 100}
-DENSITY = {**PURIFY, "draws": 2, "dims": 2}
+PURIFY = PurifyRequest(model="digits", sigma=0.5, seeds=2, sampler="fast", steps=2, seed=0, attack="none", eps=0.1,
+                       attack_steps=2)
+CERTIFY = CertifyRequest(model="digits", sigma=0.5, seeds=2, sampler="fast", steps=2, seed=0, n0=10, n=20, alpha=0.001,
+                         compare=False, target=0.0, stop_early=True)
+REGIONS = RegionsRequest("clusters", 0.75, -1.8, -0.3, -0.4, 0.2, seeds=4, steps=10, method="ddpm", labeler="mode",
+                         seed=0, n=100)
+DENSITY = DensityRequest(**arguments(PURIFY), draws=2, dims=2)
 BASE = {"purify": PURIFY, "certify": CERTIFY, "regions": REGIONS, "density": DENSITY}
+
+
+def values(request, **changes) -> list:
+    """The request's values in its endpoint's order, as a raw JSON body's "data" carries them."""
+    return list(arguments(replace(request, **changes)).values())
 
 
 GOOD_SEEDS = itertools.count(1000)  # a new seed per good request: computed, never a shared answer
@@ -108,8 +115,8 @@ GOOD_SEEDS = itertools.count(1000)  # a new seed per good request: computed, nev
 def good_request(server: Server, image) -> int:
     """The cheapest real request: it must still be answered; the UNet calls seen meanwhile."""
     before = server.unet_calls
-    request = {**PURIFY, "image": image, "seeds": 1, "steps": 1, "seed": next(GOOD_SEEDS)}
-    out = server.client.predict(*request.values(), api_name="/purify")
+    request = replace(PURIFY, image=image, seeds=1, steps=1, seed=next(GOOD_SEEDS))
+    out = server.client.predict(**arguments(request), api_name="/purify")
     assert out[6]["seeds"] == 1
     return server.unet_calls - before
 
@@ -167,7 +174,7 @@ BAD_PARAMETERS = [  # (endpoint, overrides, the one line must match)
 
 def answers(client: Client, calls: list[tuple[str, dict]], timeout: float = 60) -> list:
     """Submit every call at once (the round trips overlap); each call's outputs or exception, in order."""
-    jobs = [client.submit(*call.values(), api_name=f"/{endpoint}") for endpoint, call in calls]
+    jobs = [client.submit(**arguments(call), api_name=f"/{endpoint}") for endpoint, call in calls]
     out = []
     for job in jobs:
         try:
@@ -179,7 +186,7 @@ def answers(client: Client, calls: list[tuple[str, dict]], timeout: float = 60) 
 
 @pytest.fixture(scope="module")
 def bad_answers(server, image) -> list:
-    calls = [(e, {**BASE[e], **({"image": image} if "image" in BASE[e] else {}), **o}) for e, o, _ in BAD_PARAMETERS]
+    calls = [(e, replace(BASE[e], **{**({"image": image} if e != "regions" else {}), **o})) for e, o, _ in BAD_PARAMETERS]
     got = answers(server.client, calls)
     good_request(server, image)  # the server still answers after all of them
     return got
@@ -197,7 +204,7 @@ def test_bad_parameters_get_one_clear_line(bad_answers, case):
 
 @pytest.mark.slow
 def test_numeric_strings_and_steps_beyond_t_star_are_served(server, image):
-    out = server.client.predict(*{**PURIFY, "image": image, "sigma": "0.05", "steps": 100}.values(), api_name="/purify")[6]
+    out = server.client.predict(**arguments(replace(PURIFY, image=image, sigma="0.05", steps=100)), api_name="/purify")[6]
     assert out["sigma"] == 0.05 and len(out["timesteps"]) == out["t_star"] + 1  # 100 steps clamp to t* + 1
 
 
@@ -222,22 +229,21 @@ def raw_call_url(url: str, endpoint: str, body: str) -> tuple[str, dict | None]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("endpoint, index, literal, message", [
-    ("purify", 2, "NaN", r"sigma.* must be a finite number, got nan"),
-    ("purify", 2, "Infinity", r"sigma.*finite"),
-    ("purify", 2, "-Infinity", r"sigma.*finite"),
-    ("purify", 2, "1e400", r"sigma.*finite"),
-    ("purify", 3, "NaN", r"K .*finite"),
-    ("purify", 9, "NaN", r"epsilon.*finite"),
-    ("certify", 9, "NaN", r"alpha.*finite"),
-    ("certify", 8, "Infinity", r"n \(estimation draws\).*finite"),
-    ("regions", 2, "NaN", r"x0 x.*finite"),
+@pytest.mark.parametrize("endpoint, parameter, literal, message", [
+    ("purify", "sigma", "NaN", r"sigma.* must be a finite number, got nan"),
+    ("purify", "sigma", "Infinity", r"sigma.*finite"),
+    ("purify", "sigma", "-Infinity", r"sigma.*finite"),
+    ("purify", "sigma", "1e400", r"sigma.*finite"),
+    ("purify", "seeds", "NaN", r"K .*finite"),
+    ("purify", "eps", "NaN", r"epsilon.*finite"),
+    ("certify", "alpha", "NaN", r"alpha.*finite"),
+    ("certify", "n", "Infinity", r"n \(estimation draws\).*finite"),
+    ("regions", "x0_x", "NaN", r"x0 x.*finite"),
 ])
-def test_non_finite_json_numbers_are_refused(server, endpoint, index, literal, message):
+def test_non_finite_json_numbers_are_refused(server, endpoint, parameter, literal, message):
     """JSON has no NaN, so gradio_client cannot send one; Python's JSON parser on the server accepts it."""
-    values = dict(BASE[endpoint], **({"image": _upload(server, SAMPLES[0])} if "image" in BASE[endpoint] else {}))
-    parts = [json.dumps(x) for x in values.values()]
-    parts[index] = literal
+    request = replace(BASE[endpoint], **({"image": _upload(server, SAMPLES[0])} if endpoint != "regions" else {}))
+    parts = [literal if name == parameter else json.dumps(x) for name, x in arguments(request).items()]
     event, data = raw_call(server, endpoint, '{"data": [' + ", ".join(parts) + "]}")
     assert event == "error" and re.search(message, data["error"]), data
     one_line(data["error"])
@@ -253,7 +259,7 @@ def test_files_not_uploaded_are_never_opened(server, image, monkeypatch):
     attempts = ["/etc/passwd", str(root / "app.py"), str(ASSETS / "digits" / "classifier" / "model.safetensors"),
                 str(SAMPLES[0]), "../../../../etc/passwd", "/proc/self/environ", f"{server.url}gradio_api/info"]
     for path in attempts:
-        body = json.dumps({"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, *list(PURIFY.values())[1:]]})
+        body = json.dumps({"data": values(PURIFY, image={"path": path, "meta": {"_type": "gradio.FileData"}})})
         event, _ = raw_call(server, "purify", body)
         assert event == "error", path
     assert not opened, opened
@@ -267,8 +273,8 @@ def nasty_answers(server, image, tmp_path_factory) -> dict:
     names = sorted(BAD) + sorted(CONVERTIBLE)
     for name in names:
         (folder / name).write_bytes(BAD[name][0]() if name in BAD else CONVERTIBLE[name]())
-    calls = [("certify", {**CERTIFY, "image": handle_file(str(folder / name)), "seeds": 1, "sampler": "one-shot",
-                          "n0": 1, "n": 10}) for name in names]  # the lightest request that loads the image
+    calls = [("certify", replace(CERTIFY, image=handle_file(str(folder / name)), seeds=1, sampler="one-shot", n0=1, n=10))
+             for name in names]  # the lightest request that loads the image
     got = dict(zip(names, answers(server.client, calls), strict=True))
     good_request(server, image)
     return got
@@ -345,7 +351,7 @@ def _check_fault(server: Server, image, message: str, monkeypatch: pytest.Monkey
     with pytest.raises(ModelLoadError, match=message):  # the loader says what is wrong
         load_models(server.fault, device="cpu")
     with pytest.raises(AppError) as info:  # the API: one line
-        server.client.predict(*{**PURIFY, "image": image, "model": "cifar10"}.values(), api_name="/purify")
+        server.client.predict(**arguments(replace(PURIFY, image=image, model="cifar10")), api_name="/purify")
     one_line(str(info.value))
     assert re.search(message, str(info.value)), str(info.value)
     assert not [k for k in downloads if not k.get("local_files_only")], f"a download was attempted: {downloads}"
@@ -391,7 +397,7 @@ def test_a_slow_model_load_does_not_hold_up_loaded_models(tiny_models):
 
 # --- cancellation -------------------------------------------------------------------------------------------
 
-LONG_CERTIFY = {**CERTIFY, "steps": 50, "n0": 100, "n": 10_000}  # about a minute of UNet calls on the tiny models
+LONG_CERTIFY = replace(CERTIFY, steps=50, n0=100, n=10_000)  # about a minute of UNet calls on the tiny models
 
 
 class CertifyRuns:
@@ -456,7 +462,7 @@ def test_cancelling_a_certification_frees_the_worker(server, image, certify_runs
     assert any(certify_fn in fn.cancels for fn in server.demo.fns.values()), "no Stop button cancels /certify"
     per_request = good_request(server, image)
     before = server.unet_calls
-    job = server.client.submit(*{**LONG_CERTIFY, "image": image}.values(), api_name="/certify")
+    job = server.client.submit(**arguments(replace(LONG_CERTIFY, image=image)), api_name="/certify")
     assert certify_runs.started.wait(60), "the certification did not start"
     job.cancel()
     _stopped_and_freed(server, image, certify_runs, before, per_request)
@@ -466,7 +472,7 @@ def test_cancelling_a_certification_frees_the_worker(server, image, certify_runs
 def test_a_closed_connection_frees_the_worker(server, image, certify_runs):
     """A closed tab: the event stream drops; the queue marks the job dead and closes its generator."""
     certify_fn = next(i for i, fn in server.demo.fns.items() if fn.api_name == "certify")
-    body = {"data": [_upload(server, SAMPLES[0]), *list(LONG_CERTIFY.values())[1:]], "fn_index": certify_fn,
+    body = {"data": values(LONG_CERTIFY, image=_upload(server, SAMPLES[0])), "fn_index": certify_fn,
             "session_hash": "closedtab01", "event_data": None, "trigger_id": None}
     per_request = good_request(server, image)
     before = server.unet_calls
@@ -500,7 +506,7 @@ def test_sessions_kept_in_memory_are_capped(tiny_models, monkeypatch):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
     try:
         for _ in range(6):  # each REST call is a new session
-            event, _ = raw_call_url(f"http://127.0.0.1:{port}/", "regions", json.dumps({"data": list(REGIONS.values())}))
+            event, _ = raw_call_url(f"http://127.0.0.1:{port}/", "regions", json.dumps({"data": values(REGIONS)}))
             assert event == "complete"
         assert 1 <= len(demo.state_holder.session_data) <= 3
     finally:
@@ -597,14 +603,14 @@ def test_model_id_returns_only_registry_names(value):
 @given(ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING, ANYTHING)
 def test_parse_purify_and_certify_enforce_the_caps(sigma, seeds, steps, seed, n0, n, alpha):
     try:
-        _, cfg, s = parse_purify("x.png", sigma, seeds, "fast", steps, seed)
+        _, cfg, s = parse_purify(PurifyRequest("x.png", sigma=sigma, seeds=seeds, sampler="fast", steps=steps, seed=seed))
     except ValueError as exc:
         one_line(str(exc))
     else:
         assert 0 < cfg.sigma <= v.LIMITS.sigma_max and 1 <= cfg.seeds <= v.LIMITS.purify_seeds
         assert 1 <= cfg.steps <= v.LIMITS.steps and 0 <= s <= v.LIMITS.seed
     try:
-        c = parse_certify(n0, n, alpha)
+        c = parse_certify(CertifyRequest(n0=n0, n=n, alpha=alpha))
     except ValueError as exc:
         one_line(str(exc))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,12 +16,14 @@ from densepure_viz.models.inputs import load_input
 from densepure_viz.paths import ASSETS
 from densepure_viz.models.registry import custom_spec, load_models
 from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_stream
+from densepure_viz.serving.api import PurifyRequest, arguments
 from densepure_viz.serving.sharing import SharedResults, file_digest
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs, make_handler
+from densepure_viz.serving.ui.requests import no_progress
 from densepure_viz.serving.ui.session import AppContext, ModelPool
 
 SAMPLES = sorted((ASSETS / "samples" / "digits").glob("*.png"))
-ARGS = ("digits", 0.5, 3, "fast", 4, 7, "none", "linf", 0.1, 10, "classifier")  # after the image
+REQUEST = PurifyRequest(model="digits", sigma=0.5, seeds=3, sampler="fast", steps=4, seed=7, attack="none")
 
 
 def test_a_published_result_is_handed_to_later_claims():
@@ -107,8 +110,8 @@ def _pixels(value) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def _run(ctx, image):
-    return list(make_handler(ctx)(image, *ARGS, progress=lambda *a, **k: None))
+def _run(ctx, image, **changes):
+    return list(make_handler(ctx)(**arguments(replace(REQUEST, image=image, **changes)), progress=no_progress))
 
 
 @pytest.mark.skipif(not SAMPLES, reason="no shipped samples")
@@ -142,7 +145,7 @@ def test_a_different_seed_or_file_is_computed_anew(counted, tmp_path):
     models, calls, ctx = counted
     _run(ctx, str(SAMPLES[0]))
     before = calls[0]
-    list(make_handler(ctx)(str(SAMPLES[0]), *ARGS[:5], 8, *ARGS[6:], progress=lambda *a, **k: None))
+    _run(ctx, str(SAMPLES[0]), seed=8)
     assert calls[0] == 2 * before
     renamed = tmp_path / "upload.png"  # the same picture without its label in the name: another verdict
     renamed.write_bytes(SAMPLES[0].read_bytes())
@@ -169,8 +172,8 @@ def test_six_simultaneous_identical_users_are_computed_once(counted):
         assert run.errors == 0 and len(run.requests) == 6, table([run])
         engine = calls[0]
         ctx = AppContext(pool=ModelPool(lambda name, device: models, ("digits",), "cpu"))
-        args = classroom_plan(0, 0, str(SAMPLES[0]), "digits")[1]
-        list(make_handler(ctx)(*args, progress=lambda *a, **k: None))
+        request = classroom_plan(0, 0, str(SAMPLES[0]), "digits")[1]
+        list(make_handler(ctx)(**arguments(request), progress=no_progress))
         assert engine == calls[0] - engine > 0, "six identical requests ran the networks more than once"
     finally:
         demo.close()
@@ -206,7 +209,7 @@ def test_a_shared_answer_streams_exactly_what_the_computed_one_did(counted, monk
     try:
         streams, engine = [], []
         for image in (SAMPLES[1], SAMPLES[0], SAMPLES[1]):  # another digit in between, as in a class
-            job = client.submit(handle_file(str(image)), *ARGS, api_name="/purify")
+            job = client.submit(**arguments(replace(REQUEST, image=handle_file(str(image)))), api_name="/purify")
             job.result()
             streams.append([_comparable(list(frame)) for frame in job.outputs()])
             engine.append(calls[0])

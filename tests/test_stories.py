@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 from scipy.stats import norm
 
-from densepure_viz.smoothing.certify import certified_radius, lower_confidence_bound, perturb_by_radius
+from densepure_viz.smoothing.bounds import lower_confidence_bound
+from densepure_viz.smoothing.certify import certified_radius, perturb_by_radius
 from densepure_viz.teaching.glossary import GLOSSARY
 from densepure_viz.viz.grids import BACKGROUND, LEGEND_SHARE, _rgb, step_view, text_size, trajectory_grid
 from densepure_viz.models.inputs import load_input, true_label
@@ -25,17 +26,18 @@ from densepure_viz.viz.plots.images import lower_bound_figure
 from densepure_viz.engine.seeding import Stream, make_generator
 from densepure_viz.smoothing.sequential import lower_bound_curve
 from densepure_viz.teaching import stories
-from densepure_viz.teaching.stories import PARAMETERS, ROOT, Story, for_view
+from densepure_viz.serving.api import PARAMETERS, REQUESTS, arguments, story_request, view_stories
+from densepure_viz.teaching.stories import ROOT, Story
 from densepure_viz.serving.ui import build_app
 
-STORIES: dict[str, Story] = {s.key: s for s in stories.load(stories.FILE)}
+STORIES: dict[str, Story] = {s.key: s for s in stories.load(stories.FILE, PARAMETERS)}
 
 
 # --- the radius in pixels -----------------------------------------------------------------------------
 
 
 def test_the_radius_picture_moves_the_input_by_exactly_the_radius(digits_models):
-    x = load_input(Path(STORIES["certify-robust"].args()[0]), digits_models)  # a digit: ink at 0, paper at 1
+    x = load_input(Path(story_request(STORIES["certify-robust"]).image), digits_models)  # a digit: ink at 0, paper at 1
     picture = perturb_by_radius(x, 0.62, make_generator(0, Stream.RADIUS))
     assert picture.reached == pytest.approx(0.62, abs=1e-6)  # inside [0, 1] and still at L2 0.62
     assert float((picture.perturbed - x).norm()) == pytest.approx(0.62, abs=1e-5)
@@ -173,12 +175,19 @@ def test_the_stories_are_what_the_seeded_search_found():
 
 
 def test_each_view_lists_its_endpoints_parameters_in_order(app):
-    """PARAMETERS (what a story's controls name) is each endpoint's signature, so predict(**controls) replays it."""
+    """Each endpoint's signature is its request's fields with their defaults (what a story's controls name), so
+    predict(**controls) replays a story, and the page's controls open at the request's defaults."""
     import inspect
 
-    for view, names in PARAMETERS.items():
-        params = inspect.signature(_endpoint(app, view).fn).parameters
-        assert tuple(p for p in params if p != "progress") == names, view
+    for view, request in REQUESTS.items():
+        endpoint = _endpoint(app, view)
+        params = inspect.signature(endpoint.fn).parameters
+        assert tuple(p for p in params if p != "progress") == PARAMETERS[view], view
+        defaults = arguments(request())
+        assert {p: params[p].default for p in PARAMETERS[view]} == defaults, view
+        shown = {name: block.value for name, block in zip(PARAMETERS[view], endpoint.inputs)}
+        opened = {k: v for k, v in defaults.items() if k not in ("image", "model")}  # the first sample, the first model
+        assert {k: shown[k] for k in opened} == opened, view
 
 
 def test_what_each_story_expects_is_what_its_title_says():
@@ -205,9 +214,9 @@ def test_what_each_story_expects_is_what_its_title_says():
     assert region["robust_region.x_a_inside"] and not region["certificate_x0.x_a_inside"]
 
 
-@pytest.mark.parametrize("view", list(PARAMETERS))
+@pytest.mark.parametrize("view", ["purify", "certify", "regions"])
 def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view):
-    stories = for_view(view)
+    stories = view_stories(view)
     assert stories
     endpoint = _endpoint(app, view)
     buttons = {b._id: b.elem_id for b in app.blocks.values() if isinstance(b, gr.Button)}
@@ -217,7 +226,7 @@ def test_each_story_button_sets_every_control_of_its_view_then_runs_it(app, view
         assert click.outputs[:n] == endpoint.inputs  # every input of the view's endpoint, in order
         look, *stale = click.outputs[n:]
         values = click.fn()
-        assert values[:n] == list(story.args()) and story.look in values[n]
+        assert values[:n] == list(arguments(story_request(story)).values()) and story.look in values[n]
         assert values[n + 1:] == [None] * len(stale)  # what described the previous run is cleared
         run = next(fn for fn in app.fns.values() if fn.trigger_after == click._id)
         assert run.fn is endpoint.fn and run.inputs == endpoint.inputs and run.outputs == endpoint.outputs
@@ -247,7 +256,7 @@ def test_a_malformed_stories_file_is_one_line_and_the_app_serves_without_stories
 
 @pytest.mark.parametrize("edit, fault", [
     (lambda items: {"stories": items}, "expected a list"),
-    (lambda items: [{**items[0], "view": "density"}, *items[1:]], "unknown view 'density'"),
+    (lambda items: [{**items[0], "view": "gallery"}, *items[1:]], "unknown view 'gallery'"),
     (lambda items: [{k: v for k, v in items[0].items() if k != "look"}, *items[1:]], "has no look"),
     (lambda items: [{**items[0], "controls": {**items[0]["controls"], "K": 8}}, *items[1:]], "unknown controls K"),
     (lambda items: [{**items[0], "controls": {k: v for k, v in items[0]["controls"].items() if k != "seed"}}],
@@ -259,7 +268,7 @@ def test_each_fault_of_the_file_is_named_in_one_line(tmp_path, caplog, edit, fau
     path = tmp_path / "stories.json"
     path.write_text(json.dumps(edit(items)))
     with caplog.at_level(logging.WARNING):
-        assert stories.load(path) == () and stories.load(path) == ()  # read (and reported) once
+        assert stories.load(path, PARAMETERS) == () and stories.load(path, PARAMETERS) == ()  # read (and reported) once
     lines = [r.getMessage() for r in caplog.records if r.name == stories.__name__]
     assert len(lines) == 1 and fault in lines[0] and str(path) in lines[0], lines
 
@@ -276,7 +285,9 @@ def test_the_stories_module_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, densepure_viz.teaching.stories as s; s.load(s.FILE); assert 'torch' not in sys.modules"
+    code = ("import json, sys, densepure_viz.teaching.stories as s; items = json.loads(s.FILE.read_text()); "
+            "names = {i['view']: tuple(i['controls']) for i in items}; assert len(s.load(s.FILE, names)) == len(items); "
+            "assert 'torch' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
@@ -312,7 +323,7 @@ def test_a_tie_the_cli_tells_the_same_story(capsys):
 
     story = STORIES["tie"]
     c = story.controls
-    assert main(["purify", story.args()[0], "--sigma", str(c["sigma"]), "--seeds", str(c["seeds"]), "--sampler",
+    assert main(["purify", story_request(story).image, "--sigma", str(c["sigma"]), "--seeds", str(c["seeds"]), "--sampler",
                  c["sampler"], "--steps", str(c["steps"]), "--seed", str(c["seed"]), "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
     assert {k: cli[k] for k in ("tie", "label", "votes")} == {k: story.expect[k] for k in ("tie", "label", "votes")}
@@ -322,7 +333,7 @@ def test_the_certify_view_shows_the_radius_in_pixels_and_p_lower_against_the_cou
     from densepure_viz.serving.ui.certify_tab import make_explainer
 
     out = {"densepure": {"radius": 0.62, "draws_used": 100, "alpha": 0.001, "sigma": 0.5, "count": 99, "p_lower": 0.89}}
-    image = STORIES["certify-robust"].args()[0]
+    image = story_request(STORIES["certify-robust"]).image
     text, x, moved, fig = make_explainer(digits_ctx)(out, image, "digits", 0)
     assert "0.039 per value (RMS)" in text and "16x16 = 256 values" in text and "exactly 0.62" in text
     assert isinstance(x, Image.Image) and x.size == moved.size and x.tobytes() != moved.tobytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -17,9 +18,9 @@ from densepure_viz.models.inputs import load_input
 from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_stream
 from densepure_viz.serving.ui import build_app
 from densepure_viz.serving.ui import validation as v
-from densepure_viz.serving.ui.certify_tab import CLASSROOM
+from densepure_viz.serving.api import CLASSROOM, CertifyRequest, PurifyRequest, RegionsRequest, arguments
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs
-from densepure_viz.serving.ui.requests import parse_attack
+from densepure_viz.serving.ui.requests import no_progress, parse_attack
 from densepure_viz.serving.ui.session import AppContext, ModelPool, list_samples
 
 PACKAGE = Path(__file__).resolve().parent.parent / "densepure_viz"
@@ -187,13 +188,16 @@ def test_the_views_start_at_the_clis_defaults(app, tiny_dirs, sample, tmp_path, 
 
 
 def test_attack_controls_map_to_attack_configs():
-    assert parse_attack("none", "linf", 0.1, 10, "classifier", 0.5, 0) is None
-    fgsm = parse_attack("FGSM", "l2", 1.0, 99, "classifier", 0.5, 3)
+    def attack(name, norm, eps, steps, threat):
+        return PurifyRequest(attack=name, norm=norm, eps=eps, attack_steps=steps, threat=threat)
+
+    assert parse_attack(attack("none", "linf", 0.1, 10, "classifier"), 0.5, 0) is None
+    fgsm = parse_attack(attack("FGSM", "l2", 1.0, 99, "classifier"), 0.5, 3)
     assert (fgsm.steps, fgsm.random_start, fgsm.alpha, fgsm.seed) == (1, False, 1.0, 3)
-    pgd = parse_attack("PGD", "linf", 0.2, 5, "adaptive", 0.25, 0)
+    pgd = parse_attack(attack("PGD", "linf", 0.2, 5, "adaptive"), 0.25, 0)
     assert (pgd.steps, pgd.threat, pgd.sigma) == (5, "adaptive", 0.25)
     with pytest.raises(ValueError, match="eps"):
-        parse_attack("PGD", "linf", 1.5, 5, "classifier", 0.5, 0)
+        parse_attack(attack("PGD", "linf", 1.5, 5, "classifier"), 0.5, 0)
 
 
 def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, sample, monkeypatch):
@@ -201,8 +205,8 @@ def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, 
     from densepure_viz.serving.ui.purify_tab import make_handler
 
     monkeypatch.setattr(purify_tab, "STREAM_INTERVAL", 0.0)  # a frame per step (a real run streams every 0.5 s)
-    frames = list(make_handler(ctx)(sample, "digits", 0.5, 3, "fast", 4, 7, "none", "linf", 0.1, 10, "classifier",
-                                    progress=lambda *a, **k: None))
+    request = PurifyRequest(image=sample, sigma=0.5, seeds=3, sampler="fast", steps=4, seed=7)
+    frames = list(make_handler(ctx)(**arguments(request), progress=no_progress))
     assert len(frames) >= 3  # the input, at least one reverse step, the result
     final = PurifyOutputs(*frames[-1])
     out = final.result
@@ -220,10 +224,9 @@ def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, 
 def test_purify_handler_refuses_bad_inputs(ctx, sample, override, message):
     from densepure_viz.serving.ui.purify_tab import make_handler
 
-    args = {"image": sample, "model": "digits", "sigma": 0.5, "seeds": 2, "sampler": "fast", "steps": 2, "seed": 0,
-            "attack": "none", "norm": "linf", "eps": 0.1, "attack_steps": 2, "threat": "classifier"} | override
+    request = replace(PurifyRequest(image=sample, sigma=0.5, seeds=2, sampler="fast", steps=2, attack_steps=2), **override)
     with pytest.raises(gr.Error, match=message):
-        list(make_handler(ctx)(*args.values(), progress=lambda *a, **k: None))
+        list(make_handler(ctx)(**arguments(request), progress=no_progress))
 
 
 def test_bad_image_file_is_one_clear_line(ctx, tmp_path):
@@ -232,17 +235,19 @@ def test_bad_image_file_is_one_clear_line(ctx, tmp_path):
     bad = tmp_path / "x.png"
     bad.write_bytes(b"not an image at all")
     with pytest.raises(gr.Error, match="not an image") as err:
-        list(make_handler(ctx)(str(bad), "digits", 0.5, 2, "fast", 2, 0, 5, 10, 0.001, False, progress=lambda *a, **k: None))
+        list(make_handler(ctx)(**arguments(CertifyRequest(str(bad), "digits", 0.5, 2, "fast", 2, 0, 5, 10, 0.001, False)),
+                               progress=no_progress))
     assert "\n" not in err.value.message
 
 
 def test_certify_handler_caps_the_work(ctx, sample):
     from densepure_viz.serving.ui.certify_tab import make_handler
 
+    small = CertifyRequest(image=sample, sigma=0.5, seeds=2, sampler="fast", steps=2, n0=10, alpha=0.001, compare=False)
     with pytest.raises(gr.Error, match="n must be"):
-        list(make_handler(ctx)(sample, "digits", 0.5, 2, "fast", 2, 0, 10, 10**9, 0.001, False, progress=lambda *a, **k: None))
+        list(make_handler(ctx)(**arguments(replace(small, n=10**9)), progress=no_progress))
     with pytest.raises(gr.Error, match="image evaluations"):
-        list(make_handler(ctx)(sample, "digits", 0.5, 16, "full", 2, 0, 1000, 10_000, 0.001, False, progress=lambda *a, **k: None))
+        list(make_handler(ctx)(**arguments(replace(small, seeds=16, sampler="full", n0=1000, n=10_000)), progress=no_progress))
 
 
 def test_regions_handler_and_its_validation(tiny_models):
@@ -254,17 +259,18 @@ def test_regions_handler_and_its_validation(tiny_models):
     assert ctx.caches.regions.cache_info().currsize == 0  # each app keeps its own caches, empty when built
 
     p = PRESETS["clusters"]
-    scene, maps, votes, summary, data = regions("clusters", p.sigma, *p.x0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
+    request = RegionsRequest("clusters", p.sigma, *map(float, (*p.x0, *p.x_a)), seeds=8, steps=20, n=200)
+    scene, maps, votes, summary, data = regions(**arguments(request))
     assert sum(data["votes"]) == 8 and math.isclose(sum(data["exact_probabilities"]), 1, abs_tol=1e-9)
     assert len(scene.data) > 3 and "robust region" in summary
     with pytest.raises(gr.Error, match="x0 x"):
-        regions("clusters", p.sigma, 99.0, 0.0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
-    regions("clusters", p.sigma, *p.x0, *p.x_a, 4, 20, "ddim", "bayes", 1, 200)  # the same maps: from the cache
+        regions(**arguments(replace(request, x0_x=99.0, x0_y=0.0)))
+    regions(**arguments(replace(request, seeds=4, method="ddim", labeler="bayes", seed=1)))  # the same maps: cached
     info = ctx.caches.regions.cache_info()
     assert (info.misses, info.hits) == (1, 1)
     assert AppContext(pool=ctx.pool).caches.regions.cache_info().currsize == 0  # another app: its own, empty
     with pytest.raises(gr.Error, match="preset"):
-        regions("../moons", p.sigma, *p.x0, *p.x_a, 8, 20, "ddpm", "mode", 0, 200)
+        regions(**arguments(replace(request, preset="../moons")))
 
 
 def test_unloadable_model_falls_back_with_a_message(tiny_models):

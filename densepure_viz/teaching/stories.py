@@ -1,9 +1,9 @@
 """One-click stories for a class, read from assets/stories.json: settings of a view under which an effect happens.
 
 Each story in the file is an object {"key", "view", "title", "look", "controls", "expect"}: `view` is "purify",
-"certify" or "regions"; `controls` gives every input of that view's endpoint by its parameter name (PARAMETERS;
-image paths relative to the repository root), so gradio_client's `predict(**controls, api_name="/<view>")`
-replays it; `expect` gives fields of the view's JSON output the story claims, by name or dotted path into nested
+"certify" or "regions"; `controls` gives every input of that view's endpoint by its parameter name (the app's
+request dataclasses, densepure_viz.serving.api, which pass their names in as `parameters`; image paths relative to
+the repository root), so gradio_client's `predict(**controls, api_name="/<view>")` replays it; `expect` gives fields of the view's JSON output the story claims, by name or dotted path into nested
 objects ("attack.input_label", "densepure.radius"); numbers match within TOLERANCE. The values were found by a
 seeded search on the shipped digits models and the exact 2D world (`scripts/find_stories.py`, record in
 assets/results/stories/search.json); tests/test_stories.py replays every story and checks every expected field.
@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,7 @@ from densepure_viz.paths import ROOT
 log = logging.getLogger(__name__)
 
 FILE = ROOT / "assets" / "stories.json"
-PARAMETERS: dict[str, tuple[str, ...]] = {  # each view endpoint's inputs, in order (ui/*_tab.py)
-    "purify": ("image", "model", "sigma", "seeds", "sampler", "steps", "seed", "attack", "norm", "eps",
-               "attack_steps", "threat"),
-    "certify": ("image", "model", "sigma", "seeds", "sampler", "steps", "seed", "n0", "n", "alpha", "compare",
-                "target", "stop_early"),
-    "regions": ("preset", "sigma", "x0_x", "x0_y", "xa_x", "xa_y", "seeds", "steps", "method", "labeler", "seed", "n"),
-}
+Parameters = Mapping[str, tuple[str, ...]]  # each view endpoint's parameter names, in order
 FIELDS = ("key", "view", "title", "look", "controls", "expect")  # what every story has
 TOLERANCE = 1e-4  # an expected number matches an output within this
 
@@ -49,10 +44,6 @@ class Story:
     controls: dict[str, Any]  # every input of the view's endpoint by parameter name, image relative to ROOT
     expect: dict[str, Any]  # fields of the view's JSON output (dotted paths) and the values the story claims
 
-    def args(self) -> tuple:
-        """The endpoint's arguments in the order of its inputs, the image path made absolute."""
-        return endpoint_args(self.view, self.controls)
-
     def mismatches(self, output: dict) -> list[str]:
         """The expected fields the view's JSON output does not have (empty: the story happened)."""
         wrong = []
@@ -61,11 +52,6 @@ class Story:
             if not _same(got, want):
                 wrong.append(f"{self.key}: {path} is {got!r}, expected {want!r}")
         return wrong
-
-
-def endpoint_args(view: str, controls: dict[str, Any]) -> tuple:
-    """A view endpoint's arguments from its controls by name, in the order of its inputs, the image path absolute."""
-    return tuple(str(ROOT / controls[p]) if p == "image" else controls[p] for p in PARAMETERS[view])
 
 
 def field(output: dict, path: str) -> Any:
@@ -84,8 +70,9 @@ def _same(got: Any, want: Any) -> bool:
     return got == want
 
 
-def parse(items: Any) -> tuple[Story, ...]:
-    """The stories of the file's decoded JSON; ValueError saying what is wrong (the first fault found)."""
+def parse(items: Any, parameters: Parameters) -> tuple[Story, ...]:
+    """The stories of the file's decoded JSON, for the views and endpoint parameters given; ValueError saying what is
+    wrong (the first fault found)."""
     if not isinstance(items, list):
         raise ValueError("expected a list of stories")
     stories: list[Story] = []
@@ -97,13 +84,13 @@ def parse(items: Any) -> tuple[Story, ...]:
             raise ValueError(f"{where} has no {', '.join(missing)}")
         if unknown := sorted(set(item) - set(FIELDS)):
             raise ValueError(f"{where} has unknown fields {', '.join(unknown)}")
-        if item["view"] not in PARAMETERS:
-            raise ValueError(f"{where} has unknown view {item['view']!r} (one of {', '.join(PARAMETERS)})")
+        if item["view"] not in parameters:
+            raise ValueError(f"{where} has unknown view {item['view']!r} (one of {', '.join(parameters)})")
         if not all(isinstance(item[f], str) and item[f] for f in ("key", "title", "look")):
             raise ValueError(f"{where}: key, title and look must be non-empty strings")
         if not isinstance(item["controls"], dict) or not isinstance(item["expect"], dict) or not item["expect"]:
             raise ValueError(f"{where}: controls must be an object, expect a non-empty object")
-        names = PARAMETERS[item["view"]]
+        names = parameters[item["view"]]
         if unknown := sorted(set(item["controls"]) - set(names)):
             raise ValueError(f"{where} has unknown controls {', '.join(unknown)} (the {item['view']} view's: "
                              f"{', '.join(names)})")
@@ -117,16 +104,20 @@ def parse(items: Any) -> tuple[Story, ...]:
     return tuple(stories)
 
 
-@functools.cache
-def load(path: Path) -> tuple[Story, ...]:
+def load(path: Path, parameters: Parameters) -> tuple[Story, ...]:
     """The stories of `path`; none, after one warning line, when it is missing or malformed (read once per path)."""
+    return _load(path, tuple((view, tuple(names)) for view, names in parameters.items()))
+
+
+@functools.cache
+def _load(path: Path, parameters: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[Story, ...]:
     try:
-        return parse(json.loads(path.read_text(encoding="utf-8")))
+        return parse(json.loads(path.read_text(encoding="utf-8")), dict(parameters))
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         log.warning("stories file %s: %s; the app serves without stories", path, str(exc).replace("\n", " "))
         return ()
 
 
-def for_view(view: str) -> tuple[Story, ...]:
+def for_view(view: str, parameters: Parameters) -> tuple[Story, ...]:
     """The stories of one view (from FILE), in the file's order."""
-    return tuple(s for s in load(FILE) if s.view == view)
+    return tuple(s for s in load(FILE, parameters) if s.view == view)

@@ -13,18 +13,16 @@ import logging
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
 
 import gradio as gr
 import torch
 
-from densepure_viz.attacks.pgd import AttackConfig
 from densepure_viz.errors import InputError
 from densepure_viz.models.images import MAX_BYTES
 from densepure_viz.models.registry import ModelSpec
+from densepure_viz.serving.api import PurifyRequest, arguments
 from densepure_viz.serving.options import add_model_options, model_from_options
 from densepure_viz.paths import ASSETS, PACKAGE
-from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
 from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, guard_numbers
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs
@@ -79,7 +77,7 @@ def build_app(
             with gr.Tab("1. Purify", id="purify"):
                 purify = purify_tab.build(ctx, model)
             with gr.Tab("2. Certify", id="certify"):
-                certify_tab.build(ctx, model, purify.image)
+                certify_tab.build(ctx, model, purify.controls["image"])
             with gr.Tab("3. Robust regions (2D)", id="regions", elem_id="tab-regions"):
                 regions_outputs, regions_first = regions_tab.build(ctx)
             with gr.Tab("4. High-density points", id="density"):
@@ -131,21 +129,12 @@ def _first_view(ctx: AppContext, handler) -> list:
     """The last frame of the default purification (the configs' defaults, no attack); on failure, a message."""
     if ctx.default_image is None:
         return PurifyOutputs(verdict="No sample images found: run `python scripts/export_samples.py`.").as_list()
-    d, a = PurifyConfig(), AttackConfig()
     try:
-        *_, last = handler(ctx.default_image, ctx.pool.default, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
-                           a.norm, a.eps, a.steps, a.threat, progress=_NoProgress())
+        *_, last = handler(**arguments(PurifyRequest(image=ctx.default_image, model=ctx.pool.default)))
         return last
     except Exception as exc:  # noqa: BLE001 - the page must open even without a model
         message = getattr(exc, "message", None) or str(exc)
         return PurifyOutputs(verdict=f"⚠️ The first view could not be computed: {message}").as_list()
-
-
-class _NoProgress:
-    """Stands in for gr.Progress outside an event."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 def launch_options() -> dict:

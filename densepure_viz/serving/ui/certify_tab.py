@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 from scipy.stats import norm
@@ -31,7 +32,6 @@ from densepure_viz.engine.diffusion import SAMPLERS
 from densepure_viz.models.inputs import load_input
 from densepure_viz.models.images import to_pil
 from densepure_viz.viz.plots.images import confidence_sequence_figure, lower_bound_figure
-from densepure_viz.engine.purify import CERTIFY_PURIFIER
 from densepure_viz.smoothing.base import smoothed
 from densepure_viz.serving.reports import certificate_json, sequential_json
 from densepure_viz.engine.seeding import Stream, make_generator
@@ -44,12 +44,12 @@ from densepure_viz.smoothing.sequential import (
 )
 from densepure_viz.serving.ui.components import (glossary_accordion, image_input, image_output, new_input_note, seed_input,
                                          sigma_slider)
-from densepure_viz.serving.ui.requests import check_budget, parse_certify, parse_purify
+from densepure_viz.serving.api import CertifyRequest, in_order
+from densepure_viz.serving.ui.requests import check_budget, endpoint, parse_certify, parse_purify
 from densepure_viz.serving.ui.session import LONG, AppContext, gpu
 from densepure_viz.serving.ui.story_buttons import story_row
 from densepure_viz.serving.ui.validation import LIMITS, image_file, integer, model_id, number, user_errors
 
-CLASSROOM = CertifyConfig(n0=10, n=100)  # the view's preset: seconds on a laptop CPU (the CLI's default n is 1000)
 PROGRESS_CHUNK = 64  # draws per progress report (results do not depend on it: every draw has its own stream)
 
 
@@ -105,14 +105,14 @@ def make_handler(ctx: AppContext):
 
     @gpu
     @user_errors
-    def certify(image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare, target=0.0, stop_early=True,
-                progress=gr.Progress()):
-        model = model_id(model, ctx.pool.names)
-        path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed, max_seeds=LIMITS.certify_seeds)
-        ccfg = parse_certify(n0, n, alpha)
-        target = float(number(target, "target radius", 0.0, LIMITS.radius))
-        scfg = SequentialConfig(alpha=ccfg.alpha, n=ccfg.n, n0=ccfg.n0, radius=target if target > 0 and stop_early else None)
-        compare = bool(compare)
+    def certify(req: CertifyRequest, progress: Any):
+        model = model_id(req.model, ctx.pool.names)
+        path, cfg, seed = parse_purify(req, max_seeds=LIMITS.certify_seeds)
+        ccfg = parse_certify(req)
+        target = float(number(req.target, "target radius", 0.0, LIMITS.radius))
+        scfg = SequentialConfig(alpha=ccfg.alpha, n=ccfg.n, n0=ccfg.n0,
+                                radius=target if target > 0 and req.stop_early else None)
+        compare = bool(req.compare)
         models = ctx.pool.get(model)
         t_star, _ = check_budget(models, cfg, ccfg.n0 + ccfg.n, LIMITS.certify_evals, "this certification")
         x = load_input(path, models)  # the CLI's loader: same tensor, same certificate
@@ -164,7 +164,7 @@ def make_handler(ctx: AppContext):
                   f"**DensePure does not certify** ({result.decision.replace('_', ' ')}; top class {labels[result.top_class]})")
         yield fig, status, card(rows, labels, ccfg.alpha, cfg.sigma, ccfg.n), out
 
-    return certify
+    return endpoint(CertifyRequest, certify)
 
 
 def scale_line(picture: RadiusPicture, size: int, channels: int) -> str:
@@ -217,7 +217,7 @@ def stopped_note() -> str:
 
 def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     """Lay out the Certify view and wire its events; returns (run event, image input)."""
-    d, c = CERTIFY_PURIFIER, CLASSROOM
+    d = CertifyRequest()  # the page opens with the endpoint's defaults
     gr.Markdown(
         "**Step 2 - certify.** Randomized smoothing turns DensePure into a classifier with a guarantee: draw "
         "n0 noisy copies to guess the top class, n more to bound its probability p_lower from below "
@@ -232,21 +232,21 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
         with gr.Column(scale=3, min_width=320):
             sigma = sigma_slider(d.sigma)
             with gr.Row():
-                n0 = gr.Slider(1, LIMITS.n0, value=c.n0, step=1, label="n0 (selection draws)", elem_id="certify-n0")
-                n = gr.Slider(10, LIMITS.n, value=c.n, step=10, label="n (estimation draws)", elem_id="certify-n",
+                n0 = gr.Slider(1, LIMITS.n0, value=d.n0, step=1, label="n0 (selection draws)", elem_id="certify-n0")
+                n = gr.Slider(10, LIMITS.n, value=d.n, step=10, label="n (estimation draws)", elem_id="certify-n",
                               info="more draws certify larger radii, at proportionally more time")
-                alpha = gr.Number(value=c.alpha, label="alpha (failure probability)", minimum=1e-10, maximum=0.49)
+                alpha = gr.Number(value=d.alpha, label="alpha (failure probability)", minimum=1e-10, maximum=0.49)
             with gr.Row():
                 seeds = gr.Slider(1, LIMITS.certify_seeds, value=d.seeds, step=1, label="K (seeds per draw)")
                 sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
                 steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (fast sampler steps)")
             with gr.Row():
-                target = gr.Number(value=0.0, minimum=0, maximum=LIMITS.radius, label="target radius R (0: none)",
+                target = gr.Number(value=d.target, minimum=0, maximum=LIMITS.radius, label="target radius R (0: none)",
                                    info="decide whether DensePure is certified at R", elem_id="certify-target")
-                stop_early = gr.Checkbox(True, label="stop when decided", info="at R, as soon as the bounds decide")
+                stop_early = gr.Checkbox(d.stop_early, label="stop when decided", info="at R, as soon as the bounds decide")
             with gr.Row():
-                seed = seed_input()
-                compare = gr.Checkbox(True, label="also certify one-shot denoising and the bare classifier")
+                seed = seed_input(d.seed)
+                compare = gr.Checkbox(d.compare, label="also certify one-shot denoising and the bare classifier")
             with gr.Row():
                 run = gr.Button("Certify", variant="primary", elem_id="certify-run")
                 stop = gr.Button("Stop", variant="stop")
@@ -266,7 +266,9 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
         result = gr.JSON(label="certificates")
     glossary_accordion()
     handler = make_handler(ctx)
-    inputs = [image, model, sigma, seeds, sampler, steps, seed, n0, n, alpha, compare, target, stop_early]
+    inputs = in_order(CertifyRequest, {"image": image, "model": model, "sigma": sigma, "seeds": seeds, "sampler": sampler,
+                                       "steps": steps, "seed": seed, "n0": n0, "n": n, "alpha": alpha, "compare": compare,
+                                       "target": target, "stop_early": stop_early})
     run_event = {"fn": handler, "inputs": inputs, "outputs": [counts, status, result_card, result],
                  "concurrency_id": LONG, "concurrency_limit": 1}
     explain = {"fn": make_explainer(ctx), "inputs": [result, image, model, seed],

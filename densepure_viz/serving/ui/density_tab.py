@@ -10,23 +10,22 @@ on that set would return - with its label masses next to DensePure's vote shares
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
-from densepure_viz.attacks.pgd import AttackConfig
 from densepure_viz.engine.diffusion import SAMPLERS
 from densepure_viz.errors import InputError
 from densepure_viz.viz.grids import image_row
 from densepure_viz.viz.plots.images import label_mass_figure, projection_figure
 from densepure_viz.experiments.projections import high_density
-from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.ui.components import new_input_note, seed_input, sigma_slider, written_whole
 from densepure_viz.attacks.prepare import run_prepare
-from densepure_viz.serving.ui.requests import check_budget, input_name, parse_attack, parse_purify
+from densepure_viz.serving.api import DensityRequest, arguments, in_order
+from densepure_viz.serving.ui.requests import check_budget, endpoint, input_name, parse_attack, parse_purify
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.serving.ui.validation import LIMITS, choice, integer, model_id, user_errors
 
-DEFAULT_DRAWS = 8
 NEW_INPUT = new_input_note("Compute", "projections")
 
 
@@ -35,13 +34,12 @@ def make_handler(ctx: AppContext):
 
     @gpu
     @user_errors
-    def density(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat, draws, dims,
-                progress=gr.Progress()):
-        model = model_id(model, ctx.pool.names)
-        path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
-        attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
-        draws = integer(draws, "n (noise draws)", 1, LIMITS.density_draws)
-        dims = int(choice(int(dims) if str(dims) in ("2", "3") else dims, "dims", (2, 3)))
+    def density(req: DensityRequest, progress: Any):
+        model = model_id(req.model, ctx.pool.names)
+        path, cfg, seed = parse_purify(req)
+        attack_cfg = parse_attack(req, cfg.sigma, seed)
+        draws = integer(req.draws, "n (noise draws)", 1, LIMITS.density_draws)
+        dims = parse_dims(req.dims)
         models = ctx.pool.get(model)
         check_budget(models, cfg, draws, LIMITS.purify_evals, "this projection")
         progress(0.05, desc="training set and PCA")
@@ -74,14 +72,19 @@ def make_handler(ctx: AppContext):
         ])
         return fig, pictures, mass, text, {"scene": view.scene, "labels": labels}
 
-    return density
+    return endpoint(DensityRequest, density)
+
+
+def parse_dims(dims) -> int:
+    """The projection's number of axes, 2 or 3 (the radio sends an int, the API may send a string)."""
+    return int(choice(int(dims) if str(dims) in ("2", "3") else dims, "dims", (2, 3)))
 
 
 def replot(state, dims):
     """The stored scene on 2 or 3 axes (the projection radio): no recomputation."""
     if not state:
         return gr.skip()
-    return projection_figure(state["scene"], state["labels"], int(choice(int(dims) if str(dims) in ("2", "3") else dims, "dims", (2, 3))))
+    return projection_figure(state["scene"], state["labels"], parse_dims(dims))
 
 
 def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[], tuple]]:
@@ -95,7 +98,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
         "its **highest-density point** is the training image an ideal diffusion model would return, and its label "
         "mass is what the majority vote estimates. Uses the Purify view's image and attack, with the settings below."
     )
-    d = PurifyConfig()
+    d = DensityRequest()  # the page opens with the endpoint's defaults
     with gr.Column(elem_id="density-controls"):
         with gr.Row():
             sigma = sigma_slider(d.sigma)
@@ -103,9 +106,9 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
             steps = gr.Slider(1, LIMITS.steps, value=d.steps, step=1, label="b (steps of the fast sampler)")
         with gr.Row():
             sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler")
-            seed = seed_input()
-            draws = gr.Slider(1, LIMITS.density_draws, value=DEFAULT_DRAWS, step=1, label="n (noise draws, K samples each)")
-            dims = gr.Radio([("2D", 2), ("3D", 3)], value=2, label="projection (switches without recomputing)")
+            seed = seed_input(d.seed)
+            draws = gr.Slider(1, LIMITS.density_draws, value=d.draws, step=1, label="n (noise draws, K samples each)")
+            dims = gr.Radio([("2D", 2), ("3D", 3)], value=d.dims, label="projection (switches without recomputing)")
             run = gr.Button("Compute", variant="primary", elem_id="density-run")
     with gr.Row():
         fig = gr.Plot(label="PCA of the training images", elem_id="density-projection")
@@ -116,22 +119,22 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
             mass = gr.Plot(label="label mass")
             text = gr.Markdown(elem_id="density-summary")
     scene = gr.State(None)
-    inputs = [purify.image, model, sigma, seeds, sampler, steps, seed, *purify.attack_inputs, draws, dims]
+    mine = {"model": model, "sigma": sigma, "seeds": seeds, "sampler": sampler, "steps": steps, "seed": seed,
+            "draws": draws, "dims": dims}
+    inputs = in_order(DensityRequest, {**purify.controls, **mine})  # the Purify view's image and attack
     outputs = [fig, pictures, mass, text, scene]
     handler = make_handler(ctx)
     run.click(handler, inputs, outputs, api_name="density", concurrency_id=INTERACTIVE,
               concurrency_limit=ctx.engine_concurrency)
     dims.change(replot, [scene, dims], fig, api_visibility="private", show_progress="hidden")
     # a new image in the Purify view: what is shown here belonged to the previous one
-    purify.image.change(lambda: [None, None, None, NEW_INPUT, None], None, outputs, queue=False,
+    purify.controls["image"].change(lambda: [None, None, None, NEW_INPUT, None], None, outputs, queue=False,
                         api_visibility="private", show_progress="hidden")
 
     def first_view() -> tuple:
         """The view for the first sample at the defaults, no attack (a message instead when it fails)."""
-        a = AttackConfig()
         try:
-            return handler(ctx.default_image, ctx.pool.default, d.sigma, d.seeds, d.sampler, d.steps, 0, "none",
-                           a.norm, a.eps, a.steps, a.threat, DEFAULT_DRAWS, 2, progress=lambda *args, **kw: None)
+            return handler(**arguments(DensityRequest(image=ctx.default_image, model=ctx.pool.default)))
         except Exception as exc:  # noqa: BLE001 - the page must open even without a model
             message = getattr(exc, "message", None) or str(exc)
             return gr.skip(), gr.skip(), gr.skip(), f"⚠️ The first view could not be computed: {message}", None

@@ -30,7 +30,8 @@ from densepure_viz.serving.sharing import file_digest
 from densepure_viz.serving.ui.components import (PIXELATED, glossary_accordion, image_input, image_output, new_input_note, seed_input,
                                          sigma_slider)
 from densepure_viz.attacks.prepare import PreparedInput, prepare_input
-from densepure_viz.serving.ui.requests import ATTACKS, check_budget, parse_attack, parse_purify
+from densepure_viz.serving.api import PurifyRequest, in_order
+from densepure_viz.serving.ui.requests import ATTACKS, check_budget, endpoint, parse_attack, parse_purify
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
 from densepure_viz.serving.ui.shared_answers import answer_once
 from densepure_viz.serving.ui.story_buttons import story_row
@@ -70,13 +71,7 @@ class PurifyOutputs:
 class PurifyView:
     """The components other views reuse."""
 
-    image: gr.Image  # the input image (a file path for the handlers)
-    sigma: gr.Slider
-    seeds: gr.Slider
-    sampler: gr.Radio
-    steps: gr.Slider
-    seed: gr.Number
-    attack_inputs: list  # [attack, norm, eps, attack steps, threat]
+    controls: dict[str, Any]  # the purify endpoint's input components by parameter name (PurifyRequest)
     outputs: PurifyOutputs  # the purify event's output components
     run_event: Any  # the click event (for Stop)
 
@@ -159,11 +154,10 @@ def make_handler(ctx: AppContext):
 
     @gpu
     @user_errors
-    def purify(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat,
-               progress=gr.Progress()):
-        model = model_id(model, ctx.pool.names)
-        path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
-        attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
+    def purify(req: PurifyRequest, progress: Any):
+        model = model_id(req.model, ctx.pool.names)
+        path, cfg, seed = parse_purify(req)
+        attack_cfg = parse_attack(req, cfg.sigma, seed)
         models = ctx.pool.get(model)
         t_star, timesteps = check_budget(models, cfg, 1, LIMITS.purify_evals, "this purification")
         size, labels = models.image_size, models.labels
@@ -179,7 +173,7 @@ def make_handler(ctx: AppContext):
         clean_img = gr.update(value=_display(prep.clean, size), label=f"clean x, as the model sees it ({size}x{size})")
         adv_img = gr.update(value=_display(prep.purifier_input, size),
                             label="attacked x_a (the purifier's input)" if prep.attack else "x (no attack: the purifier's input)")
-        intro = input_line(prep, size, models.channels) + "\n\n" + attack_line(prep, attack, attack_cfg)
+        intro = input_line(prep, size, models.channels) + "\n\n" + attack_line(prep, req.attack, attack_cfg)
         status = intro + f"\n\nPurifying: t\\* = {t_star}, {len(timesteps)} reverse steps x {cfg.seeds} seeds..."
         yield replace(cleared(status), clean=clean_img, adversarial=adv_img).as_list()
 
@@ -229,32 +223,29 @@ def make_handler(ctx: AppContext):
         text = intro + "\n\n" + verdict(prep, result, labels, cfg.seeds)
         noisy = gr.update(value=_display(result.noisy, size), label=f"{x} + delta (where the reverse process starts)")
         yield PurifyOutputs(clean_img, adv_img, noisy, grid, fig, text,
-                            result_json(prep, result, models, cfg, seed, attack, attack_cfg), slider, scrub_img,
+                            result_json(prep, result, models, cfg, seed, req.attack, attack_cfg), slider, scrub_img,
                             scrub).as_list()
 
-    return shared(ctx, purify)
+    return endpoint(PurifyRequest, shared(ctx, purify))
 
 
-def request_key(ctx: AppContext, image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps,
-                threat) -> tuple:
+def request_key(ctx: AppContext, req: PurifyRequest) -> tuple:
     """What a purification's outputs depend on: the model, the file's bytes and true label, the configs, the seed."""
-    model = model_id(model, ctx.pool.names)
-    path, cfg, seed = parse_purify(image, sigma, seeds, sampler, steps, seed)
-    attack_cfg = parse_attack(attack, norm, eps, attack_steps, threat, cfg.sigma, seed)
-    return "purify", model, file_digest(path), true_label(path), cfg, seed, choice(attack, "attack", ATTACKS), attack_cfg
+    model = model_id(req.model, ctx.pool.names)
+    path, cfg, seed = parse_purify(req)
+    attack_cfg = parse_attack(req, cfg.sigma, seed)
+    return "purify", model, file_digest(path), true_label(path), cfg, seed, choice(req.attack, "attack", ATTACKS), attack_cfg
 
 
-def shared(ctx: AppContext, handler):
-    """`handler`, with identical requests computed once (ctx.shared; see ui.shared_answers)."""
+def shared(ctx: AppContext, body):
+    """`body(request, progress)`, with identical requests computed once (ctx.shared; see ui.shared_answers)."""
 
-    def purify(image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat,
-               progress=gr.Progress()):
-        args = (image, model, sigma, seeds, sampler, steps, seed, attack, norm, eps, attack_steps, threat)
+    def purify(req: PurifyRequest, progress: Any):
         try:
-            key = request_key(ctx, *args)
+            key = request_key(ctx, req)
         except Exception:  # noqa: BLE001 - bad input: the handler itself reports it in one line
             key = None
-        yield from answer_once(ctx.shared, key, lambda: handler(*args, progress=progress))
+        yield from answer_once(ctx.shared, key, lambda: body(req, progress))
 
     return purify
 
@@ -355,8 +346,9 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
         )
 
     outputs = PurifyOutputs(clean_img, adv_img, noisy_img, grid, votes, verdict_md, result, scrub, scrub_img, scrub_state)
-    attack_inputs = [attack, norm, eps, attack_steps, threat]
-    inputs = [image, model, sigma, seeds, sampler, steps, seed, *attack_inputs]
+    controls = {"image": image, "model": model, "sigma": sigma, "seeds": seeds, "sampler": sampler, "steps": steps,
+                "seed": seed, "attack": attack, "norm": norm, "eps": eps, "attack_steps": attack_steps, "threat": threat}
+    inputs = in_order(PurifyRequest, controls)
     handler = make_handler(ctx)
     # queue position and progress beside Run, none over the grid: its columns stream in as the digits emerge
     lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency, "show_progress_on": [run_status]}
@@ -376,7 +368,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     image.input(**new_input)
     gallery.select(pick, None, image, api_visibility="private").then(**new_input)
     use_sketch.click(drawing_to_image, sketch, image, api_visibility="private").success(**new_input)
-    return PurifyView(image, sigma, seeds, sampler, steps, seed, attack_inputs, outputs, event)
+    return PurifyView(controls, outputs, event)
 
 
 @user_errors

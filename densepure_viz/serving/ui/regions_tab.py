@@ -8,6 +8,7 @@ x0's robust region and the certified circles of the smoothed vote at x0 and x_a.
 
 from __future__ import annotations
 
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -15,13 +16,12 @@ import numpy as np
 from densepure_viz.smoothing.certify import CertifyConfig
 from densepure_viz.viz.plots.toy2d import MAP_TITLES, region_maps_figure, scene_figure, vote_histogram_figure
 from densepure_viz.toy2d import LABELERS, PRESETS, reverse_trajectories, robust_region, smoothed_input
+from densepure_viz.serving.api import RegionsRequest, arguments, in_order
+from densepure_viz.serving.ui.requests import endpoint
 from densepure_viz.serving.ui.session import AppContext
 from densepure_viz.serving.ui.story_buttons import story_row
 from densepure_viz.serving.ui.validation import LIMITS, choice, integer, number, positive, user_errors
 
-DEFAULT_PRESET = "moons"
-DEFAULT_SEEDS = 32
-DEFAULT_N = 1000
 CERTIFY_N0 = 100
 CLICK_TARGETS = ("x0", "x_a")
 
@@ -60,17 +60,17 @@ def make_handler(ctx: AppContext):
     """The `regions` endpoint (its maps and cells from the app's caches)."""
 
     @user_errors
-    def regions(preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n):
-        """The `regions` endpoint: scene, four maps, vote histogram, summary and JSON."""
-        preset = choice(preset, "preset", tuple(PRESETS))
-        sigma = round(positive(sigma, "sigma", LIMITS.toy_sigma_max), 4)
-        x0, x_a = _point(x0_x, x0_y, "x0", preset), _point(xa_x, xa_y, "x_a", preset)
-        k = integer(seeds, "K (trajectories)", 1, LIMITS.toy_seeds)
-        steps = integer(steps, "steps (0 = full chain)", 0, LIMITS.toy_steps)
-        method = choice(method, "method", ("ddpm", "ddim"))
-        labeler = choice(labeler, "map", LABELERS)
-        seed = integer(seed, "seed", 0, LIMITS.seed)
-        n = integer(n, "n (certification draws)", 10, LIMITS.toy_n)
+    def regions(req: RegionsRequest, progress: Any):
+        """Scene, four maps, vote histogram, summary and JSON."""
+        preset = choice(req.preset, "preset", tuple(PRESETS))
+        sigma = round(positive(req.sigma, "sigma", LIMITS.toy_sigma_max), 4)
+        x0, x_a = _point(req.x0_x, req.x0_y, "x0", preset), _point(req.xa_x, req.xa_y, "x_a", preset)
+        k = integer(req.seeds, "K (trajectories)", 1, LIMITS.toy_seeds)
+        steps = integer(req.steps, "steps (0 = full chain)", 0, LIMITS.toy_steps)
+        method = choice(req.method, "method", ("ddpm", "ddim"))
+        labeler = choice(req.labeler, "map", LABELERS)
+        seed = integer(req.seed, "seed", 0, LIMITS.seed)
+        n = integer(req.n, "n (certification draws)", 10, LIMITS.toy_n)
         p = PRESETS[preset]
         maps, cells = ctx.caches.regions(preset, sigma)
         robust = robust_region(p.mixture, maps, x0, x_a, np.random.default_rng([seed, 2]), CertifyConfig(n0=CERTIFY_N0, n=n))
@@ -115,7 +115,7 @@ def make_handler(ctx: AppContext):
         }
         return scene, region_maps_figure(maps), vote_histogram_figure(traj), summary, data
 
-    return regions
+    return endpoint(RegionsRequest, regions, progress=False)
 
 
 def preset_defaults(preset):
@@ -137,7 +137,7 @@ def place(click, target, x0_x, x0_y, xa_x, xa_y):
 
 def build(ctx: AppContext) -> tuple:
     """Lay out the Robust-regions view; returns (inputs, outputs, load function) for the first view."""
-    p = PRESETS[DEFAULT_PRESET]
+    d = RegionsRequest()  # the page opens with the endpoint's defaults
     gr.Markdown(
         "**Step 3 - why it works.** In a 2D world with a known data distribution everything is exact. The "
         "reverse process from x~ samples the posterior p(x0 | x~); the label of its **highest-density point** "
@@ -146,23 +146,23 @@ def build(ctx: AppContext) -> tuple:
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="preset")
-            sigma = gr.Slider(0.05, LIMITS.toy_sigma_max, value=p.sigma, step=0.05, label="sigma (model-space std)")
-            labeler = gr.Radio([(MAP_TITLES[m], m) for m in LABELERS], value="mode", label="map shown")
+            preset = gr.Dropdown(list(PRESETS), value=d.preset, label="preset")
+            sigma = gr.Slider(0.05, LIMITS.toy_sigma_max, value=d.sigma, step=0.05, label="sigma (model-space std)")
+            labeler = gr.Radio([(MAP_TITLES[m], m) for m in LABELERS], value=d.labeler, label="map shown")
             target = gr.Radio(list(CLICK_TARGETS), value="x_a", label="a click on the map moves")
             with gr.Row():
-                x0_x = gr.Number(p.x0[0], label="x0 x", step=0.05)
-                x0_y = gr.Number(p.x0[1], label="x0 y", step=0.05)
+                x0_x = gr.Number(d.x0_x, label="x0 x", step=0.05)
+                x0_y = gr.Number(d.x0_y, label="x0 y", step=0.05)
             with gr.Row():
-                xa_x = gr.Number(p.x_a[0], label="x_a x", step=0.05)
-                xa_y = gr.Number(p.x_a[1], label="x_a y", step=0.05)
+                xa_x = gr.Number(d.xa_x, label="x_a x", step=0.05)
+                xa_y = gr.Number(d.xa_y, label="x_a y", step=0.05)
             with gr.Row():
-                seeds = gr.Slider(1, LIMITS.toy_seeds, value=DEFAULT_SEEDS, step=1, label="K trajectories")
-                steps = gr.Slider(0, 200, value=0, step=1, label="steps (0 = full chain)")
+                seeds = gr.Slider(1, LIMITS.toy_seeds, value=d.seeds, step=1, label="K trajectories")
+                steps = gr.Slider(0, 200, value=d.steps, step=1, label="steps (0 = full chain)")
             with gr.Row():
-                method = gr.Radio(["ddpm", "ddim"], value="ddpm", label="reverse process")
-                seed = gr.Number(0, precision=0, minimum=0, label="seed")
-            n = gr.Slider(100, 10_000, value=DEFAULT_N, step=100, label="n (certification draws)")
+                method = gr.Radio(["ddpm", "ddim"], value=d.method, label="reverse process")
+                seed = gr.Number(d.seed, precision=0, minimum=0, label="seed")
+            n = gr.Slider(100, 10_000, value=d.n, step=100, label="n (certification draws)")
             run = gr.Button("Update", variant="primary", elem_id="regions-run")
             click = gr.Textbox(visible="hidden", elem_id="regions-click")
         with gr.Column(scale=3):
@@ -174,7 +174,9 @@ def build(ctx: AppContext) -> tuple:
         votes = gr.Plot(label="votes vs exact label masses")
     with gr.Accordion("Result as JSON", open=False):
         data = gr.JSON(label="regions")
-    inputs = [preset, sigma, x0_x, x0_y, xa_x, xa_y, seeds, steps, method, labeler, seed, n]
+    inputs = in_order(RegionsRequest, {"preset": preset, "sigma": sigma, "x0_x": x0_x, "x0_y": x0_y, "xa_x": xa_x,
+                                       "xa_y": xa_y, "seeds": seeds, "steps": steps, "method": method,
+                                       "labeler": labeler, "seed": seed, "n": n})
     outputs = [scene, maps, votes, summary, data]
     regions = make_handler(ctx)
     run.click(regions, inputs, outputs, api_name="regions", concurrency_id="toy2d", concurrency_limit=2)
@@ -192,6 +194,6 @@ def build(ctx: AppContext) -> tuple:
         regions, inputs, outputs, api_visibility="private", concurrency_id="toy2d")
 
     def first_view():
-        return regions(DEFAULT_PRESET, p.sigma, p.x0[0], p.x0[1], p.x_a[0], p.x_a[1], DEFAULT_SEEDS, 0, "ddpm", "mode", 0, DEFAULT_N)
+        return regions(**arguments(d))
 
     return outputs, first_view

@@ -1,6 +1,8 @@
 """Validated requests shared by the Purify, Certify and High-density views (the app's edge: no math).
 
-Each parse_* function takes the raw values a UI event or API call delivers, coerces them to numbers
+`endpoint` turns a view's body, a function of its request dataclass (densepure_viz.serving.api), into the Gradio
+handler whose parameters are the request's fields. Each parse_* function takes the raw values a request carries
+(from a UI event or an API call), coerces them to numbers
 and choices (`validation`), applies the app's per-request caps (`LIMITS`), and builds the engine's
 frozen configs, whose own `__post_init__` checks every range; errors are `InputError`s, turned into
 one-line messages by `validation.user_errors`. Defaults are the configs' own, so the app and
@@ -9,7 +11,14 @@ one-line messages by `validation.user_errors`. Defaults are the configs' own, so
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
+from inspect import Parameter, Signature
 from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
 
 from densepure_viz.attacks.pgd import NORMS, THREATS, AttackConfig
 from densepure_viz.smoothing.certify import CertifyConfig
@@ -17,39 +26,73 @@ from densepure_viz.engine.diffusion import SAMPLERS
 from densepure_viz.models.inputs import true_label
 from densepure_viz.models.registry import DensePureModels
 from densepure_viz.engine.purify import PurifyConfig
+from densepure_viz.serving.api import PARAMETERS, CertifyRequest, PurifyRequest
 from densepure_viz.serving.ui.validation import LIMITS, choice, evaluations, image_file, integer, number
 
 ATTACKS = ("none", "FGSM", "PGD")  # FGSM = one step of length eps from x itself; PGD = steps from a random start
+R = TypeVar("R")
 
 
-def parse_purify(image, sigma, seeds, sampler, steps, seed, max_seeds: int = LIMITS.purify_seeds) -> tuple[str, PurifyConfig, int]:
-    """(image path, PurifyConfig, seed) from raw values."""
-    path = image_file(image)
+def no_progress(*args: Any, **kwargs: Any) -> None:
+    """The progress of a handler run outside an event (the first view, scripts): nowhere."""
+
+
+def endpoint(request: type[R], body: Callable[[R, Any], Any], progress: bool = True) -> Callable:
+    """The Gradio handler of `body(request, progress)`, a function or a generator.
+
+    Its parameters are the request's fields (Gradio's API shows their names and defaults, and calls it with the
+    inputs in their order), then, when `progress`, a gr.Progress that Gradio fills in (elsewhere: `no_progress`).
+    """
+    names = PARAMETERS[request.view]  # type: ignore[attr-defined]
+
+    def call(args: tuple, kwargs: dict) -> tuple:
+        if len(args) > len(names) + progress:
+            raise TypeError(f"{request.view} takes {len(names)} parameters, got {len(args)}")  # type: ignore[attr-defined]
+        values = {**dict(zip((*names, "progress"), args)), **kwargs}
+        return request(**{k: v for k, v in values.items() if k != "progress"}), values.get("progress", no_progress)
+
+    if inspect.isgeneratorfunction(inspect.unwrap(body)):
+        def handler(*args, **kwargs):
+            yield from body(*call(args, kwargs))
+    else:
+        def handler(*args, **kwargs):
+            return body(*call(args, kwargs))
+    parameters = [Parameter(f.name, Parameter.POSITIONAL_OR_KEYWORD, default=f.default) for f in fields(request)]
+    if progress:
+        parameters.append(Parameter("progress", Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
+    handler.__signature__ = Signature(parameters)  # type: ignore[attr-defined]
+    handler.__name__ = handler.__qualname__ = request.view  # type: ignore[attr-defined]
+    return handler
+
+
+def parse_purify(req: PurifyRequest | CertifyRequest, max_seeds: int = LIMITS.purify_seeds) -> tuple[str, PurifyConfig, int]:
+    """(image path, PurifyConfig, seed) of a request."""
+    path = image_file(req.image)
     cfg = PurifyConfig(
-        sigma=float(number(sigma, "sigma", 0, LIMITS.sigma_max)),
-        seeds=integer(seeds, "K (seeds)", 1, max_seeds),
-        sampler=choice(sampler, "sampler", SAMPLERS),
-        steps=integer(steps, "steps", 1, LIMITS.steps),
+        sigma=float(number(req.sigma, "sigma", 0, LIMITS.sigma_max)),
+        seeds=integer(req.seeds, "K (seeds)", 1, max_seeds),
+        sampler=choice(req.sampler, "sampler", SAMPLERS),
+        steps=integer(req.steps, "steps", 1, LIMITS.steps),
     )
-    return path, cfg, integer(seed, "seed", 0, LIMITS.seed)
+    return path, cfg, integer(req.seed, "seed", 0, LIMITS.seed)
 
 
-def parse_attack(attack, norm, eps, attack_steps, threat, sigma: float, seed: int) -> AttackConfig | None:
+def parse_attack(req: PurifyRequest, sigma: float, seed: int) -> AttackConfig | None:
     """The AttackConfig of the Purify view's adversarial controls (None for 'none').
 
     The adaptive threat attacks the purifier at the view's own sigma; FGSM is one step of length eps
     from the image itself (no random start), PGD the attack module's defaults for the given steps.
     The config checks eps against its norm's ball; the attack checks L2 eps against the image's size.
     """
-    name = choice(attack, "attack", ATTACKS)
+    name = choice(req.attack, "attack", ATTACKS)
     if name == "none":
         return None
-    norm, threat = choice(norm, "norm", NORMS), choice(threat, "threat", THREATS)
-    eps = float(number(eps, "eps", 0.0, float("inf")))
+    norm, threat = choice(req.norm, "norm", NORMS), choice(req.threat, "threat", THREATS)
+    eps = float(number(req.eps, "eps", 0.0, float("inf")))
     if name == "FGSM":
         return AttackConfig(norm=norm, eps=eps, steps=1, step_size=max(eps, 1e-12), random_start=False,
                             threat=threat, sigma=sigma, seed=seed)
-    steps = integer(attack_steps, "attack steps", 1, LIMITS.attack_steps)
+    steps = integer(req.attack_steps, "attack steps", 1, LIMITS.attack_steps)
     return AttackConfig(norm=norm, eps=eps, steps=steps, threat=threat, sigma=sigma, seed=seed)
 
 
@@ -60,10 +103,10 @@ def check_budget(models: DensePureModels, cfg: PurifyConfig, draws: int, cap: in
     return t_star, timesteps
 
 
-def parse_certify(n0, n, alpha) -> CertifyConfig:
-    """CertifyConfig from raw values, with the app's caps on n0 and n (the config checks alpha)."""
-    return CertifyConfig(n0=integer(n0, "n0", 1, LIMITS.n0), n=integer(n, "n", 1, LIMITS.n),
-                         alpha=float(number(alpha, "alpha", 0.0, 1.0)))
+def parse_certify(req: CertifyRequest) -> CertifyConfig:
+    """The request's CertifyConfig, with the app's caps on n0 and n (the config checks alpha)."""
+    return CertifyConfig(n0=integer(req.n0, "n0", 1, LIMITS.n0), n=integer(req.n, "n", 1, LIMITS.n),
+                         alpha=float(number(req.alpha, "alpha", 0.0, 1.0)))
 
 
 def input_name(path: str) -> str:

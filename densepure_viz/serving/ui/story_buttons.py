@@ -1,5 +1,5 @@
 """A view's row of one-click stories (assets/stories.json, read by densepure_viz.teaching.stories): each button sets every
-control, then runs the view."""
+control to the story's request (densepure_viz.serving.api), then runs the view."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import gradio as gr
 
-from densepure_viz.teaching.stories import Story, for_view
+from densepure_viz.serving.api import arguments, story_request, view_stories
+from densepure_viz.teaching.stories import Story
 
 
 def story_row(view: str, controls: list, run: dict[str, Any], button: gr.Button,
@@ -16,12 +17,12 @@ def story_row(view: str, controls: list, run: dict[str, Any], button: gr.Button,
     (for Stop). No stories (none for the view, or a malformed file): no row.
 
     view: the stories' view, also naming the line's elem_id (<view>-story-look); controls: the view's input
-    components, in the order of Story.args(); run: the view's event (fn, inputs, outputs and queue options),
+    components, in the order of the view's request fields; run: the view's event (fn, inputs, outputs and queue options),
     chained after the controls are set; button: the view's own Run button, which clears the line (the controls
     may no longer be the story's); after: an event chained when the run succeeds, as on the view's own Run
     button, whose outputs are cleared when a new run starts (they would describe the previous one).
     """
-    stories = for_view(view)
+    stories = view_stories(view)
     if not stories:
         return []
     with gr.Row(equal_height=True):
@@ -38,7 +39,7 @@ def story_row(view: str, controls: list, run: dict[str, Any], button: gr.Button,
     events = []
     for story, story_button in zip(stories, buttons):
         def apply(story: Story = story) -> list:
-            return [*story.args(), f"**{story.title}.** {story.look}", *[None] * len(stale)]
+            return [*arguments(story_request(story)).values(), f"**{story.title}.** {story.look}", *[None] * len(stale)]
 
         event = story_button.click(apply, None, [*controls, look, *stale], api_visibility="private",
                                    show_progress="hidden").then(**run, api_visibility="private")
