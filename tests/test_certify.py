@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from scipy.stats import beta, norm
+from scipy.stats import beta, binom, binomtest, norm
 
 from densepure_viz.smoothing.certify import (
     CertifyConfig,
@@ -11,11 +11,11 @@ from densepure_viz.smoothing.certify import (
     certified_radius,
     certify,
     certify_stream,
-    lower_confidence_bound,
     max_certified_radius,
     predict,
 )
 from densepure_viz.engine.seeding import Stream
+from densepure_viz.smoothing.bounds import lower_confidence_bound
 
 
 def constant_base(label: int):
@@ -34,8 +34,13 @@ def bernoulli_base(p: float, top: int, other: int, seed: int = 0):
 
 
 @pytest.mark.parametrize("count, n, alpha", [(1, 10, 0.05), (990, 1000, 0.001), (500, 1000, 0.01), (37, 40, 0.001)])
-def test_clopper_pearson_lower_bound_is_the_beta_quantile(count, n, alpha):
-    assert lower_confidence_bound(count, n, alpha) == pytest.approx(beta.ppf(alpha, count, n - count + 1), rel=1e-9)
+def test_clopper_pearson_lower_bound_leaves_alpha_in_the_tail(count, n, alpha):
+    """The defining property: at p = p_lower, P(Binomial(n, p) >= count) = alpha; and scipy's root-finding
+    exact interval (binomtest, an independent computation) agrees to its solver's tolerance."""
+    p_lower = lower_confidence_bound(count, n, alpha)
+    assert binom.sf(count - 1, n, p_lower) == pytest.approx(alpha, rel=1e-8)
+    exact = binomtest(count, n).proportion_ci(confidence_level=1 - 2 * alpha, method="exact").low
+    assert p_lower == pytest.approx(exact, abs=1e-11)
 
 
 def test_lower_bound_of_zero_count_is_zero():

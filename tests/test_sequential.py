@@ -7,14 +7,14 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from densepure_viz.smoothing.certify import CertifyConfig, certify, lower_confidence_bound
+from densepure_viz.smoothing.bounds import clopper_pearson, lower_confidence_bound
+from densepure_viz.smoothing.certify import CertifyConfig, certify
 from densepure_viz.errors import InputError
 from densepure_viz.engine.seeding import Stream, make_generator
 from densepure_viz.smoothing.sequential import (
     SequentialConfig,
     SequentialProgress,
     SequentialResult,
-    clopper_pearson,
     look_alpha,
     look_schedule,
     sequence_bounds,

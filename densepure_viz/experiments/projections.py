@@ -112,19 +112,27 @@ class PointMassPosterior:
         return int(self.label_mass.argmax())
 
 
+def posterior_weights(train: TrainingSet, noisy01: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Posterior weights (m, N), float64, of the training images given noisy inputs noisy01 (m, C, H, W).
+
+    w_i ~ exp(-|y~ - y_i|^2 / (2 s^2)) with a uniform prior over the set, y = 2 x - 1 in model space, where the
+    noise std is s = DATA_SCALE * sigma; noisy01 is x + delta on [0, 1] pixels (unclipped).
+    """
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be finite and > 0, got {sigma}")
+    s = DATA_SCALE * sigma
+    y = (DATA_SCALE * train.images.double() - 1).flatten(1)  # (N, D) training images in [-1, 1]
+    y_tilde = (DATA_SCALE * noisy01.double().cpu() - 1).flatten(1)  # (m, D)
+    return torch.softmax(-torch.cdist(y_tilde, y).square() / (2 * s**2), dim=1)
+
+
 def point_mass_posterior(train: TrainingSet, noisy01: torch.Tensor, sigma: float, num_classes: int) -> PointMassPosterior:
     """The point-mass posterior of training set `train` at the noisy input x~ = noisy01 (C, H, W).
 
     noisy01 is x + delta on [0, 1] pixels (unclipped); it is mapped to model space with the training
     images, where the noise std is DATA_SCALE * sigma.
     """
-    if not (np.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be finite and > 0, got {sigma}")
-    s = DATA_SCALE * sigma  # model-space std
-    y = (DATA_SCALE * train.images.double() - 1).flatten(1)  # (N, D) training images in [-1, 1]
-    y_tilde = (DATA_SCALE * noisy01.double().cpu() - 1).flatten()  # (D,)
-    log_w = -((y - y_tilde) ** 2).sum(1) / (2 * s**2)  # (N,) uniform prior over the set
-    w = torch.softmax(log_w, 0)
+    w = posterior_weights(train, noisy01[None], sigma)[0]
     index = int(w.argmax())
     mass = torch.zeros(num_classes, dtype=torch.float64).scatter_add_(0, train.labels, w)
     mean = (w[:, None] * train.images.double().flatten(1)).sum(0).view(train.images.shape[1:])
@@ -134,7 +142,7 @@ def point_mass_posterior(train: TrainingSet, noisy01: torch.Tensor, sigma: float
         label=int(train.labels[index]),
         label_mass=mass.float(),
         mean=mean.float(),
-        model_std=s,
+        model_std=DATA_SCALE * sigma,
         effective_size=float(1.0 / (w**2).sum()),
     )
 

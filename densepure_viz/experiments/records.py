@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 RECORDS = "records.jsonl"  # the file's name in an evaluation's output folder
 SHARD = "records.rank{rank}.jsonl"  # a torchrun rank's own records file, next to RECORDS until merged
@@ -104,17 +105,28 @@ def count_shard_lines(out: Path) -> int:
     return sum(path.read_bytes().count(b"\n") for path in shard_paths(out))
 
 
-def _entries(path: Path) -> Iterator[tuple[dict, Record]]:
-    """(settings, record) of each complete line of `path` (a half-written line is skipped)."""
+def tagged_lines(path: Path) -> Iterator[tuple[str, dict, dict]]:
+    """(kind, settings, fields) of each complete tagged line of `path` (a half-written line is skipped)."""
     if not path.is_file():
         return
     for line in path.read_text().splitlines():
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+            kind, settings = obj.pop("kind"), obj.pop("settings")
+        except (json.JSONDecodeError, KeyError, AttributeError):
             continue
-        kind, tagged = obj.pop("kind"), obj.pop("settings")
-        yield tagged, RECORD_TYPES[kind](**obj)
+        yield kind, settings, obj
+
+
+def tagged(kind: str, settings: dict, record: Any) -> dict:
+    """A record dataclass as one line's object: its kind, the settings it depends on, its fields."""
+    return {"kind": kind, "settings": settings, **asdict(record)}
+
+
+def _entries(path: Path) -> Iterator[tuple[dict, Record]]:
+    """(settings, record) of each complete line of `path` (a half-written line is skipped)."""
+    for kind, settings, fields in tagged_lines(path):
+        yield settings, RECORD_TYPES[kind](**fields)
 
 
 def read_records(path: Path, settings: Settings) -> dict[Unit, Record]:
@@ -160,7 +172,7 @@ def merge_shards(out: Path, units: Sequence[Unit]) -> None:
 
 def append_record(path: Path, record: Record, settings: dict) -> None:
     """Append one record as a JSON line, tagged with its kind and settings."""
-    append_json_lines(path, [{"kind": unit_of(record)[0], "settings": settings, **asdict(record)}])
+    append_json_lines(path, [tagged(unit_of(record)[0], settings, record)])
 
 
 def append_json_lines(path: Path, objects: Iterable[dict]) -> None:

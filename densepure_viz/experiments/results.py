@@ -89,15 +89,26 @@ def sequential_table(result: EvaluationResult) -> list[str]:
     return lines
 
 
+def write_tables(out_dir: str | Path, name: str, markdown: str, data: dict) -> tuple[Path, Path]:
+    """Write out_dir/{name}.md and out_dir/{name}.json (indented, one trailing newline); return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / f"{name}.md", out / f"{name}.json"
+    md.write_text(markdown)
+    js.write_text(json.dumps(data, indent=1) + "\n")
+    return md, js
+
+
+def read_json(path: str | Path) -> dict:
+    """The object of a JSON file written by write_tables."""
+    return json.loads(Path(path).read_text())
+
+
 def save_results(result: EvaluationResult, out_dir: str | Path) -> tuple[Path, Path]:
     """Write out_dir/results.md and out_dir/results.json; return their paths."""
-    out = Path(out_dir)
-    md, js = out / "results.md", out / "results.json"
-    md.write_text(markdown_table(result))
-    js.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-    return md, js
+    return write_tables(out_dir, "results", markdown_table(result), result.to_json())
 
 
 def load_results(path: str | Path) -> EvaluationResult:
     """An EvaluationResult from a results.json written by save_results (what the app shows)."""
-    return EvaluationResult.from_json(json.loads(Path(path).read_text()))
+    return EvaluationResult.from_json(read_json(path))

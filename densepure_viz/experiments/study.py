@@ -30,7 +30,6 @@ argmax is the Bayes-optimal classifier of the noisy input.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,15 +40,17 @@ from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
 from densepure_viz import toy2d
-from densepure_viz.engine.diffusion import DATA_SCALE, SAMPLERS, Sampler
+from densepure_viz.engine.diffusion import SAMPLERS, Sampler
 from densepure_viz.errors import InputError
 from densepure_viz.models.registry import DensePureModels
-from densepure_viz.experiments.projections import TrainingSet
+from densepure_viz.experiments.projections import TrainingSet, posterior_weights
 from densepure_viz.engine.purify import PurifyConfig, densepure_labels, smoothed_draws
-from densepure_viz.experiments.records import append_json_lines
+from densepure_viz.experiments.records import append_json_lines, tagged, tagged_lines
+from densepure_viz.experiments.results import read_json, write_tables
 from densepure_viz.engine.runtime import EvalCounter
 from densepure_viz.engine.seeding import Stream, make_generator
 from densepure_viz.engine.votes import majority_vote
+from densepure_viz.smoothing.bounds import wilson_interval
 
 PHASE = Stream.ESTIMATE  # the noise streams the study draws from (draw 0 of image i = the model card's draw)
 DRAW_STRIDE = 4096  # engine draw id of (image i, draw d) is d * DRAW_STRIDE + i: independent of the subset size
@@ -166,15 +167,11 @@ def work_units(cfg: StudyConfig, images: int) -> list[Unit]:
 
 def read_records(path: Path, cfg: StudyConfig, model: str) -> dict[Unit, Record]:
     """Records in `path` whose settings match cfg; lines that do not parse (a killed run's last) are ignored."""
-    if not path.is_file():
-        return {}
     found: dict[Unit, Record] = {}
-    for line in path.read_text().splitlines():
+    for kind, settings, fields in tagged_lines(path):
         try:
-            obj = json.loads(line)
-            kind, settings = obj.pop("kind"), obj.pop("settings")
-            record = ReferenceRecord(**obj) if kind == REFERENCE else ChainRecord(**obj)
-        except (json.JSONDecodeError, KeyError, TypeError):
+            record = ReferenceRecord(**fields) if kind == REFERENCE else ChainRecord(**fields)
+        except TypeError:
             continue
         if settings == cfg.settings(kind, model):
             found[unit_of(record)] = record
@@ -182,8 +179,8 @@ def read_records(path: Path, cfg: StudyConfig, model: str) -> dict[Unit, Record]
 
 
 def append_records(path: Path, records: Sequence[Record], settings: dict) -> None:
-    """Append records as JSON lines, tagged with their kind and settings (records.append_json_lines)."""
-    append_json_lines(path, ({"kind": unit_of(r)[0], "settings": settings, **asdict(r)} for r in records))
+    """Append records as JSON lines, tagged with their kind and settings (the evaluation's records format)."""
+    append_json_lines(path, (tagged(unit_of(r)[0], settings, r) for r in records))
 
 
 # --- the ideal references: the point-mass posterior of the training set, batched ------------------
@@ -213,12 +210,9 @@ def ideal_posteriors(train: TrainingSet, noisy01: torch.Tensor, sigma: float, nu
     The batched form of `projections.point_mass_posterior` (same model-space std s = 2 sigma); the
     sample is the training image where the cumulative weights first exceed uniforms (m,) (inverse CDF).
     """
-    s = DATA_SCALE * sigma
-    y = (DATA_SCALE * train.images.double() - 1).flatten(1)  # (N, D)
-    y_tilde = (DATA_SCALE * noisy01.double().cpu() - 1).flatten(1)  # (m, D)
-    w = torch.softmax(-torch.cdist(y_tilde, y).square() / (2 * s**2), dim=1)  # (m, N)
+    w = posterior_weights(train, noisy01, sigma)  # (m, N)
     onehot = torch.nn.functional.one_hot(train.labels, num_classes).double()  # (N, C)
-    picks = torch.searchsorted(w.cumsum(1), uniforms[:, None].double()).clamp(max=len(y) - 1)[:, 0]  # (m,)
+    picks = torch.searchsorted(w.cumsum(1), uniforms[:, None].double()).clamp(max=w.shape[1] - 1)[:, 0]  # (m,)
     mean = (w @ train.images.double().flatten(1)).view(len(w), *train.images.shape[1:])
     return IdealPosteriors(label_mass=(w @ onehot).float(), mean=mean.float(), sample_label=train.labels[picks])
 
@@ -330,8 +324,7 @@ def accuracy(correct: np.ndarray, method: str, sigma: float, k: int | None = Non
     hits, n = int(np.sum(correct)), len(correct)
     if n == 0:
         return Accuracy(method, sigma, k, 0, 0, 0.0, 1.0)
-    ci = binomtest(hits, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return Accuracy(method, sigma, k, hits, n, float(ci.low), float(ci.high))
+    return Accuracy(method, sigma, k, hits, n, *wilson_interval(hits, n, CONFIDENCE))
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, sigma: float) -> PairedTest:
@@ -626,14 +619,9 @@ def markdown_table(result: StudyResult) -> str:
 
 def save_study(result: StudyResult, out_dir: str | Path, name: str = "results") -> list[Path]:
     """Write out_dir/{name}.md and out_dir/{name}.json; return their paths (the figure: plots.study)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    md, js = out / f"{name}.md", out / f"{name}.json"
-    md.write_text(markdown_table(result))
-    js.write_text(json.dumps(result.to_json(), indent=1) + "\n")
-    return [md, js]
+    return list(write_tables(out_dir, name, markdown_table(result), result.to_json()))
 
 
 def load_study(path: str | Path) -> StudyResult:
     """A StudyResult from a results.json written by save_study (what the app shows)."""
-    return StudyResult.from_json(json.loads(Path(path).read_text()))
+    return StudyResult.from_json(read_json(path))

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from scipy.stats import binomtest, norm
 
-from densepure_viz.errors import InputError
 from densepure_viz.engine.seeding import Stream
+from densepure_viz.errors import InputError
+from densepure_viz.smoothing.bounds import lower_confidence_bound
 
 BaseClassifier = Callable[[Stream, torch.Tensor], torch.Tensor]  # (phase, draw indices (m,)) -> labels (m,)
 MAX_DRAWS = 100_000  # cap on n0 and n that keeps one request bounded
@@ -41,13 +42,6 @@ class CertifyConfig:
         # Above 1/2 the one-sided bound at confidence 1 - alpha is not a bound: 1 - 2 alpha < 0 for scipy.
         if not (isinstance(self.alpha, float) and 0 < self.alpha <= 0.5):
             raise InputError(f"alpha must be in (0, 0.5], got {self.alpha!r}")
-
-
-def lower_confidence_bound(count: int, n: int, alpha: float) -> float:
-    """One-sided (1 - alpha) Clopper-Pearson lower bound on a binomial proportion (0 when count is 0)."""
-    if count == 0:
-        return 0.0
-    return float(binomtest(count, n).proportion_ci(confidence_level=1 - 2 * alpha, method="exact").low)
 
 
 def certified_radius(p_lower: float, sigma: float) -> float:

@@ -47,10 +47,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy.stats import beta, norm
+from scipy.stats import norm
 
-from densepure_viz.smoothing.certify import (MAX_DRAWS, BaseClassifier, certified_radius, count_votes,
-                                             lower_confidence_bound)
+from densepure_viz.smoothing.bounds import clopper_pearson, lower_confidence_bound
+from densepure_viz.smoothing.certify import MAX_DRAWS, BaseClassifier, certified_radius, count_votes
 from densepure_viz.errors import InputError
 from densepure_viz.engine.seeding import Stream
 
@@ -89,19 +89,6 @@ def look_schedule(budget: int, first: int, growth: float) -> np.ndarray:
     while looks[-1] < budget:
         looks.append(min(budget, max(looks[-1] + 1, math.ceil(looks[-1] * growth))))
     return np.asarray(looks, dtype=np.int64)
-
-
-def clopper_pearson(count: np.ndarray | int, n: np.ndarray | int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided (1 - alpha) exact lower and upper bounds on a binomial proportion (Clopper & Pearson 1934).
-
-    lower = Beta quantile alpha of (count, n - count + 1), 0 when count = 0; upper = quantile 1 - alpha of
-    (count + 1, n - count), 1 when count = n. Elementwise over broadcast arrays.
-    """
-    count, n = np.broadcast_arrays(np.asarray(count, dtype=np.float64), np.asarray(n, dtype=np.float64))
-    with np.errstate(invalid="ignore"):  # the out-of-domain edges are replaced below
-        lower = np.where(count > 0, beta.ppf(alpha, count, n - count + 1), 0.0)
-        upper = np.where(count < n, beta.ppf(1 - alpha, count + 1, n - count), 1.0)
-    return lower, upper
 
 
 def look_alpha(alpha: float, num_looks: int, num_covered: int) -> float:
