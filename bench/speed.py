@@ -158,8 +158,9 @@ def floor(models: DensePureModels, engine: Run) -> Run:
 # --- models ---------------------------------------------------------------------------------------
 
 
-def _seeded_init(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Deterministic random weights: N(0, 1/fan_in) for weight matrices/kernels, zero biases of convs and linears."""
+def seeded_weights(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Deterministic random weights, in eval mode: N(0, 1/fan_in) for weight matrices/kernels, zero biases of the
+    layers they belong to (the random-weight replicas of bench and tests/rgb_replicas.py)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in module.modules():
@@ -168,14 +169,14 @@ def _seeded_init(module: torch.nn.Module, seed: int) -> torch.nn.Module:
                 weight.copy_(torch.randn(weight.shape, generator=gen) * weight[0].numel() ** -0.5)
                 if isinstance(bias, torch.nn.Parameter):
                     bias.zero_()
-    return module
+    return module.eval()
 
 
 def cifar10_models(device: torch.device, dtype: torch.dtype) -> DensePureModels:
     """google/ddpm-cifar10-32's UNet architecture and a timm ResNet-18 for 3x32x32, both with random weights."""
     config = json.loads(CIFAR_CONFIG.read_text())
-    unet = _seeded_init(UNet2DModel(**config["unet"]), 0).eval()
-    classifier = _seeded_init(timm.create_model("resnet18", num_classes=10), 1).eval()
+    unet = seeded_weights(UNet2DModel(**config["unet"]), 0)
+    classifier = seeded_weights(timm.create_model("resnet18", num_classes=10), 1)
     stats = torch.full((1, 3, 1, 1), 0.5, dtype=dtype, device=device)
     return DensePureModels(
         name="cifar10 (random weights)",

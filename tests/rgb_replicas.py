@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import timm
-import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
+from bench.speed import seeded_weights
 from densepure_viz.paths import ROOT
 
 CIFAR_DDPM = ROOT / "bench" / "cifar10_ddpm.json"  # google/ddpm-cifar10-32's unet and scheduler configs
@@ -35,19 +35,6 @@ class Replicas:
 
     diffusion: Path  # flat diffusers DDPM folder, like google/ddpm-cifar10-32
     classifier: Path  # timm folder, like grodino/resnet18_cifar10
-
-
-def seeded_weights(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Fill every weight matrix or kernel with N(0, 1/fan_in) from a seeded generator and zero the layers' biases."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in module.modules():
-            weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
-            if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1:
-                weight.copy_(torch.randn(weight.shape, generator=gen) * weight[0].numel() ** -0.5)
-                if isinstance(bias, torch.nn.Parameter):
-                    bias.zero_()
-    return module.eval()
 
 
 def save_ddpm_replica(folder: Path, seed: int = 0) -> Path:

@@ -13,9 +13,10 @@ from densepure_viz.attacks.pgd import (
     attack_loss,
     attack_stream,
     fgsm,
+    final_iterate,
     goal_loss,
     max_l2_eps,
-    pgd,
+    pgd_steps,
     project,
 )
 from densepure_viz.serving.cli import main
@@ -58,8 +59,8 @@ def test_fgsm_with_eps_zero_changes_nothing(tiny_models, batch, norm):
 def test_pgd_raises_the_loss_and_stays_in_the_ball_and_box(tiny_models, batch, norm, eps):
     labels = tiny_models.predict(batch)  # untargeted from the model's own answer: room to climb
     loss_fn = _classifier_loss(tiny_models, labels)
-    x_adv = pgd(loss_fn, batch, norm, eps, steps=10, step_size=2.5 * eps / 10,
-                generator=torch.Generator().manual_seed(0))
+    x_adv = final_iterate(batch, pgd_steps(loss_fn, batch, norm, eps, steps=10, step_size=2.5 * eps / 10,
+                                           generator=torch.Generator().manual_seed(0)))
     with torch.no_grad():
         before, after = loss_fn(batch, 0), loss_fn(x_adv, 0)
     assert (after > before).all()
@@ -78,8 +79,8 @@ def test_l2_projection_rescales_onto_the_sphere_and_leaves_the_inside_alone():
 def test_targeted_pgd_moves_toward_the_target(tiny_models, batch):
     target = torch.full((4,), 7)
     ce = lambda z: torch.nn.functional.cross_entropy(tiny_models.logits(z), target, reduction="none")  # noqa: E731
-    x_adv = pgd(_classifier_loss(tiny_models, target, targeted=True), batch, "linf", 0.3, 10, 0.075,
-                generator=torch.Generator().manual_seed(0))
+    x_adv = final_iterate(batch, pgd_steps(_classifier_loss(tiny_models, target, targeted=True), batch, "linf", 0.3,
+                                           10, 0.075, generator=torch.Generator().manual_seed(0)))
     with torch.no_grad():
         assert (ce(x_adv) < ce(batch)).all()
 

@@ -22,7 +22,7 @@ Randomness enters only through explicit seeds (see `seeding`); the global RNG is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -206,26 +206,17 @@ def pgd_steps(
         yield loss.detach(), x_adv
 
 
-def pgd(
-    loss_fn: LossFn,
-    x: torch.Tensor,
-    norm: Norm,
-    eps: float,
-    steps: int,
-    step_size: float,
-    start: bool = True,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """The last PGD iterate (B, C, H, W) (see pgd_steps)."""
+def final_iterate(x: torch.Tensor, iterates: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """The last x_adv of PGD's iterates (pgd_steps), x itself when there are none."""
     x_adv = x.detach().clone()
-    for _, x_adv in pgd_steps(loss_fn, x, norm, eps, steps, step_size, start, generator):
+    for _, x_adv in iterates:
         pass
     return x_adv
 
 
 def fgsm(loss_fn: LossFn, x: torch.Tensor, norm: Norm, eps: float) -> torch.Tensor:
     """FGSM (Goodfellow et al. 2015): one step of length eps along the ascent direction, from x itself."""
-    return pgd(loss_fn, x, norm, eps, steps=1, step_size=eps, start=False)
+    return final_iterate(x, pgd_steps(loss_fn, x, norm, eps, steps=1, step_size=eps, start=False))
 
 
 # --- the attacked models ------------------------------------------------------------------------

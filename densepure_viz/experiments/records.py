@@ -25,13 +25,19 @@ SHARD = "records.rank{rank}.jsonl"  # a torchrun rank's own records file, next t
 
 
 @dataclass
-class CertifyRecord:
-    """CERTIFY of one image with one smoothed classifier."""
+class ImageCertificate:
+    """Whose certificate a record is: the smoothed classifier, its smoothing std, the image and its true class."""
 
     method: str  # one of evaluate.METHODS
     sigma: float  # smoothing std
     index: int  # image index in the evaluated set
     label: int  # true class
+
+
+@dataclass
+class CertifyRecord(ImageCertificate):
+    """CERTIFY of one image with one smoothed classifier."""
+
     predicted: int | None  # certified class, None when abstaining
     radius: float  # certified L2 radius (0 when abstaining)
     p_lower: float  # Clopper-Pearson lower bound on the top class's probability
@@ -56,13 +62,9 @@ class RobustRecord:
 
 
 @dataclass
-class SequentialRecord:
+class SequentialRecord(ImageCertificate):
     """Sequential CERTIFY of one image with one smoothed classifier, decided at each target radius in one pass."""
 
-    method: str  # one of evaluate.METHODS
-    sigma: float  # smoothing std
-    index: int  # image index in the evaluated set
-    label: int  # true class
     radii: list[float]  # target radii R
     decisions: list[str]  # per R: certified | not_certified | abstain | undecided
     top_classes: list[int]  # per R: cA at the look that decided

@@ -27,6 +27,27 @@ GLOSSARY: dict[str, str] = {
 }
 
 
+VIEW_STEPS: dict[str, str] = {  # each view's opening line: the step of the method it shows
+    "purify": "**Step 1 - purify.** Pick, draw or upload a digit, optionally attack it, then watch DensePure: "
+              "add Gaussian noise (sigma), read the noisy image as a diffusion sample at step t\\*, run K seeded "
+              "reverse trajectories back to a clean image, classify each and take the majority vote.",
+    "certify": "**Step 2 - certify.** Randomized smoothing turns DensePure into a classifier with a guarantee: draw "
+               "n0 noisy copies to guess the top class, n more to bound its probability p_lower from below "
+               "(Clopper-Pearson, confidence 1 - alpha), and certify the L2 radius sigma * Phi^-1(p_lower). Here the "
+               "bound is anytime-valid: it holds at every number of draws at once, so the radius shown is a "
+               "certificate at every moment, and a run can stop as soon as it decides.",
+    "regions": "**Step 3 - why it works.** In a 2D world with a known data distribution everything is exact. The "
+               "reverse process from x~ samples the posterior p(x0 | x~); the label of its **highest-density point** "
+               "(map c) is robust on whole regions, often far larger than the ball randomized smoothing certifies. "
+               "Click the map to move x0 or x_a.",
+    "density": "**Step 4 - the same story on images.** DensePure's reverse process samples p(x0 | x + delta). For "
+               "the finite training set the exact posterior puts weight exp(-|x~ - x_i|^2 / (2 s^2)) on each training "
+               "image: its **highest-density point** is the training image an ideal diffusion model would return, "
+               "and its label mass is what the majority vote estimates. Uses the Purify view's image and attack, "
+               "with the settings below.",
+}
+
+
 def glossary_markdown() -> str:
     """The glossary as a Markdown list (an asterisk, as in t*, is a symbol here, never emphasis)."""
     return "\n".join(f"- **{literal(term)}**: {literal(text)}" for term, text in GLOSSARY.items())

@@ -49,6 +49,7 @@ from densepure_viz.serving.ui.requests import check_budget, endpoint, parse_cert
 from densepure_viz.serving.ui.session import LONG, AppContext, gpu
 from densepure_viz.serving.ui.story_buttons import story_row
 from densepure_viz.serving.ui.validation import LIMITS, image_file, integer, model_id, number, user_errors
+from densepure_viz.teaching.glossary import VIEW_STEPS
 
 PROGRESS_CHUNK = 64  # draws per progress report (results do not depend on it: every draw has its own stream)
 
@@ -218,13 +219,7 @@ def stopped_note() -> str:
 def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     """Lay out the Certify view and wire its events; returns (run event, image input)."""
     d = CertifyRequest()  # the page opens with the endpoint's defaults
-    gr.Markdown(
-        "**Step 2 - certify.** Randomized smoothing turns DensePure into a classifier with a guarantee: draw "
-        "n0 noisy copies to guess the top class, n more to bound its probability p_lower from below "
-        "(Clopper-Pearson, confidence 1 - alpha), and certify the L2 radius sigma * Phi^-1(p_lower). Here the bound "
-        "is anytime-valid: it holds at every number of draws at once, so the radius shown is a certificate at "
-        "every moment, and a run can stop as soon as it decides."
-    )
+    gr.Markdown(VIEW_STEPS["certify"])
     with gr.Row():
         with gr.Column(scale=2, min_width=260):
             image = image_input("Image to certify (follows the Purify view's input)", ctx.default_image, height=220,

@@ -21,6 +21,7 @@ from densepure_viz.serving.ui.requests import endpoint
 from densepure_viz.serving.ui.session import AppContext
 from densepure_viz.serving.ui.story_buttons import story_row
 from densepure_viz.serving.ui.validation import LIMITS, choice, integer, number, positive, user_errors
+from densepure_viz.teaching.glossary import VIEW_STEPS
 
 CERTIFY_N0 = 100
 CLICK_TARGETS = ("x0", "x_a")
@@ -138,12 +139,7 @@ def place(click, target, x0_x, x0_y, xa_x, xa_y):
 def build(ctx: AppContext) -> tuple:
     """Lay out the Robust-regions view; returns (inputs, outputs, load function) for the first view."""
     d = RegionsRequest()  # the page opens with the endpoint's defaults
-    gr.Markdown(
-        "**Step 3 - why it works.** In a 2D world with a known data distribution everything is exact. The "
-        "reverse process from x~ samples the posterior p(x0 | x~); the label of its **highest-density point** "
-        "(map c) is robust on whole regions, often far larger than the ball randomized smoothing certifies. "
-        "Click the map to move x0 or x_a."
-    )
+    gr.Markdown(VIEW_STEPS["regions"])
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
             preset = gr.Dropdown(list(PRESETS), value=d.preset, label="preset")
