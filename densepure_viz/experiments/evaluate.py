@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 
@@ -145,12 +145,12 @@ def certify_record(
     models: DensePureModels, x01: torch.Tensor, label: int, index: int, method: Method, sigma: float,
     cfg: EvaluationConfig,
 ) -> CertifyRecord:
-    """CERTIFY image x01 (C, H, W) with `method` as the base classifier, on image `index`'s own noise draws."""
-    start = time.perf_counter()
+    """CERTIFY image x01 (C, H, W) with `method` as the base classifier, on image `index`'s own noise draws (untimed:
+    unit_record fills in the seconds)."""
     s = smoothed_base(models, x01, index, method, sigma, cfg)
     result = certify(s.base, models.num_classes, sigma, cfg.certify_config(), chunk=s.chunk)
     return CertifyRecord(method, sigma, index, label, result.label, result.radius, result.p_lower, result.count,
-                         time.perf_counter() - start)
+                         seconds=0.0)
 
 
 def sequential_record(
@@ -158,13 +158,12 @@ def sequential_record(
     cfg: EvaluationConfig,
 ) -> SequentialRecord:
     """Sequential CERTIFY of image x01 (C, H, W) at every radius of the table, on the draws fixed-n CERTIFY uses."""
-    start = time.perf_counter()
-    s = smoothed_base(models, x01, index, method, sigma, cfg)
     seq = cfg.sequential_config()
+    s = smoothed_base(models, x01, index, method, sigma, cfg)
     results = sequential_certify_radii(s.base, models.num_classes, sigma, seq, cfg.radii, chunk=s.chunk)
     return SequentialRecord(method, sigma, index, label, list(cfg.radii), [r.decision for r in results],
                             [r.top_class for r in results], [seq.n0 + r.draws_used for r in results],
-                            [r.p_lower for r in results], time.perf_counter() - start)
+                            [r.p_lower for r in results], seconds=0.0)
 
 
 def robust_record(
@@ -172,14 +171,13 @@ def robust_record(
     cfg: EvaluationConfig,
 ) -> RobustRecord:
     """Attack image x01 under `threat`, then classify it bare and with DensePure on one noise draw."""
-    start = time.perf_counter()
     seed = derive_seed(cfg.seed, index)
     result = attack(models, x01, label, cfg.attack_config(threat, eps, sigma, seed))
     pcfg = cfg.purify_config(sigma)
     votes = densepure_labels(models, result.adversarial, pcfg, seed, Stream.PURIFY, torch.zeros(1, dtype=torch.long))
     defended = int(majority_vote(votes, models.num_classes)[0])
     return RobustRecord(threat, eps, sigma, index, label, result.adversarial_label, defended, result.success,
-                        result.target_label_rate, time.perf_counter() - start)
+                        result.target_label_rate, seconds=0.0)
 
 
 # --- summaries -----------------------------------------------------------------------------------
@@ -312,14 +310,17 @@ def summarize(records: dict[Unit, Record], cfg: EvaluationConfig, model: str, im
 
 def unit_record(models: DensePureModels, images: torch.Tensor, labels: torch.Tensor, unit: Unit,
                 cfg: EvaluationConfig) -> Record:
-    """The record that finishes `unit` of images (N, C, H, W) with true labels (N,)."""
+    """The record that finishes `unit` of images (N, C, H, W) with true labels (N,), with its wall time."""
     kind, name, sigma, eps, index = unit
     x, y = images[index], int(labels[index])
+    start = time.perf_counter()
     if kind == "certify":
-        return certify_record(models, x, y, index, name, sigma, cfg)
-    if kind == "sequential":
-        return sequential_record(models, x, y, index, name, sigma, cfg)
-    return robust_record(models, x, y, index, name, eps, sigma, cfg)
+        record = certify_record(models, x, y, index, name, sigma, cfg)
+    elif kind == "sequential":
+        record = sequential_record(models, x, y, index, name, sigma, cfg)
+    else:
+        record = robust_record(models, x, y, index, name, eps, sigma, cfg)
+    return replace(record, seconds=time.perf_counter() - start)
 
 
 def eta_seconds(done: int, done_at_start: int, total: int, elapsed: float) -> float | None:
