@@ -16,6 +16,7 @@ CUDA, measures then the UNet's activation memory per image, by which `runtime.au
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import threading
@@ -118,6 +119,15 @@ class DensePureModels:
             torch.cuda.synchronize(self.device)
             return max(1, (torch.cuda.max_memory_allocated(self.device) - before) // PROBE_BATCH)
 
+    def to_device(self, device: torch.device | str, dtype: torch.dtype | None = None) -> DensePureModels:
+        """A copy of these models on `device`, networks in `dtype` (default: the device's, see default_dtype); these
+        stay where they are. ZeroGPU keeps the models on the CPU and moves a copy to CUDA inside each GPU call."""
+        device = torch.device(device)
+        dtype = dtype or default_dtype(device)
+        return replace(self, unet=copy.deepcopy(self.unet).to(device, dtype),
+                       classifier=copy.deepcopy(self.classifier).to(device, dtype),
+                       mean=self.mean.to(device, dtype), std=self.std.to(device, dtype), device=device, dtype=dtype)
+
     @property
     def channels(self) -> int:
         return int(self.unet.config.in_channels)
@@ -173,6 +183,11 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
+
+
+def is_hub_id(source: str) -> bool:
+    """Whether a model source names a hub repository ('org/name', not an existing path) rather than a local folder."""
+    return not Path(source).expanduser().exists() and not source.startswith((".", "/", "~")) and source.count("/") == 1
 
 
 def resolve_source(source: str) -> Path:

@@ -3,30 +3,35 @@
 `build_app()` lays out the page and wires the events; it loads no model and launches nothing (models
 load on first use; the first view's preset is computed on the first page load and then cached).
 `main()` is `python app.py`: its command line chooses the model (a preset, or local folders / hub ids) and
-where to serve, then it launches with the page options (CSS, the map-click script, what may be served).
+where to serve, then it launches with the page options (CSS, the map-click script, what may be served). On a
+Hugging Face Space (SPACE_ID set) it first fetches the hub models' weights, printing its progress, so that no
+request (and no ZeroGPU call) waits for a download.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
+from typing import TextIO
 
 import gradio as gr
 import torch
 
 from densepure_viz.errors import InputError
 from densepure_viz.models.images import MAX_BYTES
-from densepure_viz.models.registry import ModelSpec
+from densepure_viz.models.registry import REGISTRY, ModelSpec, is_hub_id, resolve_source
 from densepure_viz.serving.api import PurifyRequest, arguments
 from densepure_viz.serving.options import add_model_options, model_from_options
 from densepure_viz.paths import ASSETS, PACKAGE
 from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
 from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, guard_numbers
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs
-from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples
+from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples, spaces_module
 from densepure_viz.serving.ui.validation import model_id
 
 log = logging.getLogger(__name__)
@@ -41,9 +46,21 @@ SESSION_CAPACITY = 500
 
 
 def _device_line(pool: ModelPool) -> str:
+    """Where requests compute; on ZeroGPU said without touching CUDA (the main process must not initialise it)."""
+    if pool.zero_gpu:
+        return "ZeroGPU: a GPU is attached to each request"
     if pool.device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(pool.device)}"
     return "CPU (no GPU found)"
+
+
+def _digits_only_note(models) -> str:
+    """What a model other than the digits one cannot use on the page, in one line (empty for a 1-channel model)."""
+    if models.channels == 1:
+        return ""
+    return ("\n\nThe samples, the drawing pad and the stories are handwritten digits (a story switches back to "
+            f"**digits**): upload a {models.image_size}x{models.image_size} colour image to try this model. High-density "
+            "points need the model's training set, which only the embedded digits model ships.")
 
 
 def build_app(
@@ -58,7 +75,7 @@ def build_app(
     names restricts the model choices (default: the registry); device defaults to CUDA when present;
     specs add models beside the registry's (the command line's), offered first and opened with.
     """
-    pool = ModelPool(loader, names, device, specs)
+    pool = ModelPool(loader, names, device, specs, zero_gpu=spaces_module() is not None)
     ctx = AppContext(pool=pool, samples=list_samples(SAMPLES), engine_concurrency=2 if pool.device.type == "cuda" else 1)
     first_view_cache: dict[str, tuple] = {}
     first_view_lock = threading.Lock()
@@ -97,7 +114,8 @@ def build_app(
                 message = f"⚠️ {exc}\n\nUsing the embedded model **{pool.embedded}** instead."  # said once, here
                 return gr.update(value=pool.embedded, info=pool.describe(pool.embedded)), message
             info = f"{models.image_size}x{models.image_size}, {models.channels} channel(s), {models.num_classes} classes"
-            return gr.update(info=pool.describe(name)), f"{_device_line(pool)} - **{name}** loaded ({info})"
+            return (gr.update(info=pool.describe(name)),
+                    f"{_device_line(pool)} - **{name}** loaded ({info})" + _digits_only_note(models))
 
         present.change(None, present, None, js=PRESENT_TOGGLE_JS)
         demo.load(None, None, present, js=PRESENT_FROM_URL_JS)
@@ -166,17 +184,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def fetch_weights(specs: Iterable[ModelSpec], out: TextIO | None = None) -> None:
+    """Download (or find in the cache) every hub source of `specs` now, two lines per repository on `out` (default
+    stdout); a failure is printed and the model then says why when chosen (the app still serves)."""
+    out = out or sys.stdout
+    for source in dict.fromkeys(s for spec in specs for s in (spec.diffusion, spec.classifier) if is_hub_id(s)):
+        print(f"fetching {source} ...", file=out, flush=True)
+        start = time.perf_counter()
+        try:
+            folder = resolve_source(source)
+        except InputError as exc:
+            print(f"  could not fetch {source}: {exc}", file=out, flush=True)
+            continue
+        print(f"  {source}: ready in {time.perf_counter() - start:.1f} s ({folder})", file=out, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, then build and serve the explorer; a bad model option is one line and status 2."""
+    """Parse the command line, then build and serve the explorer; a bad model option is one line and status 2.
+    On a Hugging Face Space (SPACE_ID set) the hub models' weights are fetched before launching."""
     args = parse_args(argv)
     try:
         spec = model_from_options(args)
     except InputError as exc:
         print(f"python app.py: error: {exc}", file=sys.stderr)
         return 2
+    if os.environ.get("SPACE_ID"):
+        fetch_weights({**REGISTRY, spec.name: spec}.values())
     build_app(specs={spec.name: spec}).launch(server_name=args.host, server_port=args.port, share=args.share,
                                               **launch_options())
     return 0
 
 
-__all__ = ["build_app", "launch_options", "main", "parse_args"]
+__all__ = ["build_app", "fetch_weights", "launch_options", "main", "parse_args"]

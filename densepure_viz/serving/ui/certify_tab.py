@@ -42,13 +42,13 @@ from densepure_viz.smoothing.sequential import (
     lower_bound_curve,
     sequential_certify_stream,
 )
-from densepure_viz.serving.ui.components import (glossary_accordion, image_input, image_output, new_input_note, seed_input,
-                                         sigma_slider)
+from densepure_viz.serving.ui.components import (follow_model, glossary_accordion, image_input, image_output, new_input_note,
+                                         seed_input, sigma_slider)
 from densepure_viz.serving.api import CertifyRequest, in_order
 from densepure_viz.serving.ui.requests import check_budget, endpoint, parse_certify, parse_purify
-from densepure_viz.serving.ui.session import LONG, AppContext, gpu
+from densepure_viz.serving.ui.session import LONG, AppContext
 from densepure_viz.serving.ui.story_buttons import story_row
-from densepure_viz.serving.ui.validation import LIMITS, image_file, integer, model_id, number, user_errors
+from densepure_viz.serving.ui.validation import LIMITS, image_file, integer, limits_for, model_id, number, user_errors
 from densepure_viz.teaching.glossary import VIEW_STEPS
 
 PROGRESS_CHUNK = 64  # draws per progress report (results do not depend on it: every draw has its own stream)
@@ -104,18 +104,18 @@ def card(rows: list[CardRow | str], labels: tuple[str, ...], alpha: float, sigma
 def make_handler(ctx: AppContext):
     """The `certify` endpoint: a generator yielding the growing certificate, then the certificates."""
 
-    @gpu
+    @ctx.gpu
     @user_errors
     def certify(req: CertifyRequest, progress: Any):
         model = model_id(req.model, ctx.pool.names)
-        path, cfg, seed = parse_purify(req, max_seeds=LIMITS.certify_seeds)
+        path, cfg, seed = parse_purify(req, "certify")
         ccfg = parse_certify(req)
         target = float(number(req.target, "target radius", 0.0, LIMITS.radius))
         scfg = SequentialConfig(alpha=ccfg.alpha, n=ccfg.n, n0=ccfg.n0,
                                 radius=target if target > 0 and req.stop_early else None)
         compare = bool(req.compare)
         models = ctx.pool.get(model)
-        t_star, _ = check_budget(models, cfg, ccfg.n0 + ccfg.n, LIMITS.certify_evals, "this certification")
+        t_star, _ = check_budget(models, cfg, ccfg.n0 + ccfg.n, limits_for(model).certify_evals, "this certification", model)
         x = load_input(path, models)  # the CLI's loader: same tensor, same certificate
         labels = models.labels
         densepure = smoothed(models, x, "densepure", cfg, seed)
@@ -142,6 +142,7 @@ def make_handler(ctx: AppContext):
             yield fig, status, card(rows, labels, ccfg.alpha, cfg.sigma, ccfg.n), gr.skip()
         rows = sequential_rows(name, result)
         out["densepure"] = {**sequential_json(result, cfg, t_star, time.perf_counter() - start),
+                            "label_name": None if result.label is None else labels[result.label],
                             "fixed_n_p_lower": rows[1].p_lower, "fixed_n_radius": rows[1].radius}
         fig = confidence_sequence_figure(*looks.values(), threshold=threshold,
                                          title=f"DensePure: {result.decision.replace('_', ' ')} after {result.draws_used} draws")
@@ -260,6 +261,8 @@ def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     with gr.Accordion("Certificates as JSON (DensePure's is the CLI's certify --sequential --json)", open=False):
         result = gr.JSON(label="certificates")
     glossary_accordion()
+    follow_model(model, "certify", {"seeds": (seeds, "certify_seeds"), "steps": (steps, "steps"), "n0": (n0, "n0"),
+                                    "n": (n, "n")})
     handler = make_handler(ctx)
     inputs = in_order(CertifyRequest, {"image": image, "model": model, "sigma": sigma, "seeds": seeds, "sampler": sampler,
                                        "steps": steps, "seed": seed, "n0": n0, "n": n, "alpha": alpha, "compare": compare,

@@ -6,6 +6,7 @@ import math
 import os
 import tempfile
 import types
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from gradio.data_classes import ImageData
 from PIL import Image as PILImage
 
 from densepure_viz.errors import InputError
+from densepure_viz.serving.api import REQUESTS
 from densepure_viz.teaching.glossary import glossary_markdown
-from densepure_viz.serving.ui.validation import LIMITS, number
+from densepure_viz.serving.ui.validation import LIMITS, limits_for, number
 
 PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
 BIG = "big-image"  # CSS class: small images fill their box
@@ -389,6 +391,22 @@ def sigma_slider(value: float, label: str = "sigma (smoothing std on [0, 1] pixe
 def seed_input(value: int = 0) -> gr.Number:
     return gr.Number(value=value, precision=0, minimum=0, maximum=LIMITS.seed, label="base seed",
                      info="same seed, same noise, same answer (as the CLI's --seed)")
+
+
+def follow_model(model: gr.Dropdown, view: str, sliders: dict[str, tuple[gr.Slider, str]]) -> None:
+    """When a visitor picks a model, `view`'s sliders (request field -> (slider, its cap's Limits field)) stop at that
+    model's caps and go to its defaults for the view (validation.limits_for); the handlers enforce the same caps.
+
+    Only a visitor's pick (`input`): a story sets the model and every control at once and must keep its values.
+    """
+    def update(name):
+        limits = limits_for(name)
+        start = replace(REQUESTS[view](), **limits.defaults.get(view, {}))
+        return [gr.update(maximum=getattr(limits, cap), value=min(getattr(start, field), getattr(limits, cap)))
+                for field, (_, cap) in sliders.items()]
+
+    model.input(update, model, [slider for slider, _ in sliders.values()], queue=False, api_visibility="private",
+                show_progress="hidden")
 
 
 def new_input_note(run: str, shown: str) -> str:

@@ -19,12 +19,12 @@ from densepure_viz.errors import InputError
 from densepure_viz.viz.grids import image_row
 from densepure_viz.viz.plots.images import label_mass_figure, projection_figure
 from densepure_viz.experiments.projections import high_density
-from densepure_viz.serving.ui.components import new_input_note, seed_input, sigma_slider, written_whole
+from densepure_viz.serving.ui.components import follow_model, new_input_note, seed_input, sigma_slider, written_whole
 from densepure_viz.attacks.prepare import run_prepare
 from densepure_viz.serving.api import DensityRequest, arguments, in_order
 from densepure_viz.serving.ui.requests import check_budget, endpoint, input_name, parse_attack, parse_purify
-from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
-from densepure_viz.serving.ui.validation import LIMITS, choice, integer, model_id, user_errors
+from densepure_viz.serving.ui.session import INTERACTIVE, AppContext
+from densepure_viz.serving.ui.validation import LIMITS, choice, integer, limits_for, model_id, user_errors, within
 
 NEW_INPUT = new_input_note("Compute", "projections")
 
@@ -32,16 +32,18 @@ NEW_INPUT = new_input_note("Compute", "projections")
 def make_handler(ctx: AppContext):
     """The `density` endpoint."""
 
-    @gpu
+    @ctx.gpu
     @user_errors
     def density(req: DensityRequest, progress: Any):
         model = model_id(req.model, ctx.pool.names)
         path, cfg, seed = parse_purify(req)
         attack_cfg = parse_attack(req, cfg.sigma, seed)
-        draws = integer(req.draws, "n (noise draws)", 1, LIMITS.density_draws)
+        limits = limits_for(model)
+        draws = int(within(integer(req.draws, "n (noise draws)", 1, LIMITS.density_draws), "n (noise draws)",
+                           limits.density_draws, model))
         dims = parse_dims(req.dims)
         models = ctx.pool.get(model)
-        check_budget(models, cfg, draws, LIMITS.purify_evals, "this projection")
+        check_budget(models, cfg, draws, limits.purify_evals, "this projection", model)
         progress(0.05, desc="training set and PCA")
         train, pca = ctx.caches.training(model, models.image_size)
         if tuple(train.images.shape[1:]) != (models.channels, models.image_size, models.image_size):
@@ -121,6 +123,8 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
     scene = gr.State(None)
     mine = {"model": model, "sigma": sigma, "seeds": seeds, "sampler": sampler, "steps": steps, "seed": seed,
             "draws": draws, "dims": dims}
+    follow_model(model, "density", {"seeds": (seeds, "purify_seeds"), "steps": (steps, "steps"),
+                                    "draws": (draws, "density_draws")})
     inputs = in_order(DensityRequest, {**purify.controls, **mine})  # the Purify view's image and attack
     outputs = [fig, pictures, mass, text, scene]
     handler = make_handler(ctx)

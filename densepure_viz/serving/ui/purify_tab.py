@@ -27,15 +27,15 @@ from densepure_viz.engine.purify import PurifyConfig, PurifyFrame, PurifyResult,
 from densepure_viz.engine.votes import tied_labels
 from densepure_viz.serving.reports import attack_json, purify_json
 from densepure_viz.serving.sharing import file_digest
-from densepure_viz.serving.ui.components import (PIXELATED, glossary_accordion, image_input, image_output, new_input_note, seed_input,
-                                         sigma_slider)
+from densepure_viz.serving.ui.components import (PIXELATED, follow_model, glossary_accordion, image_input, image_output,
+                                         new_input_note, seed_input, sigma_slider)
 from densepure_viz.attacks.prepare import PreparedInput, prepare_input
 from densepure_viz.serving.api import PurifyRequest, in_order
 from densepure_viz.serving.ui.requests import ATTACKS, check_budget, endpoint, parse_attack, parse_purify
-from densepure_viz.serving.ui.session import INTERACTIVE, AppContext, gpu
+from densepure_viz.serving.ui.session import INTERACTIVE, AppContext
 from densepure_viz.serving.ui.shared_answers import answer_once
 from densepure_viz.serving.ui.story_buttons import story_row
-from densepure_viz.serving.ui.validation import LIMITS, choice, model_id, user_errors
+from densepure_viz.serving.ui.validation import LIMITS, choice, limits_for, model_id, user_errors
 
 MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
@@ -152,14 +152,14 @@ def result_json(prep: PreparedInput, result: PurifyResult, models: DensePureMode
 def make_handler(ctx: AppContext):
     """The `purify` endpoint: a generator of frames (see the module docstring)."""
 
-    @gpu
+    @ctx.gpu
     @user_errors
     def purify(req: PurifyRequest, progress: Any):
         model = model_id(req.model, ctx.pool.names)
         path, cfg, seed = parse_purify(req)
         attack_cfg = parse_attack(req, cfg.sigma, seed)
         models = ctx.pool.get(model)
-        t_star, timesteps = check_budget(models, cfg, 1, LIMITS.purify_evals, "this purification")
+        t_star, timesteps = check_budget(models, cfg, 1, limits_for(model).purify_evals, "this purification", model)
         size, labels = models.image_size, models.labels
 
         prep = None
@@ -349,6 +349,8 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
     controls = {"image": image, "model": model, "sigma": sigma, "seeds": seeds, "sampler": sampler, "steps": steps,
                 "seed": seed, "attack": attack, "norm": norm, "eps": eps, "attack_steps": attack_steps, "threat": threat}
     inputs = in_order(PurifyRequest, controls)
+    follow_model(model, "purify", {"seeds": (seeds, "purify_seeds"), "steps": (steps, "steps"),
+                                   "attack_steps": (attack_steps, "attack_steps")})
     handler = make_handler(ctx)
     # queue position and progress beside Run, none over the grid: its columns stream in as the digits emerge
     lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency, "show_progress_on": [run_status]}

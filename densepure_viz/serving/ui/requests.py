@@ -3,7 +3,8 @@
 `endpoint` turns a view's body, a function of its request dataclass (densepure_viz.serving.api), into the Gradio
 handler whose parameters are the request's fields. Each parse_* function takes the raw values a request carries
 (from a UI event or an API call), coerces them to numbers
-and choices (`validation`), applies the app's per-request caps (`LIMITS`), and builds the engine's
+and choices (`validation`), applies the app's per-request caps (the global range `LIMITS`, then the request's model's
+own, `limits_for`, refused in one line naming the model), and builds the engine's
 frozen configs, whose own `__post_init__` checks every range; errors are `InputError`s, turned into
 one-line messages by `validation.user_errors`. Defaults are the configs' own, so the app and
 `python -m densepure_viz` agree.
@@ -26,8 +27,8 @@ from densepure_viz.engine.diffusion import SAMPLERS
 from densepure_viz.models.inputs import true_label
 from densepure_viz.models.registry import DensePureModels
 from densepure_viz.engine.purify import PurifyConfig
-from densepure_viz.serving.api import PARAMETERS, CertifyRequest, PurifyRequest
-from densepure_viz.serving.ui.validation import LIMITS, choice, evaluations, image_file, integer, number
+from densepure_viz.serving.api import PARAMETERS, CertifyRequest, DensityRequest, PurifyRequest
+from densepure_viz.serving.ui.validation import LIMITS, choice, evaluations, image_file, integer, limits_for, number, within
 
 ATTACKS = ("none", "FGSM", "PGD")  # FGSM = one step of length eps from x itself; PGD = steps from a random start
 R = TypeVar("R")
@@ -65,14 +66,18 @@ def endpoint(request: type[R], body: Callable[[R, Any], Any], progress: bool = T
     return handler
 
 
-def parse_purify(req: PurifyRequest | CertifyRequest, max_seeds: int = LIMITS.purify_seeds) -> tuple[str, PurifyConfig, int]:
-    """(image path, PurifyConfig, seed) of a request."""
+def parse_purify(req: PurifyRequest | CertifyRequest, view: str = "purify") -> tuple[str, PurifyConfig, int]:
+    """(image path, PurifyConfig, seed) of a request, K capped as `view` ("purify" or "certify") caps it for the model."""
     path = image_file(req.image)
+    limits, model = limits_for(req.model), str(req.model)
+    max_seeds = LIMITS.certify_seeds if view == "certify" else LIMITS.purify_seeds
+    seeds = integer(req.seeds, "K (seeds)", 1, max_seeds)
+    steps = integer(req.steps, "steps", 1, LIMITS.steps)
     cfg = PurifyConfig(
         sigma=float(number(req.sigma, "sigma", 0, LIMITS.sigma_max)),
-        seeds=integer(req.seeds, "K (seeds)", 1, max_seeds),
+        seeds=int(within(seeds, "K (seeds)", limits.certify_seeds if view == "certify" else limits.purify_seeds, model)),
         sampler=choice(req.sampler, "sampler", SAMPLERS),
-        steps=integer(req.steps, "steps", 1, LIMITS.steps),
+        steps=int(within(steps, "steps", limits.steps, model)),
     )
     return path, cfg, integer(req.seed, "seed", 0, LIMITS.seed)
 
@@ -93,20 +98,38 @@ def parse_attack(req: PurifyRequest, sigma: float, seed: int) -> AttackConfig | 
         return AttackConfig(norm=norm, eps=eps, steps=1, step_size=max(eps, 1e-12), random_start=False,
                             threat=threat, sigma=sigma, seed=seed)
     steps = integer(req.attack_steps, "attack steps", 1, LIMITS.attack_steps)
+    steps = int(within(steps, "attack steps", limits_for(req.model).attack_steps, str(req.model)))
     return AttackConfig(norm=norm, eps=eps, steps=steps, threat=threat, sigma=sigma, seed=seed)
 
 
-def check_budget(models: DensePureModels, cfg: PurifyConfig, draws: int, cap: int, what: str) -> tuple[int, list[int]]:
-    """(t*, timesteps) of cfg on this model, refusing requests above `cap` image evaluations."""
+def check_budget(models: DensePureModels, cfg: PurifyConfig, draws: int, cap: int, what: str,
+                 model: str | None = None) -> tuple[int, list[int]]:
+    """(t*, timesteps) of cfg on this model, refusing requests above `cap` image evaluations (`model`'s cap)."""
     t_star, timesteps = cfg.plan(models)
-    evaluations(draws * cfg.seeds * len(timesteps), cap, what)
+    evaluations(draws * cfg.seeds * len(timesteps), cap, what, model)
     return t_star, timesteps
 
 
 def parse_certify(req: CertifyRequest) -> CertifyConfig:
-    """The request's CertifyConfig, with the app's caps on n0 and n (the config checks alpha)."""
-    return CertifyConfig(n0=integer(req.n0, "n0", 1, LIMITS.n0), n=integer(req.n, "n", 1, LIMITS.n),
-                         alpha=float(number(req.alpha, "alpha", 0.0, 1.0)))
+    """The request's CertifyConfig, with the app's caps on n0 and n, the model's own (the config checks alpha)."""
+    limits, model = limits_for(req.model), str(req.model)
+    n0 = int(within(integer(req.n0, "n0", 1, LIMITS.n0), "n0", limits.n0, model))
+    n = int(within(integer(req.n, "n", 1, LIMITS.n), "n", limits.n, model))
+    return CertifyConfig(n0=n0, n=n, alpha=float(number(req.alpha, "alpha", 0.0, 1.0)))
+
+
+def request_evaluations(req: PurifyRequest | CertifyRequest, models: DensePureModels) -> int:
+    """UNet image-evaluations a request asks for, counted as check_budget counts them (draws x K x evaluated
+    timesteps, no sharing), plus the one-shot comparison's evaluation per draw of a certification (InputError when a
+    value is bad)."""
+    if isinstance(req, CertifyRequest):
+        _, cfg, _ = parse_purify(req, "certify")
+        ccfg = parse_certify(req)
+        draws = ccfg.n0 + ccfg.n
+        return draws * cfg.seeds * len(cfg.plan(models)[1]) + (draws if req.compare else 0)
+    _, cfg, _ = parse_purify(req)
+    draws = integer(req.draws, "n (noise draws)", 1, LIMITS.density_draws) if isinstance(req, DensityRequest) else 1
+    return draws * cfg.seeds * len(cfg.plan(models)[1])
 
 
 def input_name(path: str) -> str:

@@ -3,12 +3,20 @@ and the outputs of identical requests (computed once: a class sending the same r
 
 Models are loaded on first use (never at import or build time) and cached per (name, device). A
 model that cannot be loaded (offline hub id, missing files) raises ModelLoadError with its message;
-the UI shows it and falls back to the embedded model. With the `spaces` package installed (Hugging
-Face Spaces), heavy handlers are wrapped in `spaces.GPU`.
+the UI shows it and falls back to the embedded model.
+
+ZeroGPU (Hugging Face Spaces, the `spaces` package importable): the views' bodies run inside
+`spaces.GPU(duration=...)`, the duration computed from the request itself (`gpu_duration`: its UNet evaluations at
+the model's GPU rate, plus a fixed overhead, at most MAX_GPU_SECONDS). The main process never touches CUDA: models
+load and stay on the CPU there, and each GPU call works on a copy moved to CUDA (`ModelPool.get` inside the call).
+Elsewhere `gpu` returns the body unchanged.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
 import threading
 from functools import lru_cache
 from collections.abc import Callable, Mapping
@@ -23,6 +31,8 @@ from densepure_viz.models.images import list_images
 from densepure_viz.paths import ASSETS
 from densepure_viz.models.registry import REGISTRY, DensePureModels, ModelLoadError, ModelSpec, default_device, load_models
 from densepure_viz.serving.sharing import SharedResults
+from densepure_viz.serving.ui.requests import request_evaluations
+from densepure_viz.serving.ui.validation import limits_for, model_id
 from densepure_viz.toy2d import preset_maps
 
 Loader = Callable[[str, torch.device], DensePureModels]  # (registry name, device) -> loaded models
@@ -31,19 +41,45 @@ SAMPLES = ASSETS / "samples" / "digits"  # shipped test digits (scripts/export_s
 # (certifications); each lane has its own concurrency limit, so one of each runs at once.
 INTERACTIVE = "interactive"
 LONG = "long"
+# ZeroGPU: what one GPU call may ask for. Its duration is a reservation (the quota is charged the time used), and a
+# visitor's daily quota is 2 minutes unauthenticated (hub docs, spaces-zerogpu): a request asking more could never
+# run for them. Every model's caps (validation.limits_for) keep its capped requests under this.
+MAX_GPU_SECONDS = 120.0
+GPU_OVERHEAD_SECONDS = 5.0  # per call: the models copied to the GPU, the CUDA context and kernels warmed up, the attack
+_ON_GPU: contextvars.ContextVar[bool] = contextvars.ContextVar("on_gpu", default=False)  # inside a spaces.GPU call
+
+
+def spaces_module():
+    """The `spaces` package (Hugging Face ZeroGPU) when importable, else None."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return spaces
+
+
+def gpu_duration(evaluations: int, rate: float) -> float:
+    """Seconds to reserve on ZeroGPU for `evaluations` UNet image-evaluations at `rate` per second: the fixed
+    overhead plus the evaluations' time, at most MAX_GPU_SECONDS."""
+    return min(MAX_GPU_SECONDS, GPU_OVERHEAD_SECONDS + evaluations / rate)
 
 
 class ModelPool:
     """Models loaded once per (name, device), on first use; thread-safe."""
 
     def __init__(self, loader: Loader | None = None, names: tuple[str, ...] | None = None,
-                 device: torch.device | str | None = None, specs: Mapping[str, ModelSpec] | None = None):
+                 device: torch.device | str | None = None, specs: Mapping[str, ModelSpec] | None = None,
+                 zero_gpu: bool = False):
         """loader(name, device) replaces loading each name's spec (tests pass tiny models); specs add or replace
-        registry entries (the app's command-line model) and come first in `names` unless names is given."""
+        registry entries (the app's command-line model) and come first in `names` unless names is given.
+        zero_gpu: CUDA exists only inside spaces.GPU calls (ZeroGPU), so models are loaded on the CPU and each
+        call inside one gets a copy on `device`."""
         self.specs = {**REGISTRY, **(specs or {})}
         self.loader = loader or (lambda name, device: load_models(self.specs[name], device=device))
         self.names = names or tuple(dict.fromkeys([*(specs or {}), *REGISTRY]))
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = torch.device(device) if device is not None else default_device()  # where requests compute
+        self.zero_gpu = zero_gpu and self.device.type == "cuda"
+        self.home = torch.device("cpu") if self.zero_gpu else self.device  # where models are loaded and kept
         self.default = self.names[0]  # the model the page opens with
         embedded = [n for n in self.names if n in self.specs and self.specs[n].embedded]
         self.embedded = embedded[0] if embedded else self.names[0]  # the fallback when a model cannot be loaded
@@ -56,18 +92,23 @@ class ModelPool:
 
         Loaded models are returned without waiting; a model is loaded by one caller at a time, and a
         slow load (a hub download) never holds up requests for the models already loaded. Failures
-        are not cached: the next request tries again (the hub may be back).
+        are not cached: the next request tries again (the hub may be back). On ZeroGPU, inside a GPU call: a copy
+        of the CPU-loaded models on the GPU (the call's own; outside calls, the CPU models).
         """
+        models = self._loaded(name)
+        return models.to_device(self.device) if self.zero_gpu and _ON_GPU.get() else models
+
+    def _loaded(self, name: str) -> DensePureModels:
         if name not in self.names:
             raise ModelLoadError(f"unknown model {name!r}; choose one of {', '.join(self.names)}")
-        key = (name, str(self.device))
+        key = (name, str(self.home))
         if key in self._models:
             return self._models[key]
         with self._lock:
             lock = self._loading.setdefault(key, threading.Lock())
         with lock:  # later callers for the same model wait for this load, then get the cached models
             if key not in self._models:
-                self._models[key] = self.loader(name, self.device)
+                self._models[key] = self.loader(name, self.home)
             return self._models[key]
 
     def describe(self, name: str) -> str:
@@ -96,13 +137,51 @@ def list_samples(folder: Path = SAMPLES) -> list[Sample]:
     return sorted(samples, key=lambda s: (s.label, s.path.name))
 
 
-def gpu(fn: Callable) -> Callable:
-    """`spaces.GPU(fn)` when the `spaces` package is importable (Hugging Face ZeroGPU), else fn unchanged."""
-    try:
-        import spaces  # type: ignore[import-not-found]
-    except ImportError:
+def on_gpu(fn: Callable) -> Callable:
+    """fn (a function or a generator function) marked as running inside a GPU call while it runs (ModelPool.get
+    then hands out GPU copies); a generator is marked step by step, whichever thread runs the step."""
+    if inspect.isgeneratorfunction(inspect.unwrap(fn)):
+        @functools.wraps(fn)
+        def steps(*args, **kwargs):
+            token = _ON_GPU.set(True)
+            try:
+                frames = fn(*args, **kwargs)
+            finally:
+                _ON_GPU.reset(token)
+            try:
+                while True:
+                    token = _ON_GPU.set(True)
+                    try:
+                        frame = next(frames)
+                    except StopIteration:
+                        return
+                    finally:
+                        _ON_GPU.reset(token)
+                    yield frame
+            finally:
+                frames.close()  # a stopped request ends the body too, at once
+
+        return steps
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        token = _ON_GPU.set(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _ON_GPU.reset(token)
+
+    return call
+
+
+def gpu(fn: Callable, duration: Callable[..., float] | None = None) -> Callable:
+    """`spaces.GPU(duration=duration)(fn)` when the `spaces` package is importable (Hugging Face ZeroGPU), else fn
+    unchanged. duration takes fn's own arguments and returns seconds (ZeroGPU's dynamic duration); None: ZeroGPU's
+    default (60 s)."""
+    spaces = spaces_module()
+    if spaces is None:
         return fn
-    return spaces.GPU(fn)
+    return spaces.GPU(duration=duration)(on_gpu(fn)) if duration is not None else spaces.GPU(on_gpu(fn))
 
 
 @dataclass(frozen=True)
@@ -122,6 +201,22 @@ class AppContext:
     engine_concurrency: int = 1  # simultaneous interactive model requests (1 on CPU, 2 on a GPU)
     shared: SharedResults = field(default_factory=SharedResults)  # identical requests' outputs, computed once
     caches: ViewCaches = field(default_factory=ViewCaches)  # the 2D maps, the training set's PCA
+
+    def gpu(self, body: Callable) -> Callable:
+        """A view's body(request, progress) run in spaces.GPU for as long as its request needs (`gpu_seconds`);
+        unchanged where `spaces` is not importable."""
+        return gpu(body, duration=self.gpu_seconds)
+
+    def gpu_seconds(self, request, *args, **kwargs) -> float:
+        """ZeroGPU's duration for a request (called with the body's arguments, in the main process): its UNet
+        evaluations at its model's GPU rate. A request that is refused (a bad value, a model that does not load)
+        reserves only the overhead: the call itself says why in one line."""
+        try:
+            model = model_id(request.model, self.pool.names)
+            count = request_evaluations(request, self.pool.get(model))
+        except Exception:  # noqa: BLE001 - the GPU call reports it
+            return gpu_duration(0, limits_for(None).gpu_rate)
+        return gpu_duration(count, limits_for(model).gpu_rate)
 
     @property
     def default_image(self) -> str | None:

@@ -2,7 +2,9 @@
 
 The API can be called without the UI (gradio_client, curl), so nothing here trusts the sliders:
 numbers are parsed and range-checked, choices are checked against their lists, model ids against the
-registry (path-like ids are refused before any lookup), and caps keep one request bounded.
+registry (path-like ids are refused before any lookup), and caps keep one request bounded. The caps are per model
+(`limits_for`): one CIFAR-size UNet evaluation costs about 40 digits ones on a CPU, so the cifar10 preset has its
+own, lower caps and view defaults; every model's caps also bound its ZeroGPU duration (session.gpu_duration).
 The validators only coerce raw values (numbers, choices, names, files) and apply the app's caps; the
 engine's configs check every range themselves. Everything raises `InputError`; `user_errors` turns
 InputError into gr.Error with its one line, and any other exception (a bug) into a logged server
@@ -16,7 +18,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +33,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Limits:
-    """Caps on one request (UI sliders stop at the same values)."""
+    """Caps on one request of one model (the UI's sliders stop at the same values), its GPU rate and its views' defaults."""
 
     sigma_max: float = 1.0  # smoothing std on [0, 1] pixels
     purify_seeds: int = 32  # K in the Purify view
@@ -41,7 +43,7 @@ class Limits:
     n: int = 10_000  # CERTIFY estimation draws
     radius: float = 10.0  # target radius of sequential CERTIFY
     purify_evals: int = 40_000  # K x evaluated timesteps of one purification
-    certify_evals: int = 2_000_000  # (n0 + n) x K x evaluated timesteps of one certification
+    certify_evals: int = 1_000_000  # (n0 + n) x K x evaluated timesteps of one certification
     attack_steps: int = 100  # PGD iterations
     density_draws: int = 64  # noise draws in the High-density view
     seed: int = 2**31 - 1  # largest base seed
@@ -50,9 +52,34 @@ class Limits:
     toy_n: int = 20_000  # certification draws in the 2D world
     toy_sigma_max: float = 3.0  # smoothing std in the 2D world
     model_id_chars: int = 100  # longest model id accepted
+    # UNet image-evaluations per second assumed on a ZeroGPU slice (half an H200), an estimate from bench/RESULTS.md's
+    # H200 figures: it sizes spaces.GPU's duration (session.gpu_duration), and the caps above keep that duration
+    # under session.MAX_GPU_SECONDS
+    gpu_rate: float = 10_000.0
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # view -> request fields the view switches to
 
 
-LIMITS = Limits()
+LIMITS = Limits()  # the embedded digits model's; every slider's range (an API value beyond it is refused by Gradio)
+# A CIFAR-size UNet evaluation (35.7M parameters, 32x32x3) costs ~12.4 GFLOP against digits' 0.12: on a 2-core CPU
+# about 9-14 evaluations/s against ~560. Its caps keep a purification at the cap under ~20 s on such a CPU and every
+# request's ZeroGPU duration under the maximum; its views open with certify K = 2, b = 2 (440 evaluations).
+CIFAR_LIMITS = Limits(purify_seeds=16, certify_seeds=8, steps=20, n0=100, n=1_000, purify_evals=200,
+                      certify_evals=100_000, attack_steps=20, density_draws=8, gpu_rate=2_000.0,
+                      defaults={"certify": {"seeds": 2, "steps": 2}})
+MODEL_LIMITS: dict[str, Limits] = {"digits": LIMITS, "cifar10": CIFAR_LIMITS}
+
+
+def limits_for(model: Any) -> Limits:
+    """A model's caps: a preset's own (a preset with replaced sources keeps its name and so its caps); any other
+    model (a command-line pair of unknown cost) is capped like the largest preset."""
+    return MODEL_LIMITS.get(model, CIFAR_LIMITS) if isinstance(model, str) else CIFAR_LIMITS
+
+
+def within(value: int | float, name: str, cap: int | float, model: str) -> int | float:
+    """`value` (already in the app's global range) unless it exceeds `model`'s own cap, refused in one line naming both."""
+    if value > cap:
+        raise InputError(f"{name} = {value:g} is above the cap for the model {model}: at most {cap:g} per request")
+    return value
 
 
 def number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
@@ -128,10 +155,12 @@ def image_file(value: Any) -> str:
     return str(value)
 
 
-def evaluations(count: int, cap: int, what: str) -> None:
-    """Refuse a request whose network evaluations exceed `cap`."""
+def evaluations(count: int, cap: int, what: str, model: str | None = None) -> None:
+    """Refuse a request whose network evaluations exceed `cap` (`model`'s, named in the message when given)."""
     if count > cap:
-        raise InputError(f"{what} needs {count:,} image evaluations; the limit per request is {cap:,} (lower K, steps or n)")
+        on = f" for the model {model}" if model else ""
+        raise InputError(f"{what} needs {count:,} image evaluations; the limit per request is {cap:,}{on} "
+                         "(lower K, steps or n)")
 
 
 def _to_gr_error(exc: BaseException) -> gr.Error:
