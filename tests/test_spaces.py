@@ -77,9 +77,11 @@ class FakeSpaces(types.ModuleType):
 
 @pytest.fixture
 def zero_gpu(monkeypatch) -> FakeSpaces:
-    """A ZeroGPU main process: `spaces` importable, torch.cuda.is_available() True, any CUDA initialisation raising."""
+    """A ZeroGPU main process: `spaces` importable, SPACES_ZERO_GPU set, torch.cuda.is_available() True, any CUDA
+    initialisation raising."""
     fake = FakeSpaces()
     monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
     def touched(*args, **kwargs):
@@ -276,3 +278,17 @@ def test_a_gpu_copy_leaves_the_models_where_they_are(tiny_models):
         next(copy.unet.parameters()).add_(1.0)
     assert not torch.equal(next(copy.unet.parameters()), next(tiny_models.unet.parameters()))
     assert not any(p.requires_grad for p in copy.unet.parameters())
+
+
+def test_zero_gpu_is_the_spaces_flag_not_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "spaces", FakeSpaces())
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert not session.zero_gpu_space()  # CPU Spaces have `spaces` installed too
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert session.zero_gpu_space()
+    monkeypatch.setitem(sys.modules, "spaces", None)
+    assert not session.zero_gpu_space()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # ZeroGPU's main process may see no GPU yet
+    pool = ModelPool(names=("digits",), zero_gpu=True)
+    assert pool.device.type == "cuda" and pool.home.type == "cpu" and pool.zero_gpu
+    assert not ModelPool(names=("digits",), device="cpu", zero_gpu=True).zero_gpu  # told to compute on the CPU

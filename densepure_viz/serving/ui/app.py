@@ -31,7 +31,7 @@ from densepure_viz.paths import ASSETS, PACKAGE
 from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
 from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, guard_numbers
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs
-from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples, spaces_module
+from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples, zero_gpu_space
 from densepure_viz.serving.ui.validation import model_id
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def build_app(
     names restricts the model choices (default: the registry); device defaults to CUDA when present;
     specs add models beside the registry's (the command line's), offered first and opened with.
     """
-    pool = ModelPool(loader, names, device, specs, zero_gpu=spaces_module() is not None)
+    pool = ModelPool(loader, names, device, specs, zero_gpu=zero_gpu_space())
     ctx = AppContext(pool=pool, samples=list_samples(SAMPLES), engine_concurrency=2 if pool.device.type == "cuda" else 1)
     first_view_cache: dict[str, tuple] = {}
     first_view_lock = threading.Lock()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import os
 import threading
 from functools import lru_cache
 from collections.abc import Callable, Mapping
@@ -58,6 +59,13 @@ def spaces_module():
     return spaces
 
 
+def zero_gpu_space() -> bool:
+    """Whether this process runs on ZeroGPU hardware: `spaces` importable and SPACES_ZERO_GPU set, as ZeroGPU sets it
+    (`spaces` is installed on CPU Spaces too, and there torch.cuda may say no GPU until a GPU call)."""
+    flag = os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true", "yes", "on")
+    return flag and spaces_module() is not None
+
+
 def gpu_duration(evaluations: int, rate: float) -> float:
     """Seconds to reserve on ZeroGPU for `evaluations` UNet image-evaluations at `rate` per second: the fixed
     overhead plus the evaluations' time, at most MAX_GPU_SECONDS."""
@@ -77,7 +85,9 @@ class ModelPool:
         self.specs = {**REGISTRY, **(specs or {})}
         self.loader = loader or (lambda name, device: load_models(self.specs[name], device=device))
         self.names = names or tuple(dict.fromkeys([*(specs or {}), *REGISTRY]))
-        self.device = torch.device(device) if device is not None else default_device()  # where requests compute
+        if device is None:  # ZeroGPU: the GPU of the calls, whatever torch says outside them
+            device = torch.device("cuda") if zero_gpu else default_device()
+        self.device = torch.device(device)  # where requests compute
         self.zero_gpu = zero_gpu and self.device.type == "cuda"
         self.home = torch.device("cpu") if self.zero_gpu else self.device  # where models are loaded and kept
         self.default = self.names[0]  # the model the page opens with
