@@ -54,3 +54,19 @@ def digits_split():
     from densepure_viz.models.data import split_digits
 
     return split_digits()
+
+
+@pytest.fixture(scope="session")
+def replicas(tmp_path_factory: pytest.TempPathFactory):
+    """The cifar10 preset's exact-architecture random-weight replicas (tests/rgb_replicas.py), written once per session."""
+    from rgb_replicas import save_replicas
+
+    return save_replicas(tmp_path_factory.mktemp("cifar10-replicas"))
+
+
+@pytest.fixture(scope="session")
+def rgb_models(replicas) -> DensePureModels:
+    """The cifar10 preset loaded from its replicas, on the CPU (32x32 RGB, CIFAR-10's class names)."""
+    from densepure_viz.models.registry import model_spec
+
+    return load_models(model_spec("cifar10", str(replicas.diffusion), str(replicas.classifier)), device="cpu")

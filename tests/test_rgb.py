@@ -2,7 +2,7 @@
 
 The replicas (tests/rgb_replicas.py: google/ddpm-cifar10-32's 35.7M UNet and scheduler in the hub's flat
 layout, a ResNet-18 in timm's format with grodino/resnet18_cifar10's 224-bicubic CIFAR pretrained_cfg) are
-written once per session. Purify, certify (fixed-n and sequential), attack and evaluate run through the
+written once per session (conftest's `replicas` and `rgb_models`). Purify, certify (fixed-n and sequential), attack and evaluate run through the
 CLI as a lab would (`--model cifar10 --diffusion DIR --classifier DIR`), checked against the engine's own
 APIs on the same seeds and against closed forms; class names are CIFAR-10's. Sizes are tiny (K <= 2, b <= 2,
 n <= 10): one UNet call on 2 CPU cores takes about a second here.
@@ -23,24 +23,14 @@ from scipy.stats import beta, norm
 
 from densepure_viz.engine.purify import PurifyConfig, purify
 from densepure_viz.models.inputs import folder_images, load_input, load_labelled
-from densepure_viz.models.registry import CIFAR10_LABELS, DensePureModels, ModelLoadError, load_models, model_spec
+from densepure_viz.models.registry import CIFAR10_LABELS, ModelLoadError, load_models, model_spec
 from densepure_viz.paths import ROOT
 from densepure_viz.serving.cli import main
 from densepure_viz.smoothing.base import smoothed
 from densepure_viz.smoothing.sequential import SequentialConfig, sequential_certify
-from rgb_replicas import CIFAR_MEAN, CIFAR_STD, Replicas, save_classifier_replica, save_replicas
+from rgb_replicas import CIFAR_MEAN, CIFAR_STD, Replicas, save_classifier_replica
 
 pytestmark = pytest.mark.slow  # the 35.7M UNet: about a second per call on 2 cores
-
-
-@pytest.fixture(scope="session")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Replicas:
-    return save_replicas(tmp_path_factory.mktemp("cifar10-replicas"))
-
-
-@pytest.fixture(scope="session")
-def rgb_models(replicas: Replicas) -> DensePureModels:
-    return load_models(model_spec("cifar10", str(replicas.diffusion), str(replicas.classifier)), device="cpu")
 
 
 def write_rgb(path: Path, seed: int) -> Path:
