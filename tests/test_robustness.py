@@ -397,7 +397,7 @@ def test_a_slow_model_load_does_not_hold_up_loaded_models(tiny_models):
 
 # --- cancellation -------------------------------------------------------------------------------------------
 
-LONG_CERTIFY = replace(CERTIFY, steps=50, n0=100, n=10_000)  # about a minute of UNet calls on the tiny models
+LONG_CERTIFY = replace(CERTIFY, steps=50, n0=100, n=9_000)  # about a minute of UNet calls on the tiny models
 
 
 class CertifyRuns:
@@ -510,6 +510,34 @@ def test_sessions_kept_in_memory_are_capped(tiny_models, monkeypatch):
             assert event == "complete"
         assert 1 <= len(demo.state_holder.session_data) <= 3
     finally:
+        demo.close()
+
+
+@pytest.mark.slow
+def test_the_waiting_line_is_bounded(tiny_models, certify_runs, monkeypatch):
+    """Beyond QUEUE_SIZE waiting requests the server refuses at once, in one line, and serves the line it keeps."""
+    from gradio_client.utils import Status
+
+    monkeypatch.setattr(app_module, "QUEUE_SIZE", 1)
+    demo = build_app(loader=lambda name, device: tiny_models, names=("digits",), device="cpu")
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    request = replace(LONG_CERTIFY, image=handle_file(str(SAMPLES[0])))
+    try:
+        running = client.submit(**arguments(request), api_name="/certify")
+        assert certify_runs.started.wait(60), "the certification did not start"
+        waiting = client.submit(**arguments(request), api_name="/certify")  # the certify lane runs one at a time
+        deadline = time.monotonic() + 30
+        while waiting.status().code != Status.IN_QUEUE and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert waiting.status().code == Status.IN_QUEUE
+        with pytest.raises(Exception, match="[Qq]ueue is full") as refused:
+            client.predict(**arguments(request), api_name="/certify")
+        one_line(str(refused.value))
+        running.cancel(), waiting.cancel()
+    finally:
+        client.close()
         demo.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import math
 from dataclasses import replace
@@ -18,7 +19,7 @@ from densepure_viz.models.inputs import load_input
 from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_stream
 from densepure_viz.serving.ui import build_app
 from densepure_viz.serving.ui import validation as v
-from densepure_viz.serving.api import CLASSROOM, CertifyRequest, PurifyRequest, RegionsRequest, arguments
+from densepure_viz.serving.api import CLASSROOM, PARAMETERS, CertifyRequest, PurifyRequest, RegionsRequest, arguments
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs
 from densepure_viz.serving.ui.requests import no_progress, parse_attack
 from densepure_viz.serving.ui.session import AppContext, ModelPool, list_samples
@@ -56,9 +57,10 @@ def test_build_does_not_launch_or_load(tiny_models):
 def test_named_endpoints_are_public(app):
     public = {fn.api_name: fn for fn in app.fns.values() if fn.api_visibility == "public"}
     assert set(public) == {"purify", "certify", "regions", "density"}  # helpers (gallery, scrub, load) stay private
-    assert len(public["purify"].inputs) == 12 and len(public["certify"].inputs) == 13 and len(public["regions"].inputs) == 12
-    # the queue bounds the waiting line; interactive work has its own lane, never behind a certification
-    assert app._queue.max_size is not None
+    for view, fn in public.items():  # each endpoint takes its request's fields, in order (serving.api)
+        assert list(inspect.signature(fn.fn).parameters)[:len(PARAMETERS[view])] == list(PARAMETERS[view])
+        assert len(fn.inputs) == len(PARAMETERS[view])
+    # interactive work has its own lane, never behind a certification (the waiting line's bound: test_robustness)
     assert public["purify"].concurrency_id == public["density"].concurrency_id != public["certify"].concurrency_id
 
 
