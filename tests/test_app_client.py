@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import socket
 from dataclasses import replace
@@ -120,3 +121,17 @@ def test_shipped_digits_model_end_to_end(capsys):
         assert (got["label"], got["count"], got["radius"]) == (want["label"], want["count"], pytest.approx(want["radius"]))
     finally:
         demo.close()
+
+
+def test_the_readmes_scripting_example_runs(tiny_server, capsys):
+    """README's "Scripting it" block, run as written against a served app (its URL swapped in)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Scripting it"):readme.index("### Running it")]
+    code = section.split("```python\n")[1].split("```")[0]
+    assert "http://127.0.0.1:7860/" in code
+    exec(compile(code.replace("http://127.0.0.1:7860/", tiny_server.src), "README.md", "exec"), {})
+    purified, certified = capsys.readouterr().out.splitlines()[-2:]  # after gradio_client's "Loaded as API" line
+    label, votes = purified.split(" ", 1)
+    assert int(label) in range(10) and sum(ast.literal_eval(votes).values()) == 8  # K = 8 votes
+    decision, draws = certified.split()
+    assert decision in ("certified", "not_certified", "abstain", "undecided") and 10 < int(draws) <= 110
