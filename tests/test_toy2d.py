@@ -322,3 +322,17 @@ def test_presets_tell_their_story(name):
 def test_compute_core_imports_no_plotting_or_ui():
     code = "import sys, densepure_viz.toy2d; sys.exit(any(m in sys.modules for m in ('plotly', 'gradio')))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_vote_of_trajectories_names_a_tie_and_breaks_it_towards_the_smallest_label():
+    from densepure_viz.toy2d.reverse import ReverseTrajectories
+
+    def endpoints(labels):
+        k = len(labels)
+        return ReverseTrajectories(np.zeros(2), 0.5, "ddpm", np.arange(1), np.ones(2), np.zeros((2, k, 2)),
+                                   np.array(labels), np.full(3, 1 / 3))
+
+    tie = endpoints([2, 1, 1, 2])
+    assert tie.votes.tolist() == [0, 2, 2] and tie.tied == [1, 2] and tie.vote == 1
+    win = endpoints([2, 2, 0])
+    assert win.tied == [2] and win.vote == 2

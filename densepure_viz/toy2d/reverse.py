@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from densepure_viz.engine.diffusion import ddpm_alphas_cumprod, sampler_timesteps, timestep_for_sigma
+from densepure_viz.engine.votes import tied_labels
 
 from .mixture import GaussianMixture, bayes_labels, label_probabilities, score
 
@@ -80,6 +81,16 @@ class ReverseTrajectories:
     def votes(self) -> np.ndarray:
         """(C,) number of endpoints per label."""
         return np.bincount(self.labels, minlength=len(self.exact_probabilities))
+
+    @property
+    def tied(self) -> list[int]:
+        """The labels sharing the top vote count, ascending (more than one: a tie)."""
+        return tied_labels(dict(enumerate(self.votes.tolist())))
+
+    @property
+    def vote(self) -> int:
+        """The majority vote; a tie goes to the smallest label (engine.votes' rule, as for images)."""
+        return self.tied[0]
 
 
 def _noise(source: NoiseSource, num_trajectories: int | None, num_draws: int) -> np.ndarray:

@@ -82,7 +82,9 @@ def make_handler(ctx: AppContext):
         # narrow side margins: on a phone the map (equal axes) takes the screen's width, not a third of it
         scene.update_layout(height=620, clickmode="event", margin={"l": 50, "r": 20})
         cert, cert_a = robust.certificate, robust.certificate_x_a
-        vote = int(traj.votes.argmax())
+        vote = traj.vote
+        tally = (f"a tie of {' and '.join(map(str, traj.tied))} ({int(traj.votes[vote])}/{k} each), broken towards **{vote}**"
+                 if len(traj.tied) > 1 else f"vote **{vote}** ({int(traj.votes[vote])}/{k})")
 
         def lab(c):
             return "abstain" if c is None else str(c)
@@ -100,12 +102,12 @@ def make_handler(ctx: AppContext):
             f"- x_a is {'inside' if robust.x_a_in_region else 'outside'} the robust region and "
             f"{'inside' if robust.x_a_in_ball else 'outside'} the certified ball (|x_a - x0| = {np.linalg.norm(x_a - x0):.3f}); "
             f"smoothed vote at x_a: {lab(cert_a.label)}, radius {cert_a.radius:.3f}.",
-            f"- {k} {method} trajectories from x~ = x_a + sigma * eps ({len(traj.timesteps)} steps): vote **{vote}** "
-            f"({int(traj.votes[vote])}/{k}); exact label masses {np.round(traj.exact_probabilities, 3).tolist()}.",
+            f"- {k} {method} trajectories from x~ = x_a + sigma * eps ({len(traj.timesteps)} steps): {tally}; "
+            f"exact label masses {np.round(traj.exact_probabilities, 3).tolist()}.",
         ])
         data = {
             "preset": preset, "sigma": sigma, "sigma_effective": traj.sigma, "x0": x0.tolist(), "x_a": x_a.tolist(),
-            "x_tilde": traj.x_tilde.tolist(), "votes": traj.votes.tolist(), "vote": vote,
+            "x_tilde": traj.x_tilde.tolist(), "votes": traj.votes.tolist(), "vote": vote, "tie": len(traj.tied) > 1,
             "exact_probabilities": traj.exact_probabilities.tolist(),
             "labels_x0": {m: int(maps.labels(m)[maps.cell_of(x0)]) for m in LABELERS},
             "labels_x_a": {m: int(maps.labels(m)[maps.cell_of(x_a)]) for m in LABELERS},
