@@ -292,3 +292,19 @@ def test_zero_gpu_is_the_spaces_flag_not_the_package(monkeypatch):
     pool = ModelPool(names=("digits",), zero_gpu=True)
     assert pool.device.type == "cuda" and pool.home.type == "cpu" and pool.zero_gpu
     assert not ModelPool(names=("digits",), device="cpu", zero_gpu=True).zero_gpu  # told to compute on the CPU
+
+
+def test_the_readme_configures_the_space():
+    """README.md's front matter is the Space's configuration: gradio as pinned, app.py, the cifar10 preset preloaded."""
+    from densepure_viz.models.registry import REGISTRY
+    from densepure_viz.paths import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n")
+    front = text.split("---\n")[1]
+    fields = dict(line.split(": ", 1) for line in front.splitlines() if ": " in line and not line.startswith(" "))
+    pinned = next(line.split("==")[1] for line in (ROOT / "requirements.txt").read_text().splitlines()
+                  if line.startswith("gradio=="))
+    assert (fields["sdk"], fields["sdk_version"], fields["app_file"]) == ("gradio", pinned, "app.py")
+    preloaded = [line.strip()[2:] for line in front.splitlines() if line.startswith("  - ")]
+    assert preloaded == [REGISTRY["cifar10"].diffusion, REGISTRY["cifar10"].classifier]
