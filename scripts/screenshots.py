@@ -135,9 +135,10 @@ def run_story(page, key: str) -> None:
     Purify: the verdict changed (so a story is run once per page), the votes and the grid drawn; Certify: the certificate, then the scale of its
     radius (cleared at the click, filled once the run has succeeded). Nothing is left running.
     """
+    from densepure_viz.serving.api import PARAMETERS
     from densepure_viz.teaching.stories import FILE, load
 
-    story = next(s for s in load(FILE) if s.key == key)
+    story = next(s for s in load(FILE, PARAMETERS) if s.key == key)
     view, title = story.view, story.title
     before = page.locator("#purify-verdict").inner_text()
     button = page.locator(f"#story-{key}")

@@ -15,14 +15,15 @@ import pytest
 
 from densepure_viz.models.registry import load_models
 from densepure_viz.paths import ASSETS
-from densepure_viz.teaching.stories import FILE, for_view, load
+from densepure_viz.serving.api import PARAMETERS, view_stories
+from densepure_viz.teaching.stories import FILE, load
 from scripts.screenshots import (CERTIFY_STORY, LEGEND_PICTURES, PHONE, PHONE_SHOTS, PRESENT_SHOTS, PROJECTOR, PURIFY_STORY,
                                  TABS, VIEWS, above_the_fold, chromium, layout_problems, phone_tour, present_tour, serve,
                                  tap_problems, text_contains, tour)
 
 SHIPPED = (ASSETS / "digits" / "diffusion").is_dir() and (ASSETS / "digits" / "classifier").is_dir()
-STORY_TITLES = {"purify": {s.key: s.title for s in load(FILE)}[PURIFY_STORY],  # the stories the tours run
-                "certify": {s.key: s.title for s in load(FILE)}[CERTIFY_STORY]}
+STORY_TITLES = {"purify": {s.key: s.title for s in load(FILE, PARAMETERS)}[PURIFY_STORY],  # the stories the tours run
+                "certify": {s.key: s.title for s in load(FILE, PARAMETERS)}[CERTIFY_STORY]}
 pytestmark = pytest.mark.slow
 
 
@@ -177,7 +178,7 @@ def test_the_phone_layout_reaches_every_view_with_nothing_cut_off(browser, serve
     in ui/components.py), when the stacked row lets a button spill off the screen, or without the phone's `order`
     rule that lifts the stories above the controls."""
     problems, tabs, taps, looks, tops, maps = {}, {}, {}, {}, {}, {}
-    first = {view: for_view(view)[0].key for view in ("purify", "certify", "regions")}  # each view's first story
+    first = {view: view_stories(view)[0].key for view in ("purify", "certify", "regions")}  # each view's first story
 
     def check(view, page):
         problems[view] = layout_problems(page)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from test_browser import SHIPPED, browser, server  # noqa: F401 - the fixtures, shared
 
+from densepure_viz.serving.api import PARAMETERS
 from densepure_viz.teaching.stories import FILE, load
 from scripts.screenshots import TIMEOUT_MS, text_contains
 
@@ -25,7 +26,7 @@ SHOWS = {  # story -> (view, element, text it shows once the story has run)
 
 
 def test_each_story_button_tells_its_story(browser, server):
-    stories = load(FILE)
+    stories = load(FILE, PARAMETERS)
     assert {s.key for s in stories} == set(SHOWS)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
