@@ -241,6 +241,12 @@ def test_the_sliders_follow_the_chosen_model(tiny_models):
     seeds, steps, n0, n = certify("digits")
     assert (seeds["maximum"], seeds["value"], steps["value"], n["maximum"]) == (16, 4, 10, 10_000)
     assert len(follow) == 3  # Purify, Certify and High-density
+    # a page opening on cifar10 (a command-line model) opens its Certify view at cifar10's K and b
+    opened = build_app(loader=lambda name, device: tiny_models, names=("cifar10", "digits"), device="cpu")
+    values = {b.label: b.value for b in opened.blocks.values() if isinstance(b, gr.Slider)}
+    assert (values["K (seeds per draw)"], values["b (fast sampler steps)"]) == (2, 2)
+    values = {b.label: b.value for b in demo.blocks.values() if isinstance(b, gr.Slider)}
+    assert (values["K (seeds per draw)"], values["b (fast sampler steps)"]) == (4, 10)
 
 
 def test_weights_are_fetched_before_launch_on_a_space(monkeypatch, capsys):

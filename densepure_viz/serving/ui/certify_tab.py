@@ -43,7 +43,7 @@ from densepure_viz.smoothing.sequential import (
     sequential_certify_stream,
 )
 from densepure_viz.serving.ui.components import (follow_model, glossary_accordion, image_input, image_output, new_input_note,
-                                         seed_input, sigma_slider)
+                                         seed_input, sigma_slider, view_defaults)
 from densepure_viz.serving.api import CertifyRequest, in_order
 from densepure_viz.serving.ui.requests import check_budget, endpoint, parse_certify, parse_purify
 from densepure_viz.serving.ui.session import LONG, AppContext
@@ -219,7 +219,7 @@ def stopped_note() -> str:
 
 def build(ctx: AppContext, model: gr.Dropdown, purify_image) -> tuple:
     """Lay out the Certify view and wire its events; returns (run event, image input)."""
-    d = CertifyRequest()  # the page opens with the endpoint's defaults
+    d = view_defaults("certify", ctx.pool.default)  # the endpoint's defaults, the opening model's own (its K and b)
     gr.Markdown(VIEW_STEPS["certify"])
     with gr.Row():
         with gr.Column(scale=2, min_width=260):

@@ -393,6 +393,11 @@ def seed_input(value: int = 0) -> gr.Number:
                      info="same seed, same noise, same answer (as the CLI's --seed)")
 
 
+def view_defaults(view: str, model: str):
+    """The request `view` opens with for `model`: the endpoint's defaults, with the model's own (validation.Limits)."""
+    return replace(REQUESTS[view](), model=model, **limits_for(model).defaults.get(view, {}))
+
+
 def follow_model(model: gr.Dropdown, view: str, sliders: dict[str, tuple[gr.Slider, str]]) -> None:
     """When a visitor picks a model, `view`'s sliders (request field -> (slider, its cap's Limits field)) stop at that
     model's caps and go to its defaults for the view (validation.limits_for); the handlers enforce the same caps.
@@ -400,8 +405,7 @@ def follow_model(model: gr.Dropdown, view: str, sliders: dict[str, tuple[gr.Slid
     Only a visitor's pick (`input`): a story sets the model and every control at once and must keep its values.
     """
     def update(name):
-        limits = limits_for(name)
-        start = replace(REQUESTS[view](), **limits.defaults.get(view, {}))
+        limits, start = limits_for(name), view_defaults(view, name)
         return [gr.update(maximum=getattr(limits, cap), value=min(getattr(start, field), getattr(limits, cap)))
                 for field, (_, cap) in sliders.items()]
 
