@@ -5,11 +5,11 @@ Models are loaded on first use (never at import or build time) and cached per (n
 model that cannot be loaded (offline hub id, missing files) raises ModelLoadError with its message;
 the UI shows it and falls back to the embedded model.
 
-ZeroGPU (Hugging Face Spaces, the `spaces` package importable): the views' bodies run inside
-`spaces.GPU(duration=...)`, the duration computed from the request itself (`gpu_duration`: its UNet evaluations at
-the model's GPU rate, plus a fixed overhead, at most MAX_GPU_SECONDS). The main process never touches CUDA: models
-load and stay on the CPU there, and each GPU call works on a copy moved to CUDA (`ModelPool.get` inside the call).
-Elsewhere `gpu` returns the body unchanged.
+Hugging Face Spaces: with the `spaces` package importable the views' bodies run inside `spaces.GPU(duration=...)`,
+the duration computed from the request itself (`gpu_duration`: its UNet evaluations at the model's GPU rate, plus a
+fixed overhead, at most MAX_GPU_SECONDS); without it `gpu` returns the body unchanged. On ZeroGPU hardware
+(`zero_gpu_space`: SPACES_ZERO_GPU set) the main process never touches CUDA: models load and stay on the CPU there,
+and each GPU call works on its own copy moved to CUDA (`ModelPool.get` inside the call).
 """
 
 from __future__ import annotations
