@@ -77,11 +77,10 @@ class FakeSpaces(types.ModuleType):
 
 @pytest.fixture
 def zero_gpu(monkeypatch) -> FakeSpaces:
-    """A ZeroGPU main process: `spaces` importable, SPACES_ZERO_GPU set, torch.cuda.is_available() True, any CUDA
-    initialisation raising."""
-    fake = FakeSpaces()
+    """A ZeroGPU main process: `spaces` importable, torch.cuda.is_available() True, any CUDA initialisation raising."""
+    fake = FakeSpaces()  # no spaces.config to read: counted as ZeroGPU (the hardware would also set SPACES_ZERO_GPU)
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
     def touched(*args, **kwargs):
@@ -286,11 +285,16 @@ def test_a_gpu_copy_leaves_the_models_where_they_are(tiny_models):
     assert not any(p.requires_grad for p in copy.unet.parameters())
 
 
-def test_zero_gpu_is_the_spaces_flag_not_the_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "spaces", FakeSpaces())
+def test_zero_gpu_is_the_spaces_setting_not_the_package(monkeypatch):
+    cpu_space = FakeSpaces()  # CPU and dedicated-GPU Spaces have `spaces` installed too, its setting off
+    cpu_space.config = types.SimpleNamespace(Config=types.SimpleNamespace(zero_gpu=False))
+    monkeypatch.setitem(sys.modules, "spaces", cpu_space)
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert not session.zero_gpu_space()  # CPU Spaces have `spaces` installed too
+    assert not session.zero_gpu_space()
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert session.zero_gpu_space()
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    monkeypatch.setitem(sys.modules, "spaces", FakeSpaces())  # no setting to read: the safe side
     assert session.zero_gpu_space()
     monkeypatch.setitem(sys.modules, "spaces", None)
     assert not session.zero_gpu_space()

@@ -60,10 +60,16 @@ def spaces_module():
 
 
 def zero_gpu_space() -> bool:
-    """Whether this process runs on ZeroGPU hardware: `spaces` importable and SPACES_ZERO_GPU set, as ZeroGPU sets it
-    (`spaces` is installed on CPU Spaces too, and there torch.cuda may say no GPU until a GPU call)."""
-    flag = os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true", "yes", "on")
-    return flag and spaces_module() is not None
+    """Whether this process may run on ZeroGPU hardware, where CUDA exists only inside GPU calls: `spaces` importable,
+    and SPACES_ZERO_GPU set (as ZeroGPU sets it) or, when unset, `spaces`'s own setting (spaces.config.Config.zero_gpu,
+    false on CPU and dedicated-GPU Spaces); a `spaces` without that setting counts as ZeroGPU, the safe side."""
+    spaces = spaces_module()
+    if spaces is None:
+        return False
+    if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    setting = getattr(getattr(getattr(spaces, "config", None), "Config", None), "zero_gpu", None)
+    return True if setting is None else bool(setting)
 
 
 def gpu_duration(evaluations: int, rate: float) -> float:
