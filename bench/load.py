@@ -1,10 +1,11 @@
 """Load test of the explorer (issues 6 and 12): N concurrent gradio_client users against a local server.
 
     python -m bench.load [--scenario mixed|classroom|own-seeds|certify-purify] [--users 8,30] [--requests 2]
-                         [--deadline 600] [--threads 1] [--sessions N] [--nice N]
+                         [--deadline 600] [--threads N] [--sessions N] [--nice N]
 
 The app (the shipped digits model, on CPU) runs in a subprocess on a free 127.0.0.1 port: loopback
-only, stopped at the end whatever happens. For each user count, that many threads each open their
+only, stopped at the end whatever happens; its torch threads are --threads, by default the app's own
+choice (one per usable CPU, serving.ui.machine). For each user count, that many threads each open their
 own gradio_client.Client; released together, each makes --requests requests in turn, alternating
 purify (K=4, b=5) and certify (K=2, b=5, n0=10, n=50), half of the users starting with each. A
 request is timed from submission to its final output; while it waits its status is polled, so a
@@ -397,17 +398,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(port: int, threads: int, sessions: int | None = None) -> None:
-    """The app with the shipped digits model on 127.0.0.1:port, CPU, `threads` torch threads (blocks).
+def serve(port: int, threads: int | None, sessions: int | None = None) -> None:
+    """The app with the shipped digits model on 127.0.0.1:port, CPU, `threads` torch threads (None: the app's) (blocks).
 
     sessions: Gradio's session capacity, if not the app's own (launch_options).
     """
-    import torch
-
     from densepure_viz.serving.ui import build_app
     from densepure_viz.serving.ui.app import launch_options
+    from densepure_viz.serving.ui.machine import size_torch_threads
 
-    torch.set_num_threads(threads)
+    size_torch_threads(threads)
     options = launch_options() | ({"state_session_capacity": sessions} if sessions else {})
     build_app(names=("digits",), device="cpu").launch(server_name="127.0.0.1", server_port=port, quiet=True, **options)
 
@@ -449,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", default="8,30", help="comma-separated concurrent user counts")
     parser.add_argument("--requests", type=int, default=2, help="requests per user")
     parser.add_argument("--deadline", type=float, default=600, help="seconds allowed per user count")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in the server (default: the app's, one per CPU it may use)")
     parser.add_argument("--sessions", type=int, default=None,
                         help="sessions the server keeps in memory (default: the app's SESSION_CAPACITY)")
     parser.add_argument("--nice", type=int, default=0,
@@ -460,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve is not None:
         serve(args.serve, args.threads, args.sessions)
         return 0
+    if args.threads is None:
+        from densepure_viz.serving.ui.machine import usable_cpus
+
+        args.threads = usable_cpus()  # what the app's main sets (machine.size_torch_threads)
     users = [int(u) for u in args.users.split(",")]
     if max(users) * args.requests > 2000 or args.deadline > 3600:
         parser.error("keep the load bounded: at most 2000 requests and an hour per run")

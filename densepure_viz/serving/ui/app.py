@@ -28,7 +28,7 @@ from densepure_viz.models.registry import REGISTRY, ModelSpec, is_hub_id, resolv
 from densepure_viz.serving.api import PurifyRequest, arguments
 from densepure_viz.serving.options import add_model_options, model_from_options
 from densepure_viz.paths import ASSETS, PACKAGE
-from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, purify_tab, regions_tab
+from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, machine, purify_tab, regions_tab
 from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, guard_numbers
 from densepure_viz.serving.ui.purify_tab import PurifyOutputs
 from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples, zero_gpu_space
@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if os.environ.get("SPACE_ID"):
         fetch_weights({**REGISTRY, spec.name: spec}.values())
+    machine.size_torch_threads()  # one thread per CPU this process may use (a container's share, not the host's)
     build_app(specs={spec.name: spec}).launch(server_name=args.host, server_port=args.port, share=args.share,
                                               **launch_options())
     return 0

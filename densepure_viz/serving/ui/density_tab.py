@@ -51,8 +51,9 @@ def make_handler(ctx: AppContext):
         progress(0.2, desc="input (and attack)")
         prep = run_prepare(models, path, attack_cfg)
         progress(0.4, desc=f"{draws} x {cfg.seeds} reverse trajectories")
-        view = high_density(models, train, pca, prep.clean, prep.clean_label, prep.purifier_input, prep.attack is not None,
-                            cfg, seed, draws)
+        with ctx.engine(models) as engine_models:  # its network calls computed with concurrent requests' (batching)
+            view = high_density(engine_models, train, pca, prep.clean, prep.clean_label, prep.purifier_input,
+                                prep.attack is not None, cfg, seed, draws)
         post, labels = view.posterior, models.labels
         fig = projection_figure(view.scene, labels, dims)
         mass = label_mass_figure(post.label_mass.tolist(), labels, view.shares,
@@ -129,7 +130,7 @@ def build(ctx: AppContext, model: gr.Dropdown, purify) -> tuple[list, Callable[[
     outputs = [fig, pictures, mass, text, scene]
     handler = make_handler(ctx)
     run.click(handler, inputs, outputs, api_name="density", concurrency_id=INTERACTIVE,
-              concurrency_limit=ctx.engine_concurrency)
+              concurrency_limit=ctx.interactive_limit)
     dims.change(replot, [scene, dims], fig, api_visibility="private", show_progress="hidden")
     # a new image in the Purify view: what is shown here belonged to the previous one
     purify.controls["image"].change(lambda: [None, None, None, NEW_INPUT, None], None, outputs, queue=False,

@@ -41,7 +41,8 @@ MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
 STREAM_INTERVAL = 0.5  # seconds before the first streamed frame and between frames (the final frame always goes out):
 # a run shorter than this (the defaults on a CPU) sends only its final frame, sparing the server a grid, a figure and
-# their encoding per frame
+# their encoding per frame. With n requests computed together each streams every n x STREAM_INTERVAL (stream_interval),
+# so the server draws and encodes about two live frames a second however many requests run
 DISPLAY_SCALE = 8  # nearest-neighbour enlargement of single images (16x16 -> 128x128)
 
 
@@ -149,6 +150,11 @@ def result_json(prep: PreparedInput, result: PurifyResult, models: DensePureMode
             "attack": attack}
 
 
+def stream_interval(ctx: AppContext) -> float:
+    """Seconds between one request's live frames: STREAM_INTERVAL times the requests now computed together."""
+    return STREAM_INTERVAL * max(1, ctx.batcher.sessions if ctx.batcher is not None else 1)
+
+
 def make_handler(ctx: AppContext):
     """The `purify` endpoint: a generator of frames (see the module docstring)."""
 
@@ -182,24 +188,25 @@ def make_handler(ctx: AppContext):
         scale = choose_scale(size, len(shown) + 1)
         cols_t, cols_x0, cols_lab, cols_ts = [], [], [], []
         last, result = time.monotonic(), None
-        for item in purify_stream(models, prep.purifier_input, cfg, seed, label_steps=shown | set(keep)):
-            if isinstance(item, PurifyResult):
-                result = item
-                break
-            frame: PurifyFrame = item
-            progress((frame.step + 1, frame.total), desc=f"reverse step t = {frame.t}", unit="steps")
-            if frame.step not in shown:
-                continue
-            cols_t.append(frame.x_t)
-            cols_x0.append(frame.x0)
-            cols_lab.append(frame.labels)
-            cols_ts.append(frame.t)
-            if time.monotonic() - last >= STREAM_INTERVAL:
-                last = time.monotonic()
-                grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, label_names=labels, scale=scale)
-                counts = [frame.labels.count(c) for c in range(len(labels))]
-                fig = vote_histogram_figure(counts, labels, title=f"Labels of the predicted x0 at t = {frame.t} (live)")
-                yield PurifyOutputs(grid=grid, votes=fig).as_list()
+        with ctx.engine(models) as engine_models:  # its network calls computed with concurrent requests' (batching)
+            for item in purify_stream(engine_models, prep.purifier_input, cfg, seed, label_steps=shown | set(keep)):
+                if isinstance(item, PurifyResult):
+                    result = item
+                    break
+                frame: PurifyFrame = item
+                progress((frame.step + 1, frame.total), desc=f"reverse step t = {frame.t}", unit="steps")
+                if frame.step not in shown:
+                    continue
+                cols_t.append(frame.x_t)
+                cols_x0.append(frame.x0)
+                cols_lab.append(frame.labels)
+                cols_ts.append(frame.t)
+                if time.monotonic() - last >= stream_interval(ctx):
+                    last = time.monotonic()
+                    grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, label_names=labels, scale=scale)
+                    counts = [frame.labels.count(c) for c in range(len(labels))]
+                    fig = vote_histogram_figure(counts, labels, title=f"Labels of the predicted x0 at t = {frame.t} (live)")
+                    yield PurifyOutputs(grid=grid, votes=fig).as_list()
         assert result is not None
 
         grid = trajectory_grid(cols_t, cols_x0, cols_ts, cols_lab, result.purified, result.per_seed, labels, scale)
@@ -353,7 +360,7 @@ def build(ctx: AppContext, model: gr.Dropdown) -> PurifyView:
                                    "attack_steps": (attack_steps, "attack_steps")})
     handler = make_handler(ctx)
     # queue position and progress beside Run, none over the grid: its columns stream in as the digits emerge
-    lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.engine_concurrency, "show_progress_on": [run_status]}
+    lane = {"concurrency_id": INTERACTIVE, "concurrency_limit": ctx.interactive_limit, "show_progress_on": [run_status]}
     event = run.click(handler, inputs, outputs.as_list(), api_name="purify", **lane)
     with stories:
         story_events = story_row("purify", inputs,

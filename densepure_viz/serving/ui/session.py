@@ -1,5 +1,7 @@
 """What the app shares between requests: lazily loaded models, the device, the samples, the GPU decorator,
-and the outputs of identical requests (computed once: a class sending the same request at once).
+the outputs of identical requests (computed once: a class sending the same request at once), and the batcher
+that computes different concurrent requests' network calls together (engine.batching: a class each with its
+own image and seed; each request's numbers are those it gets alone).
 
 Models are loaded on first use (never at import or build time) and cached per (name, device). A
 model that cannot be loaded (offline hub id, missing files) raises ModelLoadError with its message;
@@ -31,6 +33,7 @@ from densepure_viz.models.inputs import true_label
 from densepure_viz.models.images import list_images
 from densepure_viz.paths import ASSETS
 from densepure_viz.models.registry import REGISTRY, DensePureModels, ModelLoadError, ModelSpec, default_device, load_models
+from densepure_viz.engine.batching import NetworkBatcher, batched
 from densepure_viz.serving.sharing import SharedResults
 from densepure_viz.serving.ui.requests import request_evaluations
 from densepure_viz.serving.ui.validation import limits_for, model_id
@@ -42,6 +45,9 @@ SAMPLES = ASSETS / "samples" / "digits"  # shipped test digits (scripts/export_s
 # (certifications); each lane has its own concurrency limit, so one of each runs at once.
 INTERACTIVE = "interactive"
 LONG = "long"
+# Interactive requests computed at once when they share the batcher (engine.batching): they wait on it, and it
+# computes one batch at a time; more wait in Gradio's queue, shown their place in line.
+BATCH_SESSIONS = 8
 # ZeroGPU: what one GPU call may ask for. Its duration is a reservation (the quota is charged the time used), and a
 # visitor's daily quota is 2 minutes unauthenticated (hub docs, spaces-zerogpu): a request asking more could never
 # run for them. Every model's caps (validation.limits_for) keep its capped requests under this.
@@ -214,9 +220,23 @@ class AppContext:
 
     pool: ModelPool  # the models
     samples: list[Sample] = field(default_factory=list_samples)  # gallery images
-    engine_concurrency: int = 1  # simultaneous interactive model requests (1 on CPU, 2 on a GPU)
+    engine_concurrency: int = 1  # simultaneous interactive model requests without a batcher (1 on CPU, 2 on a GPU)
     shared: SharedResults = field(default_factory=SharedResults)  # identical requests' outputs, computed once
     caches: ViewCaches = field(default_factory=ViewCaches)  # the 2D maps, the training set's PCA
+    # concurrent requests' network calls computed together, each keeping its bits (None: each computed alone)
+    batcher: NetworkBatcher | None = field(default_factory=NetworkBatcher)
+    batch_sessions: int = BATCH_SESSIONS  # interactive requests computed at once with a batcher
+
+    def engine(self, models: DensePureModels):
+        """A context manager giving the models a request computes with: a view of `models` whose network calls the
+        batcher computes with the other requests' (bit for bit as alone), or `models` itself without a batcher
+        and on ZeroGPU (each GPU call has its own copy of the models)."""
+        return batched(None if self.pool.zero_gpu else self.batcher, models)
+
+    @property
+    def interactive_limit(self) -> int:
+        """The interactive lane's concurrency: batch_sessions when requests share the batcher, else engine_concurrency."""
+        return self.batch_sessions if self.batcher is not None and not self.pool.zero_gpu else self.engine_concurrency
 
     def gpu(self, body: Callable) -> Callable:
         """A view's body(request, progress) run in spaces.GPU for as long as its request needs (`gpu_seconds`);

@@ -1,0 +1,46 @@
+"""How the server uses its machine: torch's threads sized to the CPUs this process may run on.
+
+torch starts with one thread per physical core it sees, which in a container (a Space, a CI runner) is the
+host's, not the share the container may use: on a 2-CPU container of a 64-core host, 32 threads fight over 2
+CPUs. The app's network calls run one batch at a time (engine.batching), so one pool of threads the size of
+the usable CPUs serves them all; `main` sizes it once, before serving (tests and scripts keep their own).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")  # "QUOTA PERIOD" or "max PERIOD"
+CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def _cgroup_cpus() -> float | None:
+    """CPUs the container's quota allows (cgroup v2, else v1), or None when there is no quota."""
+    try:
+        if CGROUP_V2.is_file():
+            quota, period = CGROUP_V2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        if all(p.is_file() for p in CGROUP_V1):
+            quota, period = (int(p.read_text()) for p in CGROUP_V1)
+            return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a container's CPU quota (rounded up)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_cpus()
+    return max(1, min(cpus, math.ceil(quota)) if quota else cpus)
+
+
+def size_torch_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads to `threads` (default: usable_cpus()) and return the number set."""
+    threads = threads or usable_cpus()
+    torch.set_num_threads(threads)
+    return threads
