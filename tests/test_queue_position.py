@@ -8,12 +8,15 @@ import pytest
 from test_browser import browser  # noqa: F401 - the shared chromium fixture (fails under CI when it is missing)
 
 from densepure_viz.models.registry import custom_spec, load_models
+from densepure_viz.serving.ui.session import AppContext
 from scripts.screenshots import serve
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_queued_run_shows_its_position_next_to_the_button(browser, tiny_dirs):
+def test_a_queued_run_shows_its_position_next_to_the_button(browser, tiny_dirs, monkeypatch):
+    # the interactive lane admits BATCH_SESSIONS runs at once (they share the batcher); one here, so the second waits
+    monkeypatch.setattr(AppContext, "interactive_limit", property(lambda ctx: 1))
     models = load_models(custom_spec(str(tiny_dirs[0]), str(tiny_dirs[1])), device="cpu")  # own copy: hooked
     hold, busy = threading.Event(), threading.Event()
 
