@@ -179,6 +179,37 @@ def test_a_closed_session_is_not_waited_for():
     assert not worker.is_alive()  # the worker ends with the last session
 
 
+def test_a_fault_of_the_batcher_fails_its_round_only(monkeypatch):
+    """Nobody waits forever: the round's callers get the error, and the next round is served."""
+    batcher, unet = NetworkBatcher(gather_s=LONG_WAIT), RowWise()
+    real, faults = batcher._run_round, []
+
+    def first_round_fails(calls):
+        if not faults:
+            faults.append(len(calls))
+            raise RuntimeError("a bug in the batcher")
+        real(calls)
+
+    monkeypatch.setattr(batcher, "_run_round", first_round_fails)
+    inputs = [calls_of(i) for i in range(3)]
+    results: dict[int, list] = {i: [] for i in range(3)}
+
+    def work(i: int, view) -> None:
+        for x, t in inputs[i]:
+            with torch.inference_mode():
+                try:
+                    results[i].append(view.unet(x, t).sample)
+                except RuntimeError as exc:
+                    results[i].append(exc)
+
+    in_threads(batcher, stand_in(unet), [lambda view, i=i: work(i, view) for i in range(3)])
+    assert faults == [3]
+    for i in range(3):
+        assert isinstance(results[i][0], RuntimeError) and "bug" in str(results[i][0])
+        for (x, t), out in zip(inputs[i][1:], results[i][1:]):
+            assert torch.equal(out, unet(x, t).sample)
+
+
 def test_gradient_calls_and_no_batcher_run_the_networks_as_they_are():
     unet = RowWise()
     batcher = NetworkBatcher()

@@ -30,7 +30,7 @@ A request never fails another's batch: a bad input is refused before it opens a 
 closes its session (its calls stop; the others no longer wait for it), and a batched call that raises is run
 again call by call, so only the call that fails gets its error. Calls that need gradients (the adaptive
 attack) and compiled networks (bucketed batches, `runtime`) are not batched: a view of compiled models is
-the models themselves, and a gradient call runs in its own thread.
+the models themselves, and a gradient call runs at once in the caller's thread.
 """
 
 from __future__ import annotations
