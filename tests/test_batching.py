@@ -323,6 +323,7 @@ def test_a_class_of_different_requests_at_once_each_as_alone(tiny_models, tmp_pa
     monkeypatch.setattr(ctx.batcher, "session", gated)
     handler = make_handler(ctx)
     finals: dict[str, object] = {}
+    streamed: dict[str, int] = {}  # frames each request received
 
     def run(name: str, request: PurifyRequest) -> None:
         try:
@@ -334,7 +335,9 @@ def test_a_class_of_different_requests_at_once_each_as_alone(tiny_models, tmp_pa
                 frames.close()  # what Gradio does to a cancelled generator
                 finals[name] = "closed"
                 return
-            finals[name] = _final(list(frames))
+            frames = list(frames)
+            streamed[name] = len(frames)
+            finals[name] = _final(frames)
         except gr.Error as exc:
             finals[name] = exc
 
@@ -356,6 +359,7 @@ def test_a_class_of_different_requests_at_once_each_as_alone(tiny_models, tmp_pa
         alone = _final(list(make_handler(solo)(**arguments(request), progress=no_progress)))
         _same_final(finals[f"good {i}"], alone)
     _same_final(finals["repeat"], finals["good 0"])
+    assert all(streamed[f"good {i}"] >= 3 for i in range(len(good)))  # the input, reverse steps, the result
     assert ctx.shared.shared == 1
     assert ctx.batcher.stats.largest_round == len(good) + 1  # the first round held every computing request
 
