@@ -5,10 +5,13 @@
 
 The app (the shipped digits model, on CPU) runs in a subprocess on a free 127.0.0.1 port: loopback
 only, stopped at the end whatever happens; its torch threads are --threads, by default the app's own
-choice (one per usable CPU, serving.ui.machine). For each user count, that many threads each open their
+choice (one per usable CPU but one, serving.ui.machine). For each user count, that many threads each open their
 own gradio_client.Client; released together, each makes --requests requests in turn, alternating
 purify (K=4, b=5) and certify (K=2, b=5, n0=10, n=50), half of the users starting with each. A
-request is timed from submission to its final output; while it waits its status is polled, so a
+request is timed from submission until its final output is in and the images of all its frames are fetched
+(each user over one kept-alive connection, as a browser; gradio_client saves no files: saving them took
+the users' process 16-23 s of CPU per 60 requests, most of a core of this machine, which a class's own
+machines would spend, not the server's). While it waits its status is polled, so a
 request that queued shows the position the server gave it (0 = next in line). The server's resident
 memory is read from /proc before the first request, when half are answered, after the last, and
 every 0.2 s for the peak. Bounded: a request still unanswered after --deadline seconds is cancelled
@@ -165,8 +168,31 @@ def _where(exc: BaseException) -> str:
     return frames[-1].name if frames else "the load script"
 
 
-def _request(client, endpoint: str, request, deadline: float) -> Request:
-    """Submit one request and wait for its final output, noting the highest queue position shown."""
+def file_urls(value: Any) -> set[str]:
+    """The URLs of the files (images) in an endpoint's frames, as gradio_client returns them without downloading."""
+    if isinstance(value, dict):
+        url = value.get("url")
+        return ({url} if isinstance(url, str) and url.startswith("http") else set()).union(
+            *(file_urls(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(file_urls(v) for v in value))
+    return set()
+
+
+def fetch(files, url: str) -> None:
+    """GET one file over the kept-alive connection; like a browser, retry once on a fresh connection when the server
+    closed the idle one just as the request left (uvicorn's keep-alive timeout racing the next request)."""
+    import httpx
+
+    try:
+        files.get(url).raise_for_status()
+    except httpx.RemoteProtocolError:
+        files.get(url).raise_for_status()
+
+
+def _request(client, endpoint: str, request, deadline: float, files=None) -> Request:
+    """Submit one request and wait for its final output, noting the highest queue position shown; then fetch the
+    files of every frame with `files` (an httpx.Client), as a browser shows them."""
     from gradio_client.utils import Status
 
     begin = time.monotonic()
@@ -185,6 +211,8 @@ def _request(client, endpoint: str, request, deadline: float) -> Request:
             if time.monotonic() > deadline:
                 job.cancel()
                 raise RuntimeError("not answered before the deadline")
+        for url in sorted(file_urls(job.outputs())) if files is not None else ():
+            fetch(files, url)
         return Request(endpoint, time.monotonic() - begin, True, position=position)
     except Exception as exc:  # noqa: BLE001 - every failure is a counted error
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -194,12 +222,18 @@ def _request(client, endpoint: str, request, deadline: float) -> Request:
 
 def _user(url: str, user: int, count: int, image_path: Path, model: str, start: threading.Barrier,
           deadline: float, record, plan: Plan) -> None:
-    """One user: its own client; `count` requests in turn, as `plan` says."""
+    """One user: its own client; `count` requests in turn, as `plan` says.
+
+    The client does not save the outputs' files (gradio_client's download_files=False); the user fetches each
+    frame's images over one kept-alive connection, as a browser on a student's own machine would: the server
+    serves every file, and this machine is spared the writing (which took a core of the users' process)."""
+    import httpx
     from gradio_client import Client, handle_file
 
     client, failure = None, ""
+    files = httpx.Client(timeout=60)
     try:
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, download_files=False)
         image = handle_file(str(image_path))
     except Exception as exc:  # noqa: BLE001 - a user that cannot connect fails all its requests
         failure = f"{type(exc).__name__} while connecting: {str(exc)[:200]}"
@@ -208,12 +242,14 @@ def _user(url: str, user: int, count: int, image_path: Path, model: str, start: 
     if client is None:
         for i in range(count):
             record(Request(plan(user, i, None, model)[0], 0.0, False, failure))
+        files.close()
         return
     try:
         for i in range(count):
-            record(_request(client, *plan(user, i, image, model), deadline))
+            record(_request(client, *plan(user, i, image, model), deadline, files))
     finally:
         client.close()
+        files.close()
 
 
 def run_users(url: str, users: int, requests: int, pid: int, deadline_s: float = 600.0,
@@ -450,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2, help="requests per user")
     parser.add_argument("--deadline", type=float, default=600, help="seconds allowed per user count")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads in the server (default: the app's, one per CPU it may use)")
+                        help="torch threads in the server (default: the app's, one per CPU it may use but one)")
     parser.add_argument("--sessions", type=int, default=None,
                         help="sessions the server keeps in memory (default: the app's SESSION_CAPACITY)")
     parser.add_argument("--nice", type=int, default=0,
@@ -462,9 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.serve, args.threads, args.sessions)
         return 0
     if args.threads is None:
-        from densepure_viz.serving.ui.machine import usable_cpus
+        from densepure_viz.serving.ui.machine import compute_threads
 
-        args.threads = usable_cpus()  # what the app's main sets (machine.size_torch_threads)
+        args.threads = compute_threads()  # what the app's main sets (machine.size_torch_threads)
     users = [int(u) for u in args.users.split(",")]
     if max(users) * args.requests > 2000 or args.deadline > 3600:
         parser.error("keep the load bounded: at most 2000 requests and an hour per run")

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if os.environ.get("SPACE_ID"):
         fetch_weights({**REGISTRY, spec.name: spec}.values())
-    machine.size_torch_threads()  # one thread per CPU this process may use (a container's share, not the host's)
+    machine.size_torch_threads()  # the CPUs this process may use (a container's share, not the host's), one kept free
     build_app(specs={spec.name: spec}).launch(server_name=args.host, server_port=args.port, share=args.share,
                                               **launch_options())
     return 0

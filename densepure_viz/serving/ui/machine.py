@@ -2,8 +2,11 @@
 
 torch starts with one thread per physical core it sees, which in a container (a Space, a CI runner) is the
 host's, not the share the container may use: on a 2-CPU container of a 64-core host, 32 threads fight over 2
-CPUs. The app's network calls run one batch at a time (engine.batching), so one pool of threads the size of
-the usable CPUs serves them all; `main` sizes it once, before serving (tests and scripts keep their own).
+CPUs. The app's network calls run one batch at a time (engine.batching), so one pool of threads serves them
+all; `main` sizes it once, before serving (tests and scripts keep their own). It leaves one CPU to the rest of
+the server (the event loop, HTTP, drawing and encoding the frames): on a 2-CPU machine with a class of 30
+sending their own requests (bench.load --scenario own-seeds), one compute thread answered with p95 7.3-8.2 s
+and 0.23-0.25 s of server CPU per request, two threads with 9.1-10.8 s and 0.27-0.32 s (bench/RESULTS-load.md).
 """
 
 from __future__ import annotations
@@ -39,8 +42,13 @@ def usable_cpus() -> int:
     return max(1, min(cpus, math.ceil(quota)) if quota else cpus)
 
 
+def compute_threads() -> int:
+    """torch threads for the server: one per usable CPU but one, left to the event loop and the frames (at least 1)."""
+    return max(1, usable_cpus() - 1)
+
+
 def size_torch_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads to `threads` (default: usable_cpus()) and return the number set."""
-    threads = threads or usable_cpus()
+    """Set torch's intra-op threads to `threads` (default: compute_threads()) and return the number set."""
+    threads = threads or compute_threads()
     torch.set_num_threads(threads)
     return threads
