@@ -308,23 +308,26 @@ def table(runs: list[Run]) -> str:
     head = ("| users x requests | answered | errors | wall s | throughput req/s | p50 s | p95 s | max s "
             "| purify p50 / p95 s | certify p50 / p95 s | queued (position shown) | max position "
             "| server RSS start / mid / end / peak MiB |")
-    rows = [head, "|" + "---|" * (head.count("|") - 1)]
-    errors: set[str] = set()
-    for r in runs:
-        ok = [q.latency for q in r.requests if q.ok]
+
+    def row(r: Run, ok: list[float], queued: list[Request]) -> str:
         by = {e: [q.latency for q in r.requests if q.ok and q.endpoint == e] for e in ENDPOINTS}
-        queued = [q for q in r.requests if q.position is not None]
-        errors |= {q.error for q in r.requests if not q.ok}
-        rows.append(
-            f"| {r.users} x {r.requests_per_user} | {len(ok)}/{len(r.requests)} | {r.errors} | {r.wall:.1f} "
-            f"| {len(ok) / r.wall if r.wall else 0:.2f} | {_pct(ok, 50)} | {_pct(ok, 95)} | {max(ok, default=0):.2f} "
-            f"| {_pct(by['purify'], 50)} / {_pct(by['purify'], 95)} | {_pct(by['certify'], 50)} / {_pct(by['certify'], 95)} "
-            f"| {len(queued)} | {max((q.position for q in queued), default='-')} "
-            f"| {r.rss_start:.0f} / {r.rss_mid:.0f} / {r.rss_end:.0f} / {r.rss_peak:.0f} |"
-        )
-    if errors:
-        rows += ["", "Errors:"] + [f"- {e}" for e in sorted(errors)]
-    return "\n".join(rows)
+        return (f"| {r.users} x {r.requests_per_user} | {len(ok)}/{len(r.requests)} | {r.errors} | {r.wall:.1f} "
+                f"| {len(ok) / r.wall if r.wall else 0:.2f} | {_pct(ok, 50)} | {_pct(ok, 95)} | {max(ok, default=0):.2f} "
+                f"| {_pct(by['purify'], 50)} / {_pct(by['purify'], 95)} | {_pct(by['certify'], 50)} / {_pct(by['certify'], 95)} "
+                f"| {len(queued)} | {max((q.position for q in queued), default='-')} "
+                f"| {r.rss_start:.0f} / {r.rss_mid:.0f} / {r.rss_end:.0f} / {r.rss_peak:.0f} |")
+
+    return _markdown(head, runs, row)
+
+
+def _markdown(head: str, runs: list[Run], row: Callable[[Run, list[float], list[Request]], str]) -> str:
+    """A Markdown table: `head`, then row(run, answered latencies, requests shown a queue position) per run, then the
+    distinct error messages of all runs."""
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in runs:
+        rows.append(row(r, [q.latency for q in r.requests if q.ok], [q for q in r.requests if q.position is not None]))
+    errors = sorted({q.error for r in runs for q in r.requests if not q.ok})
+    return "\n".join(rows + (["", "Errors:"] + [f"- {e}" for e in errors] if errors else []))
 
 
 def engine_seconds(image: Path, threads: int, repeats: int = 5, model: str = "digits") -> float:
@@ -355,22 +358,15 @@ def classroom_table(runs: list[Run], engine: float) -> str:
     head = ("| users x requests | answered | errors | wall s | p50 s | p95 s | max s | queued (position shown) "
             "| max position | server s / request (wall) | server CPU s / request | engine s / request "
             "| server / engine (wall) | users' CPU s | load avg start / end |")
-    rows = [head, "|" + "---|" * (head.count("|") - 1)]
-    errors: set[str] = set()
-    for r in runs:
-        ok = [q.latency for q in r.requests if q.ok]
-        queued = [q for q in r.requests if q.position is not None]
-        errors |= {q.error for q in r.requests if not q.ok}
+
+    def row(r: Run, ok: list[float], queued: list[Request]) -> str:
         per = r.wall / len(ok) if ok else float("nan")
-        rows.append(
-            f"| {r.users} x {r.requests_per_user} | {len(ok)}/{len(r.requests)} | {r.errors} | {r.wall:.1f} "
-            f"| {_pct(ok, 50)} | {_pct(ok, 95)} | {max(ok, default=0):.2f} | {len(queued)} "
-            f"| {max((q.position for q in queued), default='-')} | {per:.3f} | {r.server_cpu / max(len(ok), 1):.3f} "
-            f"| {engine:.3f} | {per / engine:.2f} | {r.client_cpu:.1f} | {r.load_start:.2f} / {r.load_end:.2f} |"
-        )
-    if errors:
-        rows += ["", "Errors:"] + [f"- {e}" for e in sorted(errors)]
-    return "\n".join(rows)
+        return (f"| {r.users} x {r.requests_per_user} | {len(ok)}/{len(r.requests)} | {r.errors} | {r.wall:.1f} "
+                f"| {_pct(ok, 50)} | {_pct(ok, 95)} | {max(ok, default=0):.2f} | {len(queued)} "
+                f"| {max((q.position for q in queued), default='-')} | {per:.3f} | {r.server_cpu / max(len(ok), 1):.3f} "
+                f"| {engine:.3f} | {per / engine:.2f} | {r.client_cpu:.1f} | {r.load_start:.2f} / {r.load_end:.2f} |")
+
+    return _markdown(head, runs, row)
 
 
 @dataclass

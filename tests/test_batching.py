@@ -74,10 +74,11 @@ def calls_of(i: int, steps: int = 3, rows: int = 2) -> list[tuple[torch.Tensor, 
     return [(torch.randn(rows, 1, 4, 4, generator=gen), torch.full((rows,), 100 * i + s)) for s in range(steps)]
 
 
-def run_sessions(batcher: NetworkBatcher, models, inputs: list[list]) -> dict[int, list]:
+def run_sessions(batcher: NetworkBatcher, models, inputs: list[list],
+                 caught: type[Exception] = ValueError) -> dict[int, list]:
     """Each session's calls in its own thread, all sessions opened first (so every round waits for all of them).
 
-    Returns each session's outputs (or the ValueError a call raised), in order.
+    Returns each session's outputs (or the `caught` exception a call raised), in order.
     """
     results: dict[int, list] = {i: [] for i in range(len(inputs))}
 
@@ -86,7 +87,7 @@ def run_sessions(batcher: NetworkBatcher, models, inputs: list[list]) -> dict[in
             with torch.inference_mode():
                 try:
                     results[i].append(view.unet(x, t).sample)
-                except ValueError as exc:
+                except caught as exc:
                     results[i].append(exc)
 
     in_threads(batcher, models, [lambda view, i=i: work(i, view) for i in range(len(inputs))])
@@ -112,25 +113,25 @@ def in_threads(batcher: NetworkBatcher, models, bodies: list) -> None:
     assert not any(t.is_alive() for t in threads), "a session was left waiting"
 
 
-def test_batch_independent_calls_run_as_one_batch_per_round():
-    batcher, unet = NetworkBatcher(gather_s=LONG_WAIT), RowWise()
-    inputs = [calls_of(i) for i in range(4)]
+def sessions_as_alone(unet, sessions: int = 4):
+    """Run `sessions` sessions' calls at once through a batcher; every output must be what its call gives alone.
+    Returns the batcher's stats."""
+    batcher = NetworkBatcher(gather_s=LONG_WAIT)
+    inputs = [calls_of(i) for i in range(sessions)]
     results = run_sessions(batcher, stand_in(unet), inputs)
     for i, outputs in results.items():
         for (x, t), out in zip(inputs[i], outputs):
             assert torch.equal(out, unet(x, t).sample)  # what the call gives alone
-    s = batcher.stats
+    return batcher.stats
+
+
+def test_batch_independent_calls_run_as_one_batch_per_round():
+    s = sessions_as_alone(RowWise())
     assert (s.rounds, s.calls, s.runs, s.batched, s.largest_round, s.probes) == (3, 12, 3, 12, 4, 1)
 
 
 def test_calls_whose_bits_would_change_in_a_batch_run_alone():
-    batcher, unet = NetworkBatcher(gather_s=LONG_WAIT), BatchDependent()
-    inputs = [calls_of(i) for i in range(4)]
-    results = run_sessions(batcher, stand_in(unet), inputs)
-    for i, outputs in results.items():
-        for (x, t), out in zip(inputs[i], outputs):
-            assert torch.equal(out, unet(x, t).sample)
-    s = batcher.stats
+    s = sessions_as_alone(BatchDependent())
     # 4 and 2 calls probed once each and found to differ; then every call alone, rounds still gathered
     assert (s.rounds, s.runs, s.batched, s.largest_round, s.probes) == (3, 12, 0, 4, 2)
 
@@ -192,17 +193,7 @@ def test_a_fault_of_the_batcher_fails_its_round_only(monkeypatch):
 
     monkeypatch.setattr(batcher, "_run_round", first_round_fails)
     inputs = [calls_of(i) for i in range(3)]
-    results: dict[int, list] = {i: [] for i in range(3)}
-
-    def work(i: int, view) -> None:
-        for x, t in inputs[i]:
-            with torch.inference_mode():
-                try:
-                    results[i].append(view.unet(x, t).sample)
-                except RuntimeError as exc:
-                    results[i].append(exc)
-
-    in_threads(batcher, stand_in(unet), [lambda view, i=i: work(i, view) for i in range(3)])
+    results = run_sessions(batcher, stand_in(unet), inputs, caught=RuntimeError)
     assert faults == [3]
     for i in range(3):
         assert isinstance(results[i][0], RuntimeError) and "bug" in str(results[i][0])

@@ -22,9 +22,9 @@ from densepure_viz.experiments.projections import high_density
 from densepure_viz.serving.ui.components import follow_model, new_input_note, seed_input, sigma_slider, written_whole
 from densepure_viz.attacks.prepare import run_prepare
 from densepure_viz.serving.api import DensityRequest, arguments, in_order
-from densepure_viz.serving.ui.requests import check_budget, endpoint, input_name, parse_attack, parse_purify
+from densepure_viz.serving.ui.requests import check_budget, endpoint, input_name, parse_purify_view
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext
-from densepure_viz.serving.ui.validation import LIMITS, choice, integer, limits_for, model_id, user_errors, within
+from densepure_viz.serving.ui.validation import LIMITS, choice, integer, limits_for, user_errors, within
 
 NEW_INPUT = new_input_note("Compute", "projections")
 
@@ -35,9 +35,8 @@ def make_handler(ctx: AppContext):
     @ctx.gpu
     @user_errors
     def density(req: DensityRequest, progress: Any):
-        model = model_id(req.model, ctx.pool.names)
-        path, cfg, seed = parse_purify(req)
-        attack_cfg = parse_attack(req, cfg.sigma, seed)
+        inputs = parse_purify_view(req, ctx.pool.names)
+        model, path, cfg, seed, attack_cfg = inputs.model, inputs.path, inputs.cfg, inputs.seed, inputs.attack
         limits = limits_for(model)
         draws = int(within(integer(req.draws, "n (noise draws)", 1, LIMITS.density_draws), "n (noise draws)",
                            limits.density_draws, model))

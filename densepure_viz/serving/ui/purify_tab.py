@@ -31,11 +31,11 @@ from densepure_viz.serving.ui.components import (PIXELATED, follow_model, glossa
                                          new_input_note, seed_input, sigma_slider)
 from densepure_viz.attacks.prepare import PreparedInput, prepare_input
 from densepure_viz.serving.api import PurifyRequest, in_order
-from densepure_viz.serving.ui.requests import ATTACKS, check_budget, endpoint, parse_attack, parse_purify
+from densepure_viz.serving.ui.requests import ATTACKS, check_budget, endpoint, parse_purify_view
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext
 from densepure_viz.serving.ui.shared_answers import answer_once
 from densepure_viz.serving.ui.story_buttons import story_row
-from densepure_viz.serving.ui.validation import LIMITS, choice, limits_for, model_id, user_errors
+from densepure_viz.serving.ui.validation import LIMITS, choice, limits_for, user_errors
 
 MAX_GRID_COLUMNS = 12  # reverse steps shown in the grid (evenly spread for long chains)
 MAX_SCRUB_FRAMES = 100  # reverse steps kept for the scrub slider
@@ -161,9 +161,8 @@ def make_handler(ctx: AppContext):
     @ctx.gpu
     @user_errors
     def purify(req: PurifyRequest, progress: Any):
-        model = model_id(req.model, ctx.pool.names)
-        path, cfg, seed = parse_purify(req)
-        attack_cfg = parse_attack(req, cfg.sigma, seed)
+        inputs = parse_purify_view(req, ctx.pool.names)
+        model, path, cfg, seed, attack_cfg = inputs.model, inputs.path, inputs.cfg, inputs.seed, inputs.attack
         models = ctx.pool.get(model)
         t_star, timesteps = check_budget(models, cfg, 1, limits_for(model).purify_evals, "this purification", model)
         size, labels = models.image_size, models.labels
@@ -238,10 +237,8 @@ def make_handler(ctx: AppContext):
 
 def request_key(ctx: AppContext, req: PurifyRequest) -> tuple:
     """What a purification's outputs depend on: the model, the file's bytes and true label, the configs, the seed."""
-    model = model_id(req.model, ctx.pool.names)
-    path, cfg, seed = parse_purify(req)
-    attack_cfg = parse_attack(req, cfg.sigma, seed)
-    return "purify", model, file_digest(path), true_label(path), cfg, seed, choice(req.attack, "attack", ATTACKS), attack_cfg
+    p = parse_purify_view(req, ctx.pool.names)
+    return "purify", p.model, file_digest(p.path), true_label(p.path), p.cfg, p.seed, choice(req.attack, "attack", ATTACKS), p.attack
 
 
 def shared(ctx: AppContext, body):

@@ -13,8 +13,8 @@ one-line messages by `validation.user_errors`. Defaults are the configs' own, so
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from dataclasses import fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from inspect import Parameter, Signature
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,8 @@ from densepure_viz.models.inputs import true_label
 from densepure_viz.models.registry import DensePureModels
 from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.api import PARAMETERS, CertifyRequest, DensityRequest, PurifyRequest
-from densepure_viz.serving.ui.validation import LIMITS, choice, evaluations, image_file, integer, limits_for, number, within
+from densepure_viz.serving.ui.validation import (LIMITS, choice, evaluations, image_file, integer, limits_for, model_id,
+                                                 number, within)
 
 ATTACKS = ("none", "FGSM", "PGD")  # FGSM = one step of length eps from x itself; PGD = steps from a random start
 R = TypeVar("R")
@@ -80,6 +81,24 @@ def parse_purify(req: PurifyRequest | CertifyRequest, view: str = "purify") -> t
         steps=int(within(steps, "steps", limits.steps, model)),
     )
     return path, cfg, integer(req.seed, "seed", 0, LIMITS.seed)
+
+
+@dataclass(frozen=True)
+class PurifyInputs:
+    """A Purify-view request, checked: what the Purify and High-density handlers and the shared answers' key use."""
+
+    model: str  # one of the app's models
+    path: str  # the input image file
+    cfg: PurifyConfig  # sigma, K, sampler, b
+    seed: int  # base seed of every draw
+    attack: AttackConfig | None  # None: no attack
+
+
+def parse_purify_view(req: PurifyRequest, names: Sequence[str]) -> PurifyInputs:
+    """The checked inputs of a Purify or High-density request (the model among `names`)."""
+    model = model_id(req.model, names)
+    path, cfg, seed = parse_purify(req)
+    return PurifyInputs(model, path, cfg, seed, parse_attack(req, cfg.sigma, seed))
 
 
 def parse_attack(req: PurifyRequest, sigma: float, seed: int) -> AttackConfig | None:
