@@ -359,3 +359,9 @@ def test_every_image_of_the_page_is_written_whole_and_gradio_is_not_patched(app)
     assert Path(images[0].postprocess(img).path) == path and path.stat().st_ino != inode  # replaced, not rewritten
     assert Image.open(path).getpixel((0, 0)) == 5 and sorted(p.name for p in path.parent.iterdir()) == ["image.png"]
 
+
+
+def test_the_device_line_says_the_precision():
+    from densepure_viz.serving.ui.app import _device_line
+
+    assert _device_line(ModelPool(lambda name, device: None, ("digits",), "cpu")) == "CPU (no GPU found), networks in float32"

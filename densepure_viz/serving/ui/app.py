@@ -24,7 +24,7 @@ import torch
 
 from densepure_viz.errors import InputError
 from densepure_viz.models.images import MAX_BYTES
-from densepure_viz.models.registry import REGISTRY, ModelSpec, is_hub_id, resolve_source
+from densepure_viz.models.registry import REGISTRY, ModelSpec, default_dtype, is_hub_id, resolve_source
 from densepure_viz.serving.api import PurifyRequest, arguments
 from densepure_viz.serving.options import add_model_options, model_from_options
 from densepure_viz.paths import ASSETS, PACKAGE
@@ -46,12 +46,14 @@ SESSION_CAPACITY = 500
 
 
 def _device_line(pool: ModelPool) -> str:
-    """Where requests compute; on ZeroGPU said without touching CUDA (the main process must not initialise it)."""
+    """Where requests compute and in which precision (models.default_dtype: a GPU's bfloat16 labels can differ from
+    float32's); on ZeroGPU said without touching CUDA (the main process must not initialise it)."""
     if pool.zero_gpu:
-        return "ZeroGPU: a GPU is attached to each request"
+        return "ZeroGPU: a GPU is attached to each request; networks in bfloat16 (float16 where unsupported)"
+    precision = str(default_dtype(pool.device)).removeprefix("torch.")
     if pool.device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(pool.device)}"
-    return "CPU (no GPU found)"
+        return f"GPU: {torch.cuda.get_device_name(pool.device)}, networks in {precision}"
+    return f"CPU (no GPU found), networks in {precision}"
 
 
 def _digits_only_note(models) -> str:
