@@ -7,6 +7,9 @@
 3. Agreement of DensePure's votes, compiled bf16 against eager float32, per noise draw (goal: at least 99%)
    on the digits model (held-out images) and the CIFAR-size replica (random weights: its seeds mostly agree,
    so its agreement is a weak check; the digits figure is the one that matters).
+4. The shipped Purify stories (assets/stories.json) on the GPU in float32 and bf16 against the CPU: the same seed
+   must tell the same story (issue 21: every draw comes from CPU generators; float32 should reproduce the
+   per-seed labels, bf16's agreement is reported).
 
 Each section's Markdown table is printed as soon as it is done and, when $OUT is set, appended to
 $OUT/gpu_check.md, so a run stopped by its time limit still returns what it finished.
@@ -23,10 +26,14 @@ from pathlib import Path
 import torch
 
 from bench.speed import SEED, SIGMA, SWEEP_HEADER, certify_engine, header, peak_tflops, setup, sweep, sweep_rows, unet_flops
-from densepure_viz.engine.purify import PurifyConfig, densepure_votes
+from densepure_viz.attacks.prepare import run_prepare
+from densepure_viz.engine.purify import PurifyConfig, densepure_votes, purify
 from densepure_viz.engine.runtime import COMPILE_MODES, accelerate
 from densepure_viz.engine.seeding import Stream
 from densepure_viz.models.data import split_digits
+from densepure_viz.models.registry import DensePureModels, load_models
+from densepure_viz.serving.api import PurifyRequest, story_request, view_stories
+from densepure_viz.serving.ui.requests import parse_attack, parse_purify
 
 BATCHES = (256, 1024, 4096, 16384)  # the sweep's batch sizes (it stops at the first out of memory)
 SWEEP_SECONDS = 1.5  # timed seconds per batch size
@@ -87,15 +94,42 @@ def agreement_section(device: torch.device, mode: str) -> str:
             "| model | images | draws | same vote | agreement | s |\n|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
 
 
+def story_outcome(models: DensePureModels, request: PurifyRequest) -> tuple[list[int], int]:
+    """(per-seed labels, vote) of a Purify story on `models`: the app's own path (attack from the request, then
+    DensePure with the request's seed), every draw from CPU generators."""
+    path, cfg, seed = parse_purify(request)
+    prepared = run_prepare(models, path, parse_attack(request, cfg.sigma, seed))
+    result = purify(models, prepared.purifier_input, cfg, seed)
+    return result.per_seed, result.label
+
+
+def stories_section(device: torch.device, mode: str, dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16)) -> str:
+    """Section 4: the shipped Purify stories on the device against the CPU in float32 (the same seed must tell the
+    same story: issue 21), in each of `dtypes`. `mode` is unused: the app runs the networks eagerly."""
+    cpu = load_models("digits", device="cpu")
+    rows = []
+    for dtype in dtypes:
+        on_device = cpu.to_device(device, dtype)
+        for story in view_stories("purify"):
+            request = story_request(story)
+            want, got = story_outcome(cpu, request), story_outcome(on_device, request)
+            same = sum(a == b for a, b in zip(want[0], got[0]))
+            rows.append(f"| {story.key} | {str(dtype).removeprefix('torch.')} | {want[1]} / {got[1]} | "
+                        f"{same}/{len(want[0])} | {'same story' if want == got else 'DIFFERENT'} |")
+    return (f"## 4. The Purify stories on {device} against the CPU (float32)\n\n"
+            "| story | device precision | vote CPU / device | same per-seed labels | verdict |\n|---|---|---|---:|---|\n"
+            + "\n".join(rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=COMPILE_MODES, default="reduce-overhead", help="torch.compile mode")
-    parser.add_argument("--sections", default="1,2,3", help="comma-separated sections to run")
+    parser.add_argument("--sections", default="1,2,3,4", help="comma-separated sections to run")
     args = parser.parse_args(argv)
     device = torch.device("cuda")
     emit(header(device, torch.bfloat16, False, " ".join(["python -m bench.gpu_check", *(sys.argv[1:] if argv is None else argv)]))
          + f" CUDA runtime {torch.version.cuda}.")
-    sections = {"1": sweep_section, "2": certify_section, "3": agreement_section}
+    sections = {"1": sweep_section, "2": certify_section, "3": agreement_section, "4": stories_section}
     for key in args.sections.split(","):
         start = time.perf_counter()
         emit(sections[key](device, args.mode) + f"\n\n(section {key}: {time.perf_counter() - start:.0f} s)")

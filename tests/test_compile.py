@@ -64,3 +64,14 @@ def test_compiled_digits_give_eager_labels_with_one_unet_graph(digits_models, di
     with torch.inference_mode():
         unet_eps(compiled, torch.zeros(300, 1, 16, 16), 999)
     assert graphs.frame_count == unet_and_classifier == 2
+
+
+def test_the_gpu_checks_story_section_compares_devices_and_reports_identity_on_the_cpu():
+    """bench/gpu_check.py's section 4, run with the CPU as the "device": every shipped Purify story is the same story."""
+    from bench.gpu_check import stories_section
+    from densepure_viz.serving.api import view_stories
+
+    table = stories_section(torch.device("cpu"), "eager", dtypes=(torch.float32,))
+    rows = table.splitlines()[4:]  # after the title, a blank line, the head and the rule
+    assert rows and all(line.endswith("| 8/8 | same story |") for line in rows), table
+    assert [line.split(" | ")[0].removeprefix("| ") for line in rows] == [s.key for s in view_stories("purify")]
