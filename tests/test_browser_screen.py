@@ -41,7 +41,9 @@ def test_a_new_input_clears_the_results_of_the_old_one(browser, server, tmp_path
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(server)
     text_contains(page, "#purify-verdict", "True label: 0")  # the first view: the first sample, computed
-    assert _box(page, "#purify-grid img")["height"] > 100
+    # its grid is drawn (a picture still loading has no box yet: wait for it, within the timeout)
+    page.wait_for_function("() => { const img = document.querySelector('#purify-grid img');"
+                           " return img !== null && img.getBoundingClientRect().height > 100; }")
 
     page.locator(THREE).click()  # a new sample
     _results_cleared(page)
