@@ -21,7 +21,8 @@ from pathlib import Path
 STAGES: list[tuple[str, tuple[str, ...]]] = [  # (stage, patterns); the first that matches wins
     ("outside the requests: start-up, clients connecting, the warm-up's certification",
      ("_find_and_load", "get_config (", "certify_tab.py", "Blocks.launch (")),
-    ("engine: purify (UNet, classifier, vote) and input loading", ("purify_stream (", "prepare_input (")),
+    ("engine: purify (UNet, classifier, vote) and input loading",
+     ("purify_stream (", "prepare_input (", "NetworkBatcher._work (")),  # the batcher's thread runs the networks
     ("PNG encoding of output images", ("encode_pil_to_bytes (", "save_pil_to_cache (")),
     ("Plotly figure to JSON (Gradio)", ("Plot.postprocess (",)),
     ("Plotly vote histogram (building the figure)", ("vote_histogram_figure (",)),
