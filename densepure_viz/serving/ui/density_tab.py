@@ -24,7 +24,7 @@ from densepure_viz.attacks.prepare import run_prepare
 from densepure_viz.serving.api import DensityRequest, arguments, in_order
 from densepure_viz.serving.ui.requests import check_budget, endpoint, input_name, parse_purify_view
 from densepure_viz.serving.ui.session import INTERACTIVE, AppContext
-from densepure_viz.serving.ui.validation import LIMITS, choice, integer, limits_for, user_errors, within
+from densepure_viz.serving.ui.validation import LIMITS, capped, choice, limits_for, user_errors
 
 NEW_INPUT = new_input_note("Compute", "projections")
 
@@ -38,8 +38,7 @@ def make_handler(ctx: AppContext):
         inputs = parse_purify_view(req, ctx.pool.names)
         model, path, cfg, seed, attack_cfg = inputs.model, inputs.path, inputs.cfg, inputs.seed, inputs.attack
         limits = limits_for(model)
-        draws = int(within(integer(req.draws, "n (noise draws)", 1, LIMITS.density_draws), "n (noise draws)",
-                           limits.density_draws, model))
+        draws = capped(req.draws, "n (noise draws)", "density_draws", model)
         dims = parse_dims(req.dims)
         models = ctx.pool.get(model)
         check_budget(models, cfg, draws, limits.purify_evals, "this projection", model)

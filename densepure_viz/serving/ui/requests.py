@@ -28,8 +28,8 @@ from densepure_viz.models.inputs import true_label
 from densepure_viz.models.registry import DensePureModels
 from densepure_viz.engine.purify import PurifyConfig
 from densepure_viz.serving.api import PARAMETERS, CertifyRequest, DensityRequest, PurifyRequest
-from densepure_viz.serving.ui.validation import (LIMITS, choice, evaluations, image_file, integer, limits_for, model_id,
-                                                 number, within)
+from densepure_viz.serving.ui.validation import (LIMITS, capped, choice, evaluations, image_file, integer, model_id,
+                                                 number)
 
 ATTACKS = ("none", "FGSM", "PGD")  # FGSM = one step of length eps from x itself; PGD = steps from a random start
 R = TypeVar("R")
@@ -70,16 +70,10 @@ def endpoint(request: type[R], body: Callable[[R, Any], Any], progress: bool = T
 def parse_purify(req: PurifyRequest | CertifyRequest, view: str = "purify") -> tuple[str, PurifyConfig, int]:
     """(image path, PurifyConfig, seed) of a request, K capped as `view` ("purify" or "certify") caps it for the model."""
     path = image_file(req.image)
-    limits, model = limits_for(req.model), str(req.model)
-    max_seeds = LIMITS.certify_seeds if view == "certify" else LIMITS.purify_seeds
-    seeds = integer(req.seeds, "K (seeds)", 1, max_seeds)
-    steps = integer(req.steps, "steps", 1, LIMITS.steps)
-    cfg = PurifyConfig(
-        sigma=float(number(req.sigma, "sigma", 0, LIMITS.sigma_max)),
-        seeds=int(within(seeds, "K (seeds)", limits.certify_seeds if view == "certify" else limits.purify_seeds, model)),
-        sampler=choice(req.sampler, "sampler", SAMPLERS),
-        steps=int(within(steps, "steps", limits.steps, model)),
-    )
+    seeds = capped(req.seeds, "K (seeds)", "certify_seeds" if view == "certify" else "purify_seeds", req.model)
+    steps = capped(req.steps, "steps", "steps", req.model)
+    cfg = PurifyConfig(sigma=float(number(req.sigma, "sigma", 0, LIMITS.sigma_max)), seeds=seeds,
+                       sampler=choice(req.sampler, "sampler", SAMPLERS), steps=steps)
     return path, cfg, integer(req.seed, "seed", 0, LIMITS.seed)
 
 
@@ -116,8 +110,7 @@ def parse_attack(req: PurifyRequest, sigma: float, seed: int) -> AttackConfig | 
     if name == "FGSM":
         return AttackConfig(norm=norm, eps=eps, steps=1, step_size=max(eps, 1e-12), random_start=False,
                             threat=threat, sigma=sigma, seed=seed)
-    steps = integer(req.attack_steps, "attack steps", 1, LIMITS.attack_steps)
-    steps = int(within(steps, "attack steps", limits_for(req.model).attack_steps, str(req.model)))
+    steps = capped(req.attack_steps, "attack steps", "attack_steps", req.model)
     return AttackConfig(norm=norm, eps=eps, steps=steps, threat=threat, sigma=sigma, seed=seed)
 
 
@@ -131,10 +124,8 @@ def check_budget(models: DensePureModels, cfg: PurifyConfig, draws: int, cap: in
 
 def parse_certify(req: CertifyRequest) -> CertifyConfig:
     """The request's CertifyConfig, with the app's caps on n0 and n, the model's own (the config checks alpha)."""
-    limits, model = limits_for(req.model), str(req.model)
-    n0 = int(within(integer(req.n0, "n0", 1, LIMITS.n0), "n0", limits.n0, model))
-    n = int(within(integer(req.n, "n", 1, LIMITS.n), "n", limits.n, model))
-    return CertifyConfig(n0=n0, n=n, alpha=float(number(req.alpha, "alpha", 0.0, 1.0)))
+    return CertifyConfig(n0=capped(req.n0, "n0", "n0", req.model), n=capped(req.n, "n", "n", req.model),
+                         alpha=float(number(req.alpha, "alpha", 0.0, 1.0)))
 
 
 def request_evaluations(req: PurifyRequest | CertifyRequest, models: DensePureModels) -> int:

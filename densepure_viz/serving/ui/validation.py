@@ -82,6 +82,12 @@ def within(value: int | float, name: str, cap: int | float, model: str) -> int |
     return value
 
 
+def capped(value: Any, name: str, cap: str, model: Any, lo: int = 1) -> int:
+    """`value` as an integer in lo..LIMITS.<cap> (the app's range, where the sliders stop), then at most the model's
+    own <cap> (limits_for), each refused in one line."""
+    return int(within(integer(value, name, lo, getattr(LIMITS, cap)), name, getattr(limits_for(model), cap), str(model)))
+
+
 def number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
     """`value` as a finite number in [lo, hi] (an int when `integer`); numeric strings are accepted.
 
