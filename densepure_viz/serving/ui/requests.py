@@ -114,12 +114,17 @@ def parse_attack(req: PurifyRequest, sigma: float, seed: int) -> AttackConfig | 
     return AttackConfig(norm=norm, eps=eps, steps=steps, threat=threat, sigma=sigma, seed=seed)
 
 
+def purify_evaluations(models: DensePureModels, cfg: PurifyConfig, draws: int) -> int:
+    """UNet image-evaluations of `draws` purifications by cfg on this model: draws x K x evaluated timesteps (the
+    caps' count: no sharing of the t* call, no early stop)."""
+    return draws * cfg.seeds * len(cfg.plan(models)[1])
+
+
 def check_budget(models: DensePureModels, cfg: PurifyConfig, draws: int, cap: int, what: str,
                  model: str | None = None) -> tuple[int, list[int]]:
     """(t*, timesteps) of cfg on this model, refusing requests above `cap` image evaluations (`model`'s cap)."""
-    t_star, timesteps = cfg.plan(models)
-    evaluations(draws * cfg.seeds * len(timesteps), cap, what, model)
-    return t_star, timesteps
+    evaluations(purify_evaluations(models, cfg, draws), cap, what, model)
+    return cfg.plan(models)
 
 
 def parse_certify(req: CertifyRequest) -> CertifyConfig:
@@ -136,10 +141,10 @@ def request_evaluations(req: PurifyRequest | CertifyRequest, models: DensePureMo
         _, cfg, _ = parse_purify(req, "certify")
         ccfg = parse_certify(req)
         draws = ccfg.n0 + ccfg.n
-        return draws * cfg.seeds * len(cfg.plan(models)[1]) + (draws if req.compare else 0)
+        return purify_evaluations(models, cfg, draws) + (draws if req.compare else 0)
     _, cfg, _ = parse_purify(req)
     draws = integer(req.draws, "n (noise draws)", 1, LIMITS.density_draws) if isinstance(req, DensityRequest) else 1
-    return draws * cfg.seeds * len(cfg.plan(models)[1])
+    return purify_evaluations(models, cfg, draws)
 
 
 def input_name(path: str) -> str:
