@@ -23,7 +23,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [  # (stage, patterns); the first th
      ("_find_and_load", "get_config (", "certify_tab.py", "Blocks.launch (")),
     ("engine: purify (UNet, classifier, vote) and input loading",
      ("purify_stream (", "prepare_input (", "NetworkBatcher._work (")),  # the batcher's thread runs the networks
-    ("PNG encoding of output images", ("encode_pil_to_bytes (", "save_pil_to_cache (")),
+    ("PNG encoding of output images", ("encode_image (", "encode_pil_to_bytes (", "save_pil_to_cache (")),
     ("Plotly figure to JSON (Gradio)", ("Plot.postprocess (",)),
     ("Plotly vote histogram (building the figure)", ("vote_histogram_figure (",)),
     ("trajectory grid, step view, display images (PIL)", ("trajectory_grid (", "step_view (", "_display (")),

@@ -18,7 +18,7 @@ from densepure_viz.models.registry import custom_spec, load_models
 from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_stream
 from densepure_viz.serving.api import PurifyRequest, arguments
 from densepure_viz.serving.sharing import SharedResults, file_digest
-from densepure_viz.serving.ui.purify_tab import PurifyOutputs, make_handler
+from densepure_viz.serving.ui.purify_tab import PurifyOutputs, make_handler, shown_after
 from densepure_viz.serving.ui.requests import no_progress
 from densepure_viz.serving.ui.session import AppContext, ModelPool
 
@@ -135,8 +135,9 @@ def test_the_same_purification_again_is_shared_and_equal_bit_for_bit(counted, ti
     uncached = PurifyOutputs(*_run(AppContext(pool=ctx.pool), image)[-1])
     for name in ("grid", "scrub_image"):
         assert np.array_equal(_pixels(getattr(shared, name)), _pixels(getattr(uncached, name))), name
-    for name in ("clean", "adversarial", "noisy"):
-        assert np.array_equal(_pixels(getattr(shared, name)["value"]), _pixels(getattr(uncached, name)["value"])), name
+    shown, shown_uncached = PurifyOutputs(*shown_after(again)), PurifyOutputs(*shown_after(_run(AppContext(pool=ctx.pool), image)))
+    for name in ("clean", "adversarial", "noisy"):  # the inputs come with the first frame, the noisy one with the last
+        assert np.array_equal(_pixels(getattr(shown, name)["value"]), _pixels(getattr(shown_uncached, name)["value"])), name
     assert shared.verdict == uncached.verdict and shared.scrub == uncached.scrub
 
 

@@ -20,7 +20,7 @@ from densepure_viz.engine.purify import PurifyConfig, PurifyResult, purify_strea
 from densepure_viz.serving.ui import build_app
 from densepure_viz.serving.ui import validation as v
 from densepure_viz.serving.api import CLASSROOM, PARAMETERS, CertifyRequest, PurifyRequest, RegionsRequest, arguments
-from densepure_viz.serving.ui.purify_tab import PurifyOutputs
+from densepure_viz.serving.ui.purify_tab import PurifyOutputs, shown_after
 from densepure_viz.serving.ui.requests import no_progress, parse_attack
 from densepure_viz.serving.ui.session import AppContext, ModelPool, list_samples
 
@@ -216,6 +216,10 @@ def test_purify_handler_streams_frames_and_matches_the_engine(ctx, tiny_models, 
     assert isinstance(expected, PurifyResult)
     assert (out["label"], out["per_seed"], out["one_shot_label"]) == (expected.label, expected.per_seed, expected.one_shot_label)
     assert final.grid.width > 100 and final.scrub_image is not None  # the grid and the scrub view are images
+    # the inputs go out once, with the first frame, and stay on the page: the last frame skips them
+    first, shown = PurifyOutputs(*frames[0]), PurifyOutputs(*shown_after(frames))
+    assert final.clean == gr.skip() and final.adversarial == gr.skip()
+    assert shown.clean is first.clean and shown.clean["value"].size == (128, 128) and shown.noisy is final.noisy
 
 
 @pytest.mark.parametrize("override, message", [
@@ -365,3 +369,24 @@ def test_the_device_line_says_the_precision():
     from densepure_viz.serving.ui.app import _device_line
 
     assert _device_line(ModelPool(lambda name, device: None, ("digits",), "cpu")) == "CPU (no GPU found), networks in float32"
+
+
+def test_output_pngs_are_lossless_and_lighter_to_encode():
+    """encode_image writes PNGs at PNG_LEVEL (faster than Gradio's default level 6) and loses nothing: a drawn grid,
+    its colours and text, decodes to the same pixels; other formats stay Gradio's."""
+    import io
+
+    import numpy as np
+    from gradio import processing_utils
+    from PIL import Image
+
+    from densepure_viz.serving.ui.components import PNG_LEVEL, encode_image
+    from densepure_viz.viz.grids import trajectory_grid
+
+    gen = torch.Generator().manual_seed(0)
+    cols = [torch.rand(3, 1, 16, 16, generator=gen) for _ in range(4)]
+    grid = trajectory_grid(cols, cols, [40, 30, 20, 10], [[1, 2, 3]] * 4, cols[0], [1, 2, 3], scale=4)
+    data = encode_image(grid, "png")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), np.asarray(grid))
+    assert PNG_LEVEL < 6 and data != processing_utils.encode_pil_to_bytes(grid, "png")  # not Gradio's level 6
+    assert encode_image(grid, "webp") == processing_utils.encode_pil_to_bytes(grid, "webp")

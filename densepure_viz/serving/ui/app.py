@@ -30,7 +30,7 @@ from densepure_viz.serving.options import add_model_options, model_from_options
 from densepure_viz.paths import ASSETS, PACKAGE
 from densepure_viz.serving.ui import about_tab, certify_tab, density_tab, machine, purify_tab, regions_tab
 from densepure_viz.serving.ui.components import CSS, PAGE_HEAD, PRESENT_FROM_URL_JS, PRESENT_TOGGLE_JS, guard_numbers
-from densepure_viz.serving.ui.purify_tab import PurifyOutputs
+from densepure_viz.serving.ui.purify_tab import PurifyOutputs, shown_after
 from densepure_viz.serving.ui.session import SAMPLES, AppContext, Loader, ModelPool, list_samples, zero_gpu_space
 from densepure_viz.serving.ui.validation import model_id
 
@@ -146,12 +146,11 @@ def build_app(
 
 
 def _first_view(ctx: AppContext, handler) -> list:
-    """The last frame of the default purification (the configs' defaults, no attack); on failure, a message."""
+    """What the default purification (the configs' defaults, no attack) shows once streamed; on failure, a message."""
     if ctx.default_image is None:
         return PurifyOutputs(verdict="No sample images found: run `python scripts/export_samples.py`.").as_list()
     try:
-        *_, last = handler(**arguments(PurifyRequest(image=ctx.default_image, model=ctx.pool.default)))
-        return last
+        return shown_after(handler(**arguments(PurifyRequest(image=ctx.default_image, model=ctx.pool.default))))
     except Exception as exc:  # noqa: BLE001 - the page must open even without a model
         message = getattr(exc, "message", None) or str(exc)
         return PurifyOutputs(verdict=f"⚠️ The first view could not be computed: {message}").as_list()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import tempfile
@@ -24,6 +25,7 @@ from densepure_viz.serving.ui.validation import LIMITS, limits_for, number
 PIXELATED = "pixelated"  # CSS class: nearest-neighbour display of small images
 BIG = "big-image"  # CSS class: small images fill their box
 LEGEND = "has-legend"  # CSS class: the picture draws a colour legend at its top-left (grids.legend_band)
+PNG_LEVEL = 1  # zlib level of output PNGs (encode_image)
 CSS = f"""
 .{PIXELATED} img, .{PIXELATED} canvas {{ image-rendering: pixelated; image-rendering: crisp-edges; }}
 .verdict {{ font-size: 1.05rem; }}
@@ -317,15 +319,28 @@ def guard_numbers(blocks: gr.Blocks) -> None:
             block.preprocess = types.MethodType(_numeric_preprocess, block)
 
 
+def encode_image(img: PILImage.Image, format: str) -> bytes:
+    """The file's bytes: PNG at zlib level PNG_LEVEL (lossless, as every level is), other formats as Gradio encodes them.
+
+    Gradio's encoder leaves PNGs at Pillow's level 6. Our pictures are drawn, mostly flat colour: level 1
+    encodes the trajectory grid (~1 megapixel) in 13 ms instead of 19 for 15% more bytes, on every request.
+    """
+    if format.lower() != "png":
+        return processing_utils.encode_pil_to_bytes(img, format)
+    with io.BytesIO() as out:
+        img.save(out, "png", compress_level=PNG_LEVEL, pnginfo=processing_utils.get_pil_metadata(img))
+        return out.getvalue()
+
+
 def save_pil_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
     """gradio.processing_utils.save_pil_to_cache, but the file appears whole: written aside, then renamed.
 
     Gradio names a cached image by the hash of its bytes and rewrites the file in place each time it is
     produced. When several visitors get the same picture at once (a class purifying the same sample),
     one request truncates the file while another's browser downloads it, which then receives nothing.
-    With a rename a reader sees the old file or the new one, both complete.
+    With a rename a reader sees the old file or the new one, both complete. Encoded by encode_image.
     """
-    data = processing_utils.encode_pil_to_bytes(img, format)
+    data = encode_image(img, format)
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(exist_ok=True, parents=True)
     path = (folder / f"{name}.{format}").resolve()

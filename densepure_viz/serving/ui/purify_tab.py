@@ -9,6 +9,7 @@ denoising and DensePure's vote. Afterwards a slider scrubs through the stored re
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -66,6 +67,14 @@ class PurifyOutputs:
 
     def as_list(self) -> list:
         return [getattr(self, f.name) for f in fields(self)]
+
+
+def shown_after(frames: Iterable[list]) -> list:
+    """What the page shows once `frames` have streamed: per output, the last value sent (gr.skip() keeps the one before)."""
+    shown = PurifyOutputs().as_list()
+    for frame in frames:
+        shown = [old if new == gr.skip() else new for old, new in zip(shown, frame)]
+    return shown
 
 
 @dataclass
@@ -228,9 +237,10 @@ def make_handler(ctx: AppContext):
                               scrub["names"])
         text = intro + "\n\n" + verdict(prep, result, labels, cfg.seeds)
         noisy = gr.update(value=_display(result.noisy, size), label=f"{x} + delta (where the reverse process starts)")
-        yield PurifyOutputs(clean_img, adv_img, noisy, grid, fig, text,
-                            result_json(prep, result, models, cfg, seed, req.attack, attack_cfg), slider, scrub_img,
-                            scrub).as_list()
+        # the clean and attacked inputs went out with the first frame and stand: not drawn, encoded or fetched again
+        yield PurifyOutputs(noisy=noisy, grid=grid, votes=fig, verdict=text,
+                            result=result_json(prep, result, models, cfg, seed, req.attack, attack_cfg), scrub=slider,
+                            scrub_image=scrub_img, scrub_state=scrub).as_list()
 
     return endpoint(PurifyRequest, shared(ctx, purify))
 

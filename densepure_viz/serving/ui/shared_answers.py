@@ -4,7 +4,7 @@ The first request for a key runs the handler and streams its frames as usual; it
 (densepure_viz.serving.sharing) and every later request for that key, or one made while it runs, receives
 the same frames at once: a shared answer streams exactly what the computed one did (an earlier frame
 may carry what a later one leaves out, such as the input images, which the first frame sends once).
-Kept images are written once as PNG files (Gradio's own encoding: the bytes it would send) and
+Kept images are written once as PNG files (components.encode_image) and
 handed to Gradio as paths, so nothing is computed, drawn or encoded again.
 """
 

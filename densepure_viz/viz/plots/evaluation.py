@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
+from densepure_viz.viz.plots.theme import TEMPLATE
+
 if TYPE_CHECKING:
     from ..evaluate import EvaluationResult
 
@@ -47,7 +49,7 @@ def certified_accuracy_figure(result: EvaluationResult) -> go.Figure:
         yaxis_range=[0, 100],
         xaxis_range=[0, max_radius],
         legend={"orientation": "h", "y": -0.2},
-        template="plotly_white",
+        template=TEMPLATE,
     )
     return fig
 
@@ -84,6 +86,6 @@ def sequential_draws_figure(result: EvaluationResult, method: str = "densepure")
         yaxis_type="log",
         yaxis_range=[math.log10(5), math.log10(1.5 * (cfg.n0 + cfg.n))],  # 5 draws to above fixed-n's line
         legend={"orientation": "h", "y": -0.2},
-        template="plotly_white",
+        template=TEMPLATE,
     )
     return fig

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 from densepure_viz.experiments.projections import ProjectedScene
 from densepure_viz.smoothing.sequential import LowerBoundCurve
 from densepure_viz.viz.plots.colors import class_color
+from densepure_viz.viz.plots.theme import TEMPLATE
 
 __all__ = [
     "certificates_figure",
@@ -71,7 +72,7 @@ def vote_histogram_figure(
         title=title,
         xaxis=_labels_axis(labels),
         yaxis={"title": "votes", "range": [0, total * 1.15]},
-        template="plotly_white",
+        template=TEMPLATE,
         height=340,
         margin={"l": 50, "r": 20, "t": 50, "b": 80},
         showlegend=reference is not None,
@@ -101,7 +102,7 @@ def confidence_sequence_figure(
     if threshold is not None:
         fig.add_hline(y=threshold, line={"color": "#2ca02c", "dash": "dash"}, annotation_text="Phi(R / sigma): certify at R")
     fig.update_layout(title=title, xaxis={"title": "estimation draws"}, yaxis={"title": "p_A", "range": [0, 1.02]},
-                      template="plotly_white", height=340, margin={"l": 50, "r": 20, "t": 50, "b": 40},
+                      template=TEMPLATE, height=340, margin={"l": 50, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": -0.25})
     return fig
 
@@ -140,7 +141,7 @@ def lower_bound_figure(curve: LowerBoundCurve, count: int, anytime_lower: float 
         yaxis2={"title": "certified radius", "overlaying": "y", "side": "right", "range": [0, 1.02], "tickmode": "array",
                 "tickvals": [curve.level(r) for r in ticks], "ticktext": [f"{r:g}" for r in ticks],
                 "showgrid": False},
-        template="plotly_white", height=340, margin={"l": 50, "r": 60, "t": 50, "b": 40},
+        template=TEMPLATE, height=340, margin={"l": 50, "r": 60, "t": 50, "b": 40},
         legend={"orientation": "h", "y": -0.25},
     )
     fig.add_trace(go.Scatter(x=[0, curve.n], y=[0.5, 0.5], yaxis="y2", mode="lines", opacity=0, showlegend=False,
@@ -165,7 +166,7 @@ def label_mass_figure(mass: Sequence[float], labels: Sequence[str], vote_shares:
         title=title or "Label mass of the point-mass posterior",
         xaxis=_labels_axis(labels),
         yaxis={"title": "share", "range": [0, 1.05]},
-        template="plotly_white",
+        template=TEMPLATE,
         height=340,
         margin={"l": 50, "r": 20, "t": 50, "b": 80},
         legend=_LEGEND_BELOW,
@@ -224,7 +225,7 @@ def projection_figure(scene: ProjectedScene, labels: Sequence[str], dims: int = 
                      marker={"size": 16 if dims == 2 else 8, "color": color, "symbol": symbol, "line": {"color": "black", "width": 2}})
         )
     ev = [f"PC{i + 1} ({100 * float(scene.explained[i]):.0f}%)" for i in range(dims)]
-    layout = {"template": "plotly_white", "height": 600, "legend": {"orientation": "h", "y": -0.15},
+    layout = {"template": TEMPLATE, "height": 600, "legend": {"orientation": "h", "y": -0.15},
               "margin": {"l": 40, "r": 20, "t": 40, "b": 40}, "title": "PCA of the training images"}
     if dims == 3:
         layout["scene"] = {"xaxis": {"title": ev[0]}, "yaxis": {"title": ev[1]}, "zaxis": {"title": ev[2]}}
@@ -243,5 +244,5 @@ def certificates_figure(rows: Sequence[tuple[str, float, float]]) -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=[r[2] for r in rows], marker_color="#2ca02c", showlegend=False), row=1, col=2)
     fig.add_hline(y=0.5, line_dash="dot", row=1, col=1)
     fig.update_yaxes(range=[0, 1], row=1, col=1)
-    fig.update_layout(template="plotly_white", height=300, margin={"l": 40, "r": 20, "t": 40, "b": 40})
+    fig.update_layout(template=TEMPLATE, height=300, margin={"l": 40, "r": 20, "t": 40, "b": 40})
     return fig

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from densepure_viz.viz.plots.theme import TEMPLATE
+
 if TYPE_CHECKING:
     from ..study import Accuracy, StudyResult
 
@@ -71,7 +73,7 @@ def study_figure(result: StudyResult) -> go.Figure:
     fig.update_layout(
         title=f"Where the vote matters: {result.model}",
         legend={"orientation": "h", "y": -0.25},
-        template="plotly_white",
+        template=TEMPLATE,
         height=420,
     )
     return fig

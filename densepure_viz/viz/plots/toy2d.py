@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from densepure_viz.viz.plots.colors import CLASS_COLORS, class_color, discrete_colorscale
 from densepure_viz.toy2d import LABELERS, Labeler, PowerCell, RegionMaps, ReverseTrajectories, RobustRegion, SigmaSweep
+from densepure_viz.viz.plots.theme import TEMPLATE
 
 __all__ = [
     "CLASS_COLORS",
@@ -173,7 +174,7 @@ def scene_figure(
     if robust is not None:
         clipped = " (at least: the window clips it)" if robust.clipped else ""
         title += f"<br>area: robust region {robust.area:.2f}{clipped} vs certified ball {robust.ball_area:.2f}"
-    fig.update_layout(title=title, template="plotly_white", legend={"orientation": "h", "y": -0.12})
+    fig.update_layout(title=title, template=TEMPLATE, legend={"orientation": "h", "y": -0.12})
     _square_axes(fig, maps.xs, maps.ys)
     return fig
 
@@ -206,7 +207,7 @@ def vote_histogram_figure(trajectories: ReverseTrajectories) -> go.Figure:
         ),
         xaxis={"title": "label", "tickmode": "array", "tickvals": classes},
         yaxis={"title": "share", "range": [0, 1]},
-        template="plotly_white",
+        template=TEMPLATE,
     )
     return fig
 
@@ -221,7 +222,7 @@ def region_maps_figure(maps: RegionMaps) -> go.Figure:
         fig.add_trace(_density_contour(maps), row=row + 1, col=col + 1)
         fig.update_yaxes(scaleanchor="x" if i == 0 else f"x{i + 1}", row=row + 1, col=col + 1)
     fig.update_layout(
-        title=f"Four classifiers of x~, sigma = {maps.sigma:.2f}", template="plotly_white", showlegend=False
+        title=f"Four classifiers of x~, sigma = {maps.sigma:.2f}", template=TEMPLATE, showlegend=False
     )
     fig.update_xaxes(range=[maps.xs[0], maps.xs[-1]], constrain="domain")
     fig.update_yaxes(range=[maps.ys[0], maps.ys[-1]], constrain="domain")
@@ -250,7 +251,7 @@ def sigma_slider_figure(sweep: SigmaSweep) -> go.Figure:
     )
     fig.update_layout(
         title=titles[0],
-        template="plotly_white",
+        template=TEMPLATE,
         sliders=[
             {
                 "active": 0,
