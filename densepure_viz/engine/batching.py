@@ -46,8 +46,9 @@ from typing import Any
 
 import torch
 
-from densepure_viz.engine.runtime import auto_batch, is_compiled
+from densepure_viz.engine.runtime import auto_batch
 from densepure_viz.models.registry import DensePureModels
+from densepure_viz.models.tracing import is_compiled, run_network
 
 GATHER_S = 0.05  # longest wait for the open sessions' next calls before a round starts without the late ones
 PROBE_SEED = 22  # seed of the probes' random inputs (a CPU generator of their own; the global RNG is never used)
@@ -96,8 +97,7 @@ class _Call:
         enabled, dtype = self.precision
         device = self.args[0].device.type
         with torch.inference_mode(), (torch.autocast(device, dtype=dtype) if enabled else nullcontext()):
-            out = self.network(*args)
-            return out.sample if self.kind == "unet" else out
+            return run_network(self.network, self.kind, *args)
 
 
 @dataclass

@@ -27,6 +27,7 @@ import torch
 
 from densepure_viz.errors import InputError
 from densepure_viz.models.registry import DensePureModels
+from densepure_viz.models.tracing import is_compiled, run_network
 
 COMPILE_ENV = "DENSEPURE_COMPILE"  # 1 or a mode of COMPILE_MODES: torch.compile the networks in `accelerate` (off by default)
 # torch.compile modes: "reduce-overhead" adds CUDA graphs, "max-autotune" autotuned kernels and CUDA graphs
@@ -74,11 +75,6 @@ def batch_bucket(n: int) -> int:
     return -(-n // BUCKET_STEP) * BUCKET_STEP
 
 
-def is_compiled(module: torch.nn.Module) -> bool:
-    """Whether `module.compile()` was called on it (torch keeps the compiled call on the module)."""
-    return getattr(module, "_compiled_call_impl", None) is not None
-
-
 def _unet(models: DensePureModels, x: torch.Tensor, t: int) -> torch.Tensor:
     """The UNet's output (float32) on x (B, C, H, W) at timestep t; a compiled UNet sees a bucketed batch."""
     n, compiled = len(x), is_compiled(models.unet)
@@ -86,7 +82,7 @@ def _unet(models: DensePureModels, x: torch.Tensor, t: int) -> torch.Tensor:
         x = torch.cat([x, x.new_zeros(batch_bucket(n) - n, *x.shape[1:])])
     timesteps = torch.full((len(x),), t, dtype=torch.long, device=x.device)
     with models.autocast():
-        out = models.unet(x.to(models.dtype), timesteps).sample[:n]
+        out = run_network(models.unet, "unet", x.to(models.dtype), timesteps)[:n]
     return out.to(torch.float32, copy=compiled)  # a CUDA graph's next replay overwrites its output: keep a copy
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
 from densepure_viz.errors import InputError
+from densepure_viz.models.tracing import run_network
 from densepure_viz.paths import ASSETS
 
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.md"]  # never *.bin / *.pt / *.pth / *.ckpt
@@ -152,7 +153,7 @@ class DensePureModels:
         if tuple(x.shape[-2:]) != self.classifier_size:
             mode = "bicubic" if self.classifier_interpolation == "bicubic" else "bilinear"
             x = F.interpolate(x, size=self.classifier_size, mode=mode, align_corners=False)
-        return self.classifier((x - self.mean) / self.std).float()
+        return run_network(self.classifier, "classifier", (x - self.mean) / self.std).float()
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Labels (B,) of images (B, C, H, W) in [0, 1]."""
