@@ -23,8 +23,9 @@ Scenarios (--scenario):
   sigma 0.5, seed 0, no attack), as a class following the teacher does. Next to the latencies it reports
   the server time per request (the run's wall time over the requests answered, and the server process's
   CPU time over them), the CPU time the users themselves (this process) took on the same machine, and
-  the engine's own time per request: the same purification (input loading, bare classification, purify)
-  timed in this process with the server's thread count, after the run, while the server is idle.
+  the engine's own time per request: the same purification (input loading, bare classification, purify
+  with the labels of every reverse step, which the view's grid and scrub slider show) timed in this process with
+  the server's thread count, after the run, while the server is idle; and the ratio of the two CPU times.
 - own-seeds: as classroom, but each request has its own seed, so no two requests are the same and every
   one is computed: the server's cost per computed request.
 - certify-purify (issue 12): a Purify at the defaults on the idle server (three seeds, the median), then
@@ -334,21 +335,24 @@ def engine_seconds(image: Path, threads: int, repeats: int = 5, model: str = "di
     """Median seconds of the engine work behind one default Purify, timed in this process.
 
     The work the handler asks of the engine: load and convert the file, classify it, purify (K seeded
-    reverse chains, their labels and the vote). No grids, figures or Gradio. The first run warms up.
+    reverse chains, their labels and the vote) with the classifier's labels of each reverse step's predicted x0
+    (the view labels every step it keeps for the scrub slider: all of them up to 100). No grids, figures or
+    Gradio. The first run warms up.
     """
     import torch
 
     from densepure_viz.models.registry import load_models
-    from densepure_viz.engine.purify import PurifyConfig, purify
+    from densepure_viz.engine.purify import PurifyConfig, purify_stream
     from densepure_viz.attacks.prepare import run_prepare
 
     torch.set_num_threads(threads)
     models = load_models(model, device="cpu")
-    times = []
+    times, cfg = [], PurifyConfig()
     for _ in range(repeats + 1):
         begin = time.perf_counter()
         prep = run_prepare(models, str(image), None)
-        purify(models, prep.purifier_input, PurifyConfig(), seed=0)
+        for _ in purify_stream(models, prep.purifier_input, cfg, seed=0, label_steps=range(len(cfg.plan(models)[1]))):
+            pass
         times.append(time.perf_counter() - begin)
     return float(np.median(times[1:]))
 
@@ -357,14 +361,16 @@ def classroom_table(runs: list[Run], engine: float) -> str:
     """Markdown: latencies, errors, and the server's time per request against the engine's own."""
     head = ("| users x requests | answered | errors | wall s | p50 s | p95 s | max s | queued (position shown) "
             "| max position | server s / request (wall) | server CPU s / request | engine s / request "
-            "| server / engine (wall) | users' CPU s | load avg start / end |")
+            "| server CPU / engine | server / engine (wall) | users' CPU s | load avg start / end |")
 
     def row(r: Run, ok: list[float], queued: list[Request]) -> str:
         per = r.wall / len(ok) if ok else float("nan")
+        cpu = r.server_cpu / max(len(ok), 1)
         return (f"| {r.users} x {r.requests_per_user} | {len(ok)}/{len(r.requests)} | {r.errors} | {r.wall:.1f} "
                 f"| {_pct(ok, 50)} | {_pct(ok, 95)} | {max(ok, default=0):.2f} | {len(queued)} "
-                f"| {max((q.position for q in queued), default='-')} | {per:.3f} | {r.server_cpu / max(len(ok), 1):.3f} "
-                f"| {engine:.3f} | {per / engine:.2f} | {r.client_cpu:.1f} | {r.load_start:.2f} / {r.load_end:.2f} |")
+                f"| {max((q.position for q in queued), default='-')} | {per:.3f} | {cpu:.3f} "
+                f"| {engine:.3f} | {cpu / engine:.2f} | {per / engine:.2f} | {r.client_cpu:.1f} "
+                f"| {r.load_start:.2f} / {r.load_end:.2f} |")
 
     return _markdown(head, runs, row)
 

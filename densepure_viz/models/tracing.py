@@ -9,9 +9,9 @@ the busy thread. It also spares the Python of diffusers' and timm's modules (~20
 
 Bit identity is the contract, as in `engine.batching`: a traced call returns the bits the network returns. The
 trace records the operators of one call, so a branch taken in Python on a shape (diffusers' upsampler takes
-another path from 64 images on) is frozen in it. So each input shape is checked once, on random inputs, traced
-against eager; a shape no trace matches gets a trace of its own (a few per network), else runs eagerly. Kernels
-choose by shapes, never by values, so the verdict holds for every input of that shape. Traces run without
+another path from 64 images on) is frozen in it. So the first call of each input shape runs eagerly, and its
+output checks the traces bit for bit; a shape no trace matches gets a trace of its own (a few per network), else
+stays eager. Kernels choose by shapes, never by values, so the verdict holds for every input of that shape. Traces run without
 TorchScript's graph optimisations (the same operators, no fusion).
 
 Only calls that gain and can keep the bits are traced: networks of TRACEABLE (the embedded models' and the
@@ -41,7 +41,6 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 TRACEABLE = (UNet2DModel, ResNet)
 TRACE_ENV = "DENSEPURE_TRACE"  # "0": every network call runs eagerly
 MAX_TRACES = 3  # traces per network (one per path its shape branches take; diffusers' UNets have two on a CPU)
-PROBE_SEED = 23  # seed of the shape checks' random inputs (a CPU generator of their own; the global RNG is never used)
 
 
 def is_compiled(module: torch.nn.Module) -> bool:
@@ -66,7 +65,7 @@ class _Traced:
 
     traces: list[Callable] = field(default_factory=list)  # at most MAX_TRACES
     chosen: dict[tuple, Callable | None] = field(default_factory=dict)  # (shapes, dtypes, threads) -> trace, or eager
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held only to read or change the two above
 
 
 _TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> _Traced
@@ -99,10 +98,6 @@ def _weights(network: torch.nn.Module) -> tuple[torch.dtype, str] | None:
     return None if first is None else (first.dtype, first.device.type)
 
 
-def _eager(network: torch.nn.Module, kind: str) -> Callable[..., torch.Tensor]:
-    return (lambda x, t: network(x, t).sample) if kind == "unet" else network
-
-
 def _make_trace(network: torch.nn.Module, kind: str, args: tuple[torch.Tensor, ...]) -> Callable | None:
     """The network traced on copies of `args` (None if it cannot be traced), run without graph optimisations."""
     module = _Sample(network) if kind == "unet" else network
@@ -120,55 +115,54 @@ def _make_trace(network: torch.nn.Module, kind: str, args: tuple[torch.Tensor, .
     return run
 
 
-def _same_bits(trace: Callable, eager: Callable, args: tuple[torch.Tensor, ...]) -> bool:
-    """Random inputs shaped like `args` (timesteps kept in the range seen), traced against eager, bit for bit."""
-    gen = torch.Generator().manual_seed(PROBE_SEED)
-    x, *rest = args
-    probe = (torch.randn(x.shape, generator=gen).to(x.dtype),
-             *(torch.randint(int(r.max()) + 1, r.shape, generator=gen).to(r.dtype) for r in rest))
+def _choose(state: _Traced, network: torch.nn.Module, kind: str, args: tuple[torch.Tensor, ...],
+            expected: torch.Tensor) -> Callable | None:
+    """A trace that returns `expected` (the eager output) on `args`: a kept one, else one traced on them (a shape
+    branch took another path) while fewer than MAX_TRACES exist; None: this shape runs eagerly. Runs unlocked (a
+    long check never holds up other calls of the network); only the list of traces is changed under the lock."""
+    with state.lock:
+        kept = list(state.traces)
+    for trace in kept:
+        if _gives(trace, args, expected):
+            return trace
+    if len(kept) >= MAX_TRACES:
+        return None
+    trace = _make_trace(network, kind, args)
+    if trace is None or not _gives(trace, args, expected):
+        return None
+    with state.lock:
+        state.traces.append(trace)
+    return trace
+
+
+def _gives(trace: Callable, args: tuple[torch.Tensor, ...], expected: torch.Tensor) -> bool:
     try:
-        return torch.equal(trace(*probe), eager(*probe))
+        return torch.equal(trace(*args), expected)
     except Exception:  # noqa: BLE001 - the trace refuses this shape: eager
         return False
 
 
-def _choose(state: _Traced, network: torch.nn.Module, kind: str, args: tuple[torch.Tensor, ...]) -> Callable | None:
-    """A trace that gives the eager bits on inputs shaped like `args`: a kept one, else one traced on this shape
-    (a shape branch took another path), while fewer than MAX_TRACES exist; None: run eagerly."""
-    eager = _eager(network, kind)
-    for trace in state.traces:
-        if _same_bits(trace, eager, args):
-            return trace
-    if len(state.traces) >= MAX_TRACES:
-        return None
-    trace = _make_trace(network, kind, args)
-    if trace is None or not _same_bits(trace, eager, args):
-        return None
-    state.traces.append(trace)
-    return trace
+def run_network(network: Callable, kind: str, *args: torch.Tensor) -> torch.Tensor:
+    """`network(*args)` as a tensor (a UNet's `.sample`): through a trace where that keeps the bits, else eagerly.
 
-
-def _trace_for(network: torch.nn.Module, kind: str, args: tuple[torch.Tensor, ...]) -> Callable | None:
-    """The trace to run inputs shaped like `args` through (chosen once per shape), or None to run eagerly."""
+    kind: "unet" (x, timesteps) or "classifier" (x); `network` may be any callable (a batcher's view passes through).
+    The first call of a shape runs eagerly and returns the eager output, after checking the traces against it.
+    """
+    eager = (lambda *a: network(*a).sample) if kind == "unet" else network
+    if not _eligible(network, args):
+        return eager(*args)
     with _TRACES_LOCK:
         state = _TRACES.setdefault(network, _Traced())
     key = (tuple(a.shape for a in args), tuple(a.dtype for a in args), torch.get_num_threads())
     with state.lock:
-        if key not in state.chosen:
-            state.chosen[key] = _choose(state, network, kind, args)
-        return state.chosen[key]
-
-
-def run_network(network: Callable, kind: str, *args: torch.Tensor) -> torch.Tensor:
-    """`network(*args)` as a tensor (a UNet's `.sample`): through its trace where that keeps the bits, else eagerly.
-
-    kind: "unet" (x, timesteps) or "classifier" (x). `network` may be any callable (a batcher's view passes through).
-    """
-    trace = _trace_for(network, kind, args) if _eligible(network, args) else None  # type: ignore[arg-type]
-    if trace is not None:
-        return trace(*args)
-    out = network(*args)
-    return out.sample if kind == "unet" else out
+        known, trace = key in state.chosen, state.chosen.get(key)
+    if known:
+        return trace(*args) if trace is not None else eager(*args)
+    out = eager(*args)  # the shape's first call: its answer, and what the traces are checked against
+    chosen = _choose(state, network, kind, args, out)
+    with state.lock:
+        state.chosen.setdefault(key, chosen)  # two first calls at once: the first verdict stays
+    return out
 
 
 __all__ = ["TRACE_ENV", "enabled", "is_compiled", "run_network"]
