@@ -37,6 +37,18 @@ def test_a_traced_call_returns_the_eager_bits(digits, n):
         assert torch.equal(traced_logits, digits.classifier(x))
 
 
+@pytest.mark.parametrize("n", [1, 8])
+def test_the_cifar10_presets_architecture_traces_bit_for_bit(rgb_models, n):
+    """google/ddpm-cifar10-32's UNet (attention blocks, 32x32 RGB) and timm's CIFAR ResNet-18, as replicas."""
+    with torch.inference_mode():
+        for seed in (0, 1):  # the shape's first call checks the traces; the second runs one
+            x, t = _inputs(rgb_models, n, seed)
+            eps, logits = run_network(rgb_models.unet, "unet", x, t), run_network(rgb_models.classifier, "classifier", x)
+        assert torch.equal(eps, rgb_models.unet(x, t).sample) and torch.equal(logits, rgb_models.classifier(x))
+    chosen = [v for k, v in tracing._TRACES[rgb_models.unet].chosen.items() if k[0][0][0] == n]
+    assert chosen and chosen[0] is not None, "the UNet was not traced at this shape"
+
+
 def test_the_64_image_branch_gets_a_trace_of_its_own(digits):
     """diffusers' upsampler makes its input contiguous from 64 images on: a trace made below 64 freezes the other
     path, so the shape check sends 64 and more to a second trace."""
