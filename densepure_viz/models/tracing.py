@@ -2,22 +2,23 @@
 
 On a CPU the digits UNet is a few hundred small operators. Run from Python, each one releases the GIL and takes
 it back; in the app's server other threads (Gradio, drawing the pictures) take it in between, and the engine then
-waits up to Python's switch interval (5 ms) per operator. Measured on the digits UNet, 8 images, one torch thread:
-10 ms a call alone, about a second while one other Python thread is busy. A trace (`torch.jit.trace`) runs the
-same ATen operators in order from C++, with the GIL released once for the whole call: ~8 ms alone, ~14 ms beside
-the busy thread. It also spares the Python of diffusers' and timm's modules (~20% of a digits UNet call).
+waits up to Python's switch interval (5 ms) per operator. `python -m bench.tracing` (digits UNet, 8 images, one
+torch thread): 9.5 ms a call alone, ~0.8 s while one other Python thread is busy. A trace (`torch.jit.trace`) runs
+the same ATen operators in the same order from C++, with the GIL released once for the whole call: 7.7 ms alone,
+24 ms beside the busy thread; it also spares the Python of diffusers' and timm's modules.
 
 Bit identity is the contract, as in `engine.batching`: a traced call returns the bits the network returns. The
 trace records the operators of one call, so a branch taken in Python on a shape (diffusers' upsampler takes
 another path from 64 images on) is frozen in it. So the first call of each input shape runs eagerly, and its
 output checks the traces bit for bit; a shape no trace matches gets a trace of its own (a few per network), else
-stays eager. Kernels choose by shapes, never by values, so the verdict holds for every input of that shape. Traces run without
-TorchScript's graph optimisations (the same operators, no fusion).
+stays eager. Kernels choose by shapes, never by values, so the verdict holds for every input of that shape.
+Traces run without TorchScript's graph optimisations (the same operators, no fusion).
 
 Only calls that gain and can keep the bits are traced: networks of TRACEABLE (the embedded models' and the
 presets' kinds), not compiled, on the CPU in float32, no autocast, no gradients (an attack's calls run eagerly),
-and nothing watching their Python (hooks, a FLOP counter).
-`DENSEPURE_TRACE=0` turns tracing off (benchmarks compare both).
+and nothing watching their Python (hooks, a FLOP counter). `DENSEPURE_TRACE=0` turns tracing off (benchmarks
+compare both). torch 2.14 marks `torch.jit.trace` deprecated in favour of torch.compile, which would not keep the
+bits; should a torch drop it, or fail to trace a network, the networks run eagerly, as with tracing off.
 """
 
 from __future__ import annotations
