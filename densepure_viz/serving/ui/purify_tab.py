@@ -73,7 +73,7 @@ def shown_after(frames: Iterable[list]) -> list:
     """What the page shows once `frames` have streamed: per output, the last value sent (gr.skip() keeps the one before)."""
     shown = PurifyOutputs().as_list()
     for frame in frames:
-        shown = [old if new == gr.skip() else new for old, new in zip(shown, frame)]
+        shown = [old if isinstance(new, dict) and new == gr.skip() else new for old, new in zip(shown, frame)]
     return shown
 
 
