@@ -13,12 +13,13 @@ import argparse
 import os
 import platform
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
+import numpy as np
 import torch
 
+from bench.sequential import timed
 from densepure_viz.models.registry import load_models
 from densepure_viz.models.tracing import TRACE_ENV, run_network
 
@@ -45,12 +46,7 @@ def busy_python() -> Iterator[None]:
 def ms_per_call(call: Callable[[], torch.Tensor], calls: int) -> float:
     """Median milliseconds of `calls` calls, after one warm-up call."""
     call()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * sorted(times)[len(times) // 2]
+    return 1000 * float(np.median([timed(call)[1] for _ in range(calls)]))
 
 
 def main(argv: list[str] | None = None) -> None:

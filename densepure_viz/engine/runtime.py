@@ -7,7 +7,8 @@ The algorithm (purify.py, reverse.py) calls the UNet and the classifier only thr
 - memory format and compilation: `accelerate` converts both networks to channels_last (default on
   CUDA, where cuDNN's convolutions prefer NHWC) and, opt-in, wraps them in `torch.compile`; a compiled
   UNet sees its batch padded to a few sizes (`batch_bucket`), so CUDA graphs and autotuned kernels are
-  made for a bounded set of static shapes;
+  made for a bounded set of static shapes; eager CPU networks run as TorchScript traces
+  (`models.tracing.run_network`: the same bits, without Python's GIL taken back at every operator);
 - no host synchronisation per UNet call: the timestep goes in as a (B,) tensor made on the device (an int
   would be copied from the host on every call, and a compiled UNet would recompile for every timestep);
 - batch size: `auto_batch` picks images per UNet call from a CPU cache budget or from free GPU memory
